@@ -1,0 +1,29 @@
+"""Exceptions that carry a message meant for the person at the keyboard.
+
+The CLI prints ``str(exc)`` of these as one line and exits non-zero; anything else
+is a bug and keeps its traceback.
+"""
+
+
+class HqexpError(Exception):
+    """Base class: a user-facing error whose message is the whole story."""
+
+
+class ConfigError(HqexpError, ValueError):
+    """A config value is missing, of the wrong type, or not one of the choices."""
+
+
+class BackendUnavailable(HqexpError, RuntimeError):
+    """A quantum backend cannot run here (package or hardware missing)."""
+
+
+class QuantumInputError(HqexpError, ValueError):
+    """Inputs or weights given to a circuit have the wrong shape or bad values."""
+
+
+class QuantumMemoryError(HqexpError, MemoryError):
+    """A state vector would not fit in the memory of the device."""
+
+
+class DataError(HqexpError, ValueError):
+    """A dataset file is missing, malformed, or disagrees with its header."""

@@ -1,0 +1,118 @@
+"""``expval`` (functional) and ``QuantumLayer`` (module): the only doors models use."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import nn
+
+from hqexp.errors import ConfigError, QuantumInputError
+from hqexp.quantum.ansatz import Ansatz
+from hqexp.quantum.backends import Backend, resolve_backend
+
+
+def _validate(ansatz: Ansatz, inputs: torch.Tensor, weights: torch.Tensor) -> None:
+    if not isinstance(inputs, torch.Tensor) or inputs.dim() != 2 or inputs.shape[1] != ansatz.n_qubits:
+        shape = list(inputs.shape) if isinstance(inputs, torch.Tensor) else type(inputs).__name__
+        raise QuantumInputError(
+            f"inputs must have shape [B, {ansatz.n_qubits}] (one angle per qubit), got {shape}"
+        )
+    if inputs.shape[0] == 0:
+        raise QuantumInputError("inputs have batch size 0")
+    ws = tuple(weights.shape)
+    if ws != ansatz.weight_shape and ws != (inputs.shape[0], *ansatz.weight_shape):
+        raise QuantumInputError(
+            f"weights must have shape {list(ansatz.weight_shape)} or "
+            f"[{inputs.shape[0]}, {', '.join(map(str, ansatz.weight_shape))}], got {list(ws)}"
+        )
+    if inputs.is_complex() or weights.is_complex():
+        raise QuantumInputError("inputs and weights must be real tensors (rotation angles)")
+    for what, t in (("inputs", inputs), ("weights", weights)):
+        if not torch.isfinite(t).all():
+            raise QuantumInputError(f"{what} contain NaN or inf; refusing to produce a silent wrong answer")
+
+
+def expval(
+    ansatz: Ansatz,
+    inputs: torch.Tensor,
+    weights: torch.Tensor,
+    backend: str | Backend = "torch",
+    fallback: Sequence[str] = (),
+    **options,
+) -> torch.Tensor:
+    """Expectation values ``[B, ansatz.n_out]`` of ``ansatz`` for a batch of inputs.
+
+    Differentiable w.r.t. ``inputs`` ``[B, n_qubits]`` and ``weights``
+    (``ansatz.weight_shape``, or ``[B, *weight_shape]`` for per-sample weights).
+    The result has the dtype of ``inputs``.
+    """
+    _validate(ansatz, inputs, weights)
+    be = backend if isinstance(backend, Backend) else resolve_backend(backend, fallback, options)
+    return be.run(ansatz, inputs, weights).to(inputs.dtype)
+
+
+_INITS = ("uniform", "normal", "zeros", "small")
+
+
+class QuantumLayer(nn.Module):
+    """A variational circuit with its own trainable weights.
+
+    Args:
+        ansatz: an :class:`Ansatz` or a mapping of its fields.
+        backend: backend name (``conf/backend/*.yaml``).
+        fallback: backends tried in order when ``backend`` cannot run here.
+        backend_options: keyword options of the backend (e.g. ``dtype``, ``shots``).
+        init: ``uniform`` on [0, 2π) (default), ``normal`` (std ``init_scale``),
+            ``small`` (uniform on [-init_scale, init_scale], a barren-plateau
+            mitigation), or ``zeros``.
+        init_scale: scale used by ``normal`` and ``small``.
+
+    ``backend_used`` holds the name of the backend that actually runs.
+    """
+
+    def __init__(
+        self,
+        ansatz: Ansatz | Mapping,
+        backend: str = "torch",
+        fallback: Sequence[str] = (),
+        backend_options: Mapping | None = None,
+        init: str = "uniform",
+        init_scale: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.ansatz = Ansatz.from_config(ansatz)
+        if init not in _INITS:
+            raise ConfigError(f"unknown init {init!r}; choose one of: {', '.join(_INITS)}")
+        self._backend = resolve_backend(backend, list(fallback), dict(backend_options or {}))
+        self.backend_requested = backend
+        w = torch.empty(self.ansatz.weight_shape)
+        if init == "uniform":
+            nn.init.uniform_(w, 0.0, 2 * math.pi)
+        elif init == "normal":
+            nn.init.normal_(w, 0.0, init_scale)
+        elif init == "small":
+            nn.init.uniform_(w, -init_scale, init_scale)
+        else:
+            nn.init.zeros_(w)
+        self.weights = nn.Parameter(w)
+
+    @property
+    def backend_used(self) -> str:
+        return self._backend.name
+
+    @property
+    def n_out(self) -> int:
+        return self.ansatz.n_out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # The circuit always runs in full precision, also under AMP autocast.
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            xf = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+            return expval(self.ansatz, xf, self.weights, self._backend)
+
+    def extra_repr(self) -> str:
+        a = self.ansatz
+        return (f"n_qubits={a.n_qubits}, n_layers={a.n_layers}, template={a.template}, "
+                f"embedding={a.embedding}, measurement={a.measurement}, backend={self.backend_used}")

@@ -1,0 +1,63 @@
+"""PennyLane QNodes for an :class:`Ansatz`, built from PennyLane's own templates.
+
+Kept apart from ``backends.py`` so that importing hqexp never imports PennyLane.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pennylane as qml
+
+from hqexp.quantum.ansatz import Ansatz
+
+_ROT = {"angle_x": "X", "angle_y": "Y", "angle_z": "Z"}
+
+
+def _layers(ansatz: Ansatz, weights, wires) -> None:
+    n = ansatz.n_qubits
+    two = qml.CNOT if ansatz.entangler == "cnot" else qml.CZ
+    if ansatz.template == "strongly_entangling":
+        qml.StronglyEntanglingLayers(weights, wires=wires, imprimitive=two)
+    elif ansatz.template == "basic_entangler" and ansatz.entangler == "cnot":
+        qml.BasicEntanglerLayers(weights, wires=wires, rotation=qml.RX)
+    else:
+        # hardware_efficient (no PennyLane template), or basic_entangler with CZ.
+        for layer in range(ansatz.n_layers):
+            for q in range(n):
+                if ansatz.template == "basic_entangler":
+                    qml.RX(weights[..., layer, q], wires=q)
+                else:
+                    qml.RY(weights[..., layer, q, 0], wires=q)
+                    qml.RZ(weights[..., layer, q, 1], wires=q)
+            for c, t in ansatz.entangling_pairs(layer):
+                two(wires=[c, t])
+
+
+def _measure(ansatz: Ansatz, wires):
+    n = ansatz.n_qubits
+    m = ansatz.measurement
+    if m == "z_each":
+        return [qml.expval(qml.PauliZ(w)) for w in wires]
+    if m == "z0":
+        return qml.expval(qml.PauliZ(0))
+    if m == "global_projector":
+        return qml.expval(qml.Projector([0] * n, wires=wires))
+    # local_projector: (1/n) Σ_j |0><0|_j as one observable
+    return qml.expval(qml.sum(*[qml.s_prod(1.0 / n, qml.Projector([0], wires=[w])) for w in wires]))
+
+
+def build_qnode(ansatz: Ansatz, device: str, diff_method: str, shots: int | None = None) -> Callable:
+    """A torch-interface QNode ``f(inputs, weights)`` for ``ansatz`` on ``device``."""
+    wires = list(range(ansatz.n_qubits))
+    dev = qml.device(device, wires=wires)
+
+    @qml.qnode(dev, interface="torch", diff_method=diff_method)
+    def circuit(inputs, weights):
+        qml.AngleEmbedding(inputs, wires=wires, rotation=_ROT[ansatz.embedding])
+        _layers(ansatz, weights, wires)
+        return _measure(ansatz, wires)
+
+    if shots is not None:
+        circuit = qml.set_shots(circuit, shots=shots)
+    return circuit

@@ -1,0 +1,168 @@
+"""Every exact backend agrees with the torch simulator: values and gradients to 1e-5."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+
+import pytest
+import torch
+
+from hqexp.quantum import EMBEDDINGS, MEASUREMENTS, TEMPLATES, Ansatz, available_backends, expval
+
+AVAILABLE = {k for k, v in available_backends().items() if v is None}
+COMBOS = list(itertools.product(TEMPLATES, EMBEDDINGS, MEASUREMENTS))
+
+
+def _cases(seed: int, max_n: int, max_b: int):
+    """One randomised (n, layers, batch, entangler) per template x embedding x measurement."""
+    rng = random.Random(seed)
+    for t, e, m in COMBOS:
+        yield pytest.param(
+            Ansatz(rng.randint(1, max_n), rng.randint(1, 4), e, t, m, rng.choice(["cnot", "cz"])),
+            rng.randint(1, max_b),
+            id=f"{t}-{e}-{m}",
+        )
+
+
+def _run(ansatz, x, w, backend, **opts):
+    xx, ww = x.clone().requires_grad_(), w.clone().requires_grad_()
+    y = expval(ansatz, xx, ww, backend, **opts)
+    # A weighted sum so that every output's gradient matters.
+    (y * torch.linspace(0.5, 1.5, y.shape[1], dtype=y.dtype)).sum().backward()
+    return y.detach(), xx.grad, ww.grad
+
+
+def _data(ansatz, batch, seed, per_sample=False):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(batch, ansatz.n_qubits, generator=g, dtype=torch.float64) * 2 * math.pi
+    shape = (batch, *ansatz.weight_shape) if per_sample else ansatz.weight_shape
+    w = torch.rand(shape, generator=g, dtype=torch.float64) * 2 * math.pi
+    return x, w
+
+
+def _assert_close(a, b, atol=1e-5):
+    for name, u, v in zip(("value", "d/dinputs", "d/dweights"), a, b):
+        assert u.shape == v.shape, name
+        err = (u - v).abs().max().item()
+        assert err <= atol, f"{name} differs by {err:.2e}"
+
+
+@pytest.mark.parametrize("ansatz,batch", list(_cases(1, 10, 32)))
+def test_default_qubit_matches_torch(ansatz, batch):
+    x, w = _data(ansatz, batch, 0)
+    _assert_close(_run(ansatz, x, w, "default_qubit"), _run(ansatz, x, w, "torch"))
+
+
+@pytest.mark.parametrize("ansatz,batch", list(_cases(2, 8, 8)))
+def test_lightning_qubit_matches_torch(ansatz, batch):
+    x, w = _data(ansatz, batch, 1)
+    _assert_close(_run(ansatz, x, w, "lightning_qubit"), _run(ansatz, x, w, "torch"))
+
+
+@pytest.mark.skipif("aer" not in AVAILABLE, reason="qiskit-aer not installed")
+@pytest.mark.parametrize("ansatz,batch", list(_cases(3, 5, 4)))
+def test_aer_matches_torch(ansatz, batch):
+    x, w = _data(ansatz, batch, 2)
+    _assert_close(_run(ansatz, x, w, "aer"), _run(ansatz, x, w, "torch"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["lightning_qubit", "aer"])
+@pytest.mark.parametrize("ansatz,batch", list(_cases(4, 10, 32)))
+def test_full_range_agreement(ansatz, batch, backend):
+    if backend not in AVAILABLE:
+        pytest.skip(f"{backend} not available")
+    x, w = _data(ansatz, batch, 3)
+    _assert_close(_run(ansatz, x, w, backend), _run(ansatz, x, w, "torch"))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("ansatz,batch", list(_cases(5, 10, 16)))
+def test_lightning_gpu_matches_torch(ansatz, batch):
+    x, w = _data(ansatz, batch, 4)
+    _assert_close(_run(ansatz, x, w, "lightning_gpu"), _run(ansatz, x, w, "torch"))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("ansatz,batch", list(_cases(6, 12, 64)))
+def test_torch_cuda_matches_cpu(ansatz, batch):
+    x, w = _data(ansatz, batch, 5)
+    _assert_close(_run(ansatz, x.cuda(), w.cuda(), "torch"), _run(ansatz, x, w, "torch"))
+
+
+@pytest.mark.parametrize("backend", ["default_qubit", "aer"])
+def test_per_sample_weights(backend):
+    if backend not in AVAILABLE:
+        pytest.skip(f"{backend} not available")
+    a = Ansatz(4, 2, "angle_y", "strongly_entangling", "local_projector")
+    x, w = _data(a, 5, 7, per_sample=True)
+    _assert_close(_run(a, x, w, backend), _run(a, x, w, "torch"))
+    # Each row must equal a shared-weight run with that row's weights.
+    for b in range(5):
+        y = expval(a, x[b : b + 1], w[b], "torch")
+        assert torch.allclose(y, expval(a, x, w, "torch")[b : b + 1], atol=1e-6)
+
+
+def test_complex64_default_agrees_to_1e5():
+    a = Ansatz(10, 4, "angle_x", "strongly_entangling", "z_each")
+    x, w = _data(a, 16, 9)
+    got = _run(a, x.float(), w.float(), "torch")
+    ref = _run(a, x, w, "default_qubit")
+    _assert_close([g.double() for g in got], ref, atol=1e-5)
+
+
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_torch_gradients_match_parameter_shift(template):
+    """Every angle drives one Pauli rotation, so the shift rule is exact."""
+    a = Ansatz(3, 2, "angle_x", template, "z_each")
+    x, w = _data(a, 2, 11)
+    _, gx, gw = _run(a, x, w, "torch", dtype="complex128")
+    coef = torch.linspace(0.5, 1.5, a.n_out, dtype=torch.float64)
+    f = lambda xx, ww: (expval(a, xx, ww, "torch", dtype="complex128") * coef).sum()  # noqa: E731
+    s = math.pi / 2
+    for i in range(w.numel()):
+        d = torch.zeros(w.numel(), dtype=torch.float64)
+        d[i] = s
+        d = d.view_as(w)
+        shift = (f(x, w + d) - f(x, w - d)) / 2
+        assert abs(shift - gw.flatten()[i]) < 1e-9
+    for j in range(x.numel()):
+        d = torch.zeros(x.numel(), dtype=torch.float64)
+        d[j] = s
+        d = d.view_as(x)
+        assert abs((f(x + d, w) - f(x - d, w)) / 2 - gx.flatten()[j]) < 1e-9
+
+
+def test_torch_gradcheck_complex128():
+    a = Ansatz(4, 2, "angle_y", "hardware_efficient", "global_projector", "cz")
+    x, w = _data(a, 3, 12)
+    assert torch.autograd.gradcheck(
+        lambda xx, ww: expval(a, xx, ww, "torch", dtype="complex128"),
+        (x.requires_grad_(), w.requires_grad_()),
+    )
+
+
+def test_known_values():
+    """Hand-checkable circuits: RX(x)|0> has <Z> = cos x; a Bell-like state."""
+    a = Ansatz(1, 1, "angle_x", "basic_entangler", "z_each")
+    x = torch.tensor([[0.3], [1.2]], dtype=torch.float64)
+    y = expval(a, x, torch.zeros(1, 1, dtype=torch.float64))
+    assert torch.allclose(y[:, 0], torch.cos(x[:, 0]))
+    # RY(pi/2) on wire 0, CNOT(0,1): <Z0> = <Z1> = 0, global projector = 1/2.
+    b = Ansatz(2, 1, "angle_y", "hardware_efficient", "global_projector")
+    w = torch.zeros(b.weight_shape, dtype=torch.float64)
+    out = expval(b, torch.tensor([[math.pi / 2, 0.0]], dtype=torch.float64), w)
+    assert abs(out.item() - 0.5) < 1e-7
+
+
+def test_twenty_qubits_runs():
+    a = Ansatz(20, 1, "angle_x", "strongly_entangling", "z_each")
+    x = torch.rand(1, 20)
+    w = torch.rand(a.weight_shape)
+    with torch.no_grad():
+        y = expval(a, x, w)
+    assert y.shape == (1, 20) and torch.isfinite(y).all()
+    # Product state after one layer then a CNOT ring: <Z> stays within [-1, 1].
+    assert y.abs().max() <= 1 + 1e-5

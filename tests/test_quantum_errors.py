@@ -1,0 +1,102 @@
+"""Bad input to the quantum core: one clear error, never a silent wrong answer."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hqexp.errors import BackendUnavailable, ConfigError, QuantumInputError, QuantumMemoryError
+from hqexp.quantum import Ansatz, QuantumLayer, expval, resolve_backend
+
+
+@pytest.fixture
+def a():
+    return Ansatz(3, 2)
+
+
+def test_wrong_input_width(a):
+    with pytest.raises(QuantumInputError, match=r"shape \[B, 3\].*\[4, 2\]"):
+        expval(a, torch.rand(4, 2), torch.rand(a.weight_shape))
+
+
+def test_wrong_weight_shape(a):
+    with pytest.raises(QuantumInputError, match="weights must have shape"):
+        expval(a, torch.rand(4, 3), torch.rand(2, 3))
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_nan_inf_inputs(a, bad):
+    x = torch.rand(4, 3)
+    x[1, 2] = bad
+    with pytest.raises(QuantumInputError, match="NaN or inf"):
+        expval(a, x, torch.rand(a.weight_shape))
+
+
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        ({"template": "nope"}, "unknown template 'nope'; choose one of: strongly_entangling"),
+        ({"embedding": "amplitude"}, "unknown embedding 'amplitude'"),
+        ({"measurement": "x0"}, "unknown measurement 'x0'"),
+        ({"entangler": "swap"}, "unknown entangler 'swap'"),
+        ({"n_layers": 0}, "n_layers must be >= 1"),
+        ({"n_qubits": 0}, "n_qubits must be in 1..30"),
+        ({"n_qubits": 2.5}, "n_qubits must be an int"),
+    ],
+)
+def test_bad_ansatz(kw, match):
+    args = {"n_qubits": 2, **kw}
+    with pytest.raises(ConfigError, match=match):
+        Ansatz(**args)
+
+
+def test_unknown_backend(a):
+    with pytest.raises(ConfigError, match="unknown backend 'qsim'; choose one of: torch, default_qubit"):
+        expval(a, torch.rand(2, 3), torch.rand(a.weight_shape), backend="qsim")
+
+
+def test_unknown_ansatz_key():
+    with pytest.raises(ConfigError, match="unknown ansatz key"):
+        Ansatz.from_config({"n_qubits": 2, "depth": 3})
+
+
+def test_too_many_qubits_for_memory():
+    a = Ansatz(30, 2)
+    with pytest.raises(QuantumMemoryError, match="30 qubits x batch 64 needs about .* GiB"):
+        expval(a, torch.rand(64, 30), torch.rand(a.weight_shape))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="tests the no-GPU message")
+def test_lightning_gpu_unavailable_says_what_to_install():
+    with pytest.raises(BackendUnavailable, match="lightning_gpu"):
+        resolve_backend("lightning_gpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="tests fallback without a GPU")
+def test_fallback_list_is_tried_in_order():
+    layer = QuantumLayer(Ansatz(2, 1), backend="lightning_gpu", fallback=["lightning_qubit", "torch"])
+    assert layer.backend_used == "lightning_qubit"
+    assert layer(torch.rand(3, 2)).shape == (3, 2)
+
+
+def test_quantum_layer_trains_and_stays_fp32_under_autocast():
+    torch.manual_seed(0)
+    layer = QuantumLayer({"n_qubits": 3, "n_layers": 2, "measurement": "z0"}, init="small")
+    x = torch.rand(8, 3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = layer(x.bfloat16())
+    assert y.dtype == torch.float32 and y.shape == (8, 1)
+    opt = torch.optim.SGD(layer.parameters(), lr=0.5)
+    losses = []
+    for _ in range(30):
+        opt.zero_grad()
+        loss = ((layer(x) - 0.7) ** 2).mean()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]  # one target for 8 inputs: 0 is not reachable
+
+
+def test_bad_init_name():
+    with pytest.raises(ConfigError, match="unknown init"):
+        QuantumLayer(Ansatz(2), init="glorot")
