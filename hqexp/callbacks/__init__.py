@@ -1,0 +1,1 @@
+"""Lightning callbacks: gradient norms, interrupt bookkeeping."""

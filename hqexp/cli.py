@@ -1,0 +1,132 @@
+"""``hqexp`` — subcommand dispatch only.
+
+``hqexp SUB [hydra args]`` checks the override syntax and group choices (so a typo
+is one clear line, not a stack trace), rewrites ``sys.argv`` and calls the
+subcommand's ``@hydra.main`` function, so every Hydra feature (``-m``,
+``--cfg job``, ``--help``, ``experiment=…``) and Lightning's DDP re-launch work.
+Heavy packages (torch, lightning, mlflow, pennylane) are imported only by the
+subcommand that runs.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+SUBCOMMANDS = {
+    "train": ("train", "train a model; one MLflow run (add -m for a multirun)"),
+    "eval": ("eval", "evaluate a checkpoint on the test split: hqexp eval ckpt_path=PATH"),
+    "sweep": ("train", "a multirun of train: one MLflow parent run, one child per job"),
+    "bench": ("bench", "benchmarks: hqexp bench backends [grid=...]"),
+}
+
+USAGE = """usage: hqexp <command> [hydra overrides...]
+
+hqexp — an experiment bench for hybrid quantum-classical neural networks.
+
+commands:
+{commands}
+
+examples:
+  hqexp train                                    # hybrid classifier on breast_cancer
+  hqexp train model=mlp_classifier dataset=wine  # the classical twin on wine
+  hqexp sweep model=vqc_classifier,mlp_classifier seed=1,2,3
+  hqexp sweep sweep=hybrid_vs_classical hydra/launcher=joblib
+  hqexp train --cfg job                          # print the composed config
+  hqexp train --help                             # config groups and their choices
+
+Runs land in MLflow (default sqlite:///<project>/outputs/mlflow.db); `make ui` opens it.
+"""
+
+
+def config_dir() -> Path:
+    """The ``conf/`` tree: $HQEXP_CONFIG_DIR, else the one beside the package."""
+    import os
+
+    env = os.environ.get("HQEXP_CONFIG_DIR")
+    if env:
+        return Path(env).resolve()
+    return Path(__file__).resolve().parent.parent / "conf"
+
+
+def project_root() -> Path:
+    """$HQEXP_ROOT, else the checkout hqexp runs from (the parent of ``conf/``), else cwd."""
+    import os
+
+    env = os.environ.get("HQEXP_ROOT")
+    if env:
+        return Path(env).resolve()
+    conf = config_dir()
+    return conf.parent if conf.is_dir() else Path.cwd()
+
+
+def _fail(msg: str, code: int = 2) -> None:
+    print(f"hqexp: error: {msg}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def check_overrides(args: list[str]) -> None:
+    """One-line errors for malformed overrides and unknown config-group choices."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    overrides = [a for a in args if not a.startswith("-") and ("=" in a or a.startswith("~"))]
+    parser = OverridesParser.create()
+    conf = config_dir()
+    for text in overrides:
+        try:
+            (ov,) = parser.parse_overrides([text])
+        except OverrideParseException as exc:
+            first = str(exc).strip().splitlines()[0]
+            hint = " (quote values with '=', spaces or brackets: key='a=b')" if text.count("=") > 1 else ""
+            _fail(f"malformed override {text!r}: {first}{hint}")
+        if ov.is_delete() or ov.package is not None:
+            continue
+        group = ov.key_or_group
+        gdir = conf / group
+        if not gdir.is_dir() or group.startswith("hydra"):
+            continue
+        choices = sorted(p.stem for p in gdir.glob("*.yaml"))
+        values = list(ov.sweep_string_iterator()) if ov.is_sweep_override() else [ov.value()]
+        for v in values:
+            if v is None or str(v) == "null":
+                continue
+            if str(v) not in choices:
+                _fail(f"unknown {group} {str(v)!r}; choose one of: {', '.join(choices)}")
+
+
+def _help() -> str:
+    width = max(len(k) for k in SUBCOMMANDS)
+    lines = [f"  {k.ljust(width)}  {v[1]}" for k, v in SUBCOMMANDS.items()]
+    return USAGE.format(commands="\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``hqexp`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_help())
+        return
+    if argv[0] in ("-V", "--version"):
+        from hqexp import __version__
+
+        print(f"hqexp {__version__}")
+        return
+    sub, rest = argv[0], argv[1:]
+    if sub not in SUBCOMMANDS:
+        _fail(f"unknown command {sub!r}; choose one of: {', '.join(SUBCOMMANDS)}")
+    if sub == "bench" and rest and "=" not in rest[0] and not rest[0].startswith("-"):
+        rest = [f"suite={rest[0]}", *rest[1:]]  # `hqexp bench backends` reads naturally
+    if not any(a in ("--help", "-h", "--hydra-help") for a in rest):
+        check_overrides(rest)
+    if sub == "sweep" and not any(a in ("-m", "--multirun") for a in rest):
+        rest = ["--multirun", *rest]
+
+    from hqexp import entrypoints
+
+    sys.argv = [f"hqexp {sub}", *rest]
+    entrypoints.run(SUBCOMMANDS[sub][0])
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

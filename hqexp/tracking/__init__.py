@@ -1,0 +1,1 @@
+"""MLflow record: runs, parent/child sweeps, artifacts and plots."""

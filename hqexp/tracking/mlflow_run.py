@@ -1,0 +1,181 @@
+"""MLflow helpers: open the store, start (child) runs, write with retries.
+
+SQLite is the default store. Several processes writing to one SQLite file (a
+joblib sweep) can meet "database is locked"; every write here retries with
+backoff, and metrics are sent in batches to keep transactions few.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import subprocess
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from hqexp.errors import ConfigError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_RETRY_MARKERS = ("database is locked", "database table is locked", "unable to open database file")
+
+
+def retry(fn: Callable[[], T], what: str = "mlflow call", attempts: int = 12) -> T:
+    """Call ``fn``, retrying with jittered backoff while SQLite reports contention."""
+    delay = 0.1
+    for i in range(attempts):
+        try:
+            return fn()
+        except Exception as exc:  # MLflow wraps SQLAlchemy errors in MlflowException
+            if i == attempts - 1 or not any(m in str(exc) for m in _RETRY_MARKERS):
+                raise
+            log.debug("%s: store busy (%s), retry %d", what, exc, i + 1)
+            time.sleep(delay + random.random() * delay)
+            delay = min(delay * 2, 3.0)
+    raise AssertionError("unreachable")
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    return Path(uri[len("sqlite:///"):].split("?")[0]) if uri.startswith("sqlite:///") else None
+
+
+def open_store(tracking_uri: str, experiment_name: str, artifact_location: str | None):
+    """``(MlflowClient, experiment_id)``; the store and experiment are created if needed.
+
+    Raises :class:`ConfigError` with one line when the URI cannot be opened.
+    """
+    from mlflow.tracking import MlflowClient
+
+    db = _sqlite_path(tracking_uri)
+    if db is not None:
+        try:
+            db.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot open MLflow tracking URI {tracking_uri!r}: {exc.strerror}") from exc
+    try:
+        client = MlflowClient(tracking_uri=tracking_uri)
+        exp = retry(lambda: client.get_experiment_by_name(experiment_name), "get experiment")
+        if exp is not None:
+            return client, exp.experiment_id
+        loc = None
+        if artifact_location:
+            Path(artifact_location).mkdir(parents=True, exist_ok=True)
+            loc = Path(artifact_location).resolve().as_uri()
+        try:
+            return client, retry(lambda: client.create_experiment(experiment_name, artifact_location=loc))
+        except Exception as exc:  # another process may have created it meanwhile
+            exp = retry(lambda: client.get_experiment_by_name(experiment_name))
+            if exp is None:
+                raise exc
+            return client, exp.experiment_id
+    except ConfigError:
+        raise
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first.split(". See ")[0]
+        raise ConfigError(f"cannot open MLflow tracking URI {tracking_uri!r}: {first}") from None
+
+
+def git_sha(root: Path) -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,
+                             text=True, timeout=5)
+        sha = out.stdout.strip()
+        if not sha:
+            return "unknown"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def flatten(d: Mapping, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}} -> {"a.b": 1}``; lists become their string form."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+class Recorder:
+    """One MLflow run, written through a client with retries."""
+
+    def __init__(self, client, run_id: str, experiment_id: str) -> None:
+        self.client, self.run_id, self.experiment_id = client, run_id, experiment_id
+
+    @classmethod
+    def start(
+        cls,
+        mlflow_cfg: Mapping,
+        run_name: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        parent_run_id: str | None = None,
+    ) -> Recorder:
+        client, exp_id = open_store(
+            mlflow_cfg["tracking_uri"], mlflow_cfg["experiment_name"], mlflow_cfg.get("artifact_location")
+        )
+        all_tags = {str(k): str(v) for k, v in dict(tags or {}).items()}
+        all_tags.update({str(k): str(v) for k, v in dict(mlflow_cfg.get("tags") or {}).items()})
+        if parent_run_id:
+            all_tags["mlflow.parentRunId"] = parent_run_id
+        run = retry(lambda: client.create_run(exp_id, run_name=run_name, tags=all_tags), "create run")
+        return cls(client, run.info.run_id, exp_id)
+
+    @property
+    def ui_path(self) -> str:
+        return f"#/experiments/{self.experiment_id}/runs/{self.run_id}"
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, str(v)[:6000]) for k, v in params.items()]
+        for i in range(0, len(items), 100):  # MLflow takes at most 100 params per batch
+            chunk = items[i : i + 100]
+            retry(lambda: self.client.log_batch(self.run_id, params=chunk), "log params")
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+        for i in range(0, len(items), 1000):
+            chunk = items[i : i + 1000]
+            retry(lambda: self.client.log_batch(self.run_id, metrics=chunk), "log metrics")
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        from mlflow.entities import RunTag
+
+        items = [RunTag(k, str(v)) for k, v in tags.items()]
+        retry(lambda: self.client.log_batch(self.run_id, tags=items), "set tags")
+
+    def log_text(self, text: str, path: str) -> None:
+        retry(lambda: self.client.log_text(self.run_id, text, path), "log text")
+
+    def log_figure(self, fig, path: str) -> None:
+        import matplotlib.pyplot as plt
+
+        retry(lambda: self.client.log_figure(self.run_id, fig, path), "log figure")
+        plt.close(fig)
+
+    def log_artifact(self, local: str | os.PathLike, artifact_dir: str | None = None) -> None:
+        retry(lambda: self.client.log_artifact(self.run_id, str(local), artifact_dir), "log artifact")
+
+    def terminate(self, status: str = "FINISHED") -> None:
+        retry(lambda: self.client.set_terminated(self.run_id, status), "end run")
+
+    def status(self) -> str:
+        return retry(lambda: self.client.get_run(self.run_id)).info.status
+
+
+def search_children(client, experiment_ids: Iterable[str], parent_run_id: str):
+    flt = f"tags.`mlflow.parentRunId` = '{parent_run_id}'"
+    return retry(lambda: client.search_runs(list(experiment_ids), filter_string=flt, max_results=5000))

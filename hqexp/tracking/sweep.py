@@ -1,0 +1,115 @@
+"""A Hydra callback that makes every multirun one MLflow parent run with child runs.
+
+The parent's id is written to ``<sweep dir>/mlflow_parent_run_id.txt``; each job
+(in this process, a joblib worker or a SLURM node sharing the file system) reads
+it and tags its run ``mlflow.parentRunId``. When the sweep ends, the parent gets a
+table of its children (CSV + Markdown) and mean ± std of ``sweep_metric`` per
+configuration (the overrides other than ``seed``), and is marked FAILED if any
+child failed.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import statistics
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger("hqexp")
+
+
+def _mlflow_cfg(config: DictConfig) -> dict | None:
+    if "mlflow" not in config:
+        return None
+    return OmegaConf.to_container(config.mlflow, resolve=True)
+
+
+class MlflowSweepCallback(Callback):
+    def __init__(self) -> None:
+        self.recorder = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from hqexp.tracking.mlflow_run import Recorder
+        from hqexp.train.run import PARENT_FILE
+
+        mcfg = _mlflow_cfg(config)
+        if mcfg is None:
+            return
+        sweep_dir = Path(config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        overrides = list(config.hydra.overrides.task)
+        raw = OmegaConf.select(config, "hydra.sweeper.params", default=None)
+        params = OmegaConf.to_container(raw, resolve=True) if isinstance(raw, DictConfig) else {}
+        name = mcfg.get("run_name") or f"sweep {config.hydra.job.name} " + " ".join(overrides)[:200]
+        self.recorder = Recorder.start(mcfg, run_name=name.strip(), tags={
+            "hqexp.command": "sweep", "hqexp.sweep_dir": str(sweep_dir),
+            "hqexp.overrides": " ".join(overrides),
+        })
+        self.recorder.log_params({f"sweep.{k}": v for k, v in (params or {}).items()}
+                                 | {"sweep.overrides": " ".join(overrides)})
+        (sweep_dir / PARENT_FILE).write_text(self.recorder.run_id)
+        print(f"hqexp sweep: MLflow parent run {self.recorder.run_id}")
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if self.recorder is None:
+            return
+        metric = OmegaConf.select(config, "sweep_metric", default=None) or "test/acc"
+        rows = summarize(self.recorder, metric)
+        failed = [r for r in rows if r["status"] != "FINISHED"]
+        self.recorder.terminate("FAILED" if failed or not rows else "FINISHED")
+        print(f"hqexp sweep: {len(rows)} job(s), {len(failed)} failed; parent run {self.recorder.run_id}")
+        if failed:
+            raise SystemExit(1)
+
+
+def _config_key(overrides: str, common: set[str]) -> str:
+    """The overrides that vary across jobs, without ``seed=…``: jobs that differ only
+    in seed share a key."""
+    parts = [p for p in overrides.split() if p not in common and not re.match(r"^\+?seed=", p)]
+    return " ".join(parts) or "(base)"
+
+
+def summarize(recorder, metric: str) -> list[dict]:
+    """Children table + per-configuration mean/std of ``metric``, logged to the parent."""
+    from hqexp.tracking.mlflow_run import search_children
+
+    children = search_children(recorder.client, [recorder.experiment_id], recorder.run_id)
+    rows = []
+    for run in sorted(children, key=lambda r: r.info.start_time or 0):
+        rows.append({
+            "run_id": run.info.run_id,
+            "status": run.info.status,
+            "overrides": run.data.tags.get("hqexp.overrides", ""),
+            "backend_used": run.data.tags.get("backend_used", ""),
+            **{k: v for k, v in sorted(run.data.metrics.items()) if k.startswith(("test/", "params/"))},
+        })
+    if not rows:
+        return rows
+    import pandas as pd
+
+    table = pd.DataFrame(rows)
+    recorder.log_text(table.to_csv(index=False), "sweep/children.csv")
+    common = set.intersection(*(set(r["overrides"].split()) for r in rows))
+    groups: dict[str, list[float]] = {}
+    for r in rows:
+        if r["status"] == "FINISHED" and metric in r:
+            groups.setdefault(_config_key(r["overrides"], common), []).append(float(r[metric]))
+    lines = [f"| configuration | n | mean {metric} | std |", "|---|---|---|---|"]
+    agg = {}
+    for key, vals in sorted(groups.items()):
+        mean = statistics.fmean(vals)
+        std = statistics.stdev(vals) if len(vals) > 1 else 0.0
+        lines.append(f"| {key} | {len(vals)} | {mean:.4f} | {std:.4f} |")
+        agg[key] = (mean, std)
+    recorder.log_text("\n".join(lines) + "\n", "sweep/summary.md")
+    for i, (key, (mean, std)) in enumerate(sorted(agg.items())):
+        recorder.set_tags({f"sweep.config.{i}": key})
+        recorder.log_metrics({f"sweep/{metric}/mean/{i}": mean, f"sweep/{metric}/std/{i}": std})
+    recorder.log_metrics({"sweep/n_children": len(rows),
+                          "sweep/n_failed": sum(r["status"] != "FINISHED" for r in rows)})
+    print("\n".join(lines))
+    return rows

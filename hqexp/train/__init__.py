@@ -1,0 +1,1 @@
+"""Tasks (LightningModules) and the train/eval loops the CLI runs."""

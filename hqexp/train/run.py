@@ -1,0 +1,330 @@
+"""``hqexp train`` and ``hqexp eval``: compose, validate, train/test, record in MLflow."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from hqexp.errors import ConfigError
+
+log = logging.getLogger("hqexp")
+
+PARENT_FILE = "mlflow_parent_run_id.txt"
+# The recorder of the job in progress, so the CLI guard can mark it on failure.
+CURRENT: dict = {}
+
+
+# ------------------------------------------------------------------ validation
+def validate(cfg: DictConfig) -> None:
+    """Stop before any work on a missing (``???``) key or an obviously wrong type."""
+    missing = sorted(k for k in OmegaConf.missing_keys(cfg) if not k.startswith("hydra"))
+    if missing:
+        raise ConfigError(f"missing required config value(s): {', '.join(missing)} (set them as key=value)")
+    checks = [
+        ("seed", int, lambda v: True, "an int"),
+        ("optim.lr", (int, float), lambda v: v > 0, "a positive number"),
+        ("optim.weight_decay", (int, float), lambda v: v >= 0, "a non-negative number"),
+        ("trainer.max_epochs", int, lambda v: v >= 1, "an int >= 1"),
+    ]
+    for key, types, ok, what in checks:
+        v = OmegaConf.select(cfg, key)
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, types) or not ok(v):
+            raise ConfigError(f"{key} must be {what}, got {v!r}")
+
+
+def _hardware(cfg: DictConfig) -> dict:
+    import torch
+
+    hw = OmegaConf.to_container(cfg.hardware, resolve=True)
+    if hw.get("accelerator") in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(
+            f"hardware={_choice('hardware')} needs a CUDA GPU, but torch {torch.__version__} sees none; "
+            "use hardware=cpu (or install a CUDA build of torch)"
+        )
+    return hw
+
+
+def _choice(group: str) -> str:
+    from hydra.core.hydra_config import HydraConfig
+
+    try:
+        return str(HydraConfig.get().runtime.choices.get(group))
+    except ValueError:
+        return "?"
+
+
+def _output_dir() -> Path:
+    from hydra.core.hydra_config import HydraConfig
+
+    return Path(HydraConfig.get().runtime.output_dir)
+
+
+# -------------------------------------------------------------------- building
+def build_datamodule(cfg: DictConfig):
+    from hydra.utils import instantiate
+
+    try:
+        dm = instantiate(cfg.dataset, seed=cfg.seed)
+    except Exception as exc:  # Hydra wraps constructor errors; surface ours as one line
+        raise _unwrap(exc, "dataset") from None
+    dm.setup("fit")
+    return dm
+
+
+def build_model(cfg: DictConfig, info):
+    from hydra.utils import instantiate
+
+    try:
+        return instantiate(cfg.model, n_features=info.n_features, n_classes=info.n_classes, _convert_="all")
+    except Exception as exc:
+        raise _unwrap(exc, "model") from None
+
+
+def _unwrap(exc: BaseException, group: str) -> BaseException:
+    from hqexp.errors import HqexpError
+
+    cur: BaseException | None = exc
+    while cur is not None:
+        if isinstance(cur, HqexpError):
+            return cur
+        cur = cur.__cause__ or cur.__context__
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return ConfigError(f"cannot build {group} ({_choice(group)}): {msg}")
+
+
+def _run_name(kind: str) -> str:
+    from hydra.core.hydra_config import HydraConfig
+
+    hc = HydraConfig.get()
+    ov = [o for o in hc.overrides.task if not o.startswith("hydra")]
+    base = f"{kind} {_choice('model')} on {_choice('dataset')}"
+    return base + (f" [{', '.join(ov)}]" if ov else "")
+
+
+def _parent_run_id() -> str | None:
+    from hydra.core.hydra_config import HydraConfig
+
+    from hqexp.entrypoints import _is_multirun
+
+    if not _is_multirun():
+        return None
+    f = Path(HydraConfig.get().sweep.dir) / PARENT_FILE
+    return f.read_text().strip() if f.exists() else None
+
+
+def start_recorder(cfg: DictConfig, kind: str, extra_tags: dict | None = None):
+    from hydra.core.hydra_config import HydraConfig
+
+    from hqexp.cli import project_root
+    from hqexp.tracking.mlflow_run import Recorder, git_sha
+
+    hc = HydraConfig.get()
+    tags = {
+        "hqexp.command": kind,
+        "model": _choice("model"),
+        "dataset": _choice("dataset"),
+        "backend": _choice("backend"),
+        "hardware": _choice("hardware"),
+        "git_sha": git_sha(project_root()),
+        "hqexp.overrides": " ".join(hc.overrides.task),
+        "hqexp.output_dir": hc.runtime.output_dir,
+        "energy_source": "unavailable:not-measured-yet",
+        **(extra_tags or {}),
+    }
+    mcfg = OmegaConf.to_container(cfg.mlflow, resolve=True)
+    name = mcfg.get("run_name") or _run_name(kind)
+    rec = Recorder.start(mcfg, run_name=name, tags=tags, parent_run_id=_parent_run_id())
+    CURRENT["recorder"] = rec
+    return rec
+
+
+def _log_config(rec, cfg: DictConfig) -> None:
+    from hqexp.tracking.mlflow_run import flatten
+
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    rec.log_params(flatten(resolved))
+    rec.log_text(OmegaConf.to_yaml(resolved), "config/config.yaml")
+
+
+def _model_facts(model) -> tuple[dict, str]:
+    from hqexp.models import count_parameters, quantum_layers
+
+    counts = count_parameters(model)
+    used = sorted({q.backend_used for q in quantum_layers(model).values()})
+    return ({"params/total": counts["total"], "params/quantum": counts["quantum"],
+             "params/trainable": counts["trainable"]}, ",".join(used) or "none")
+
+
+def _callbacks(cfg: DictConfig, ckpt_dir: Path):
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
+    from hqexp.callbacks.gradnorm import GradNormCallback
+    from hqexp.callbacks.interrupt import InterruptFlag
+
+    c = cfg.callbacks
+    ckpt = ModelCheckpoint(dirpath=str(ckpt_dir), monitor=c.checkpoint.monitor, mode=c.checkpoint.mode,
+                           save_last=c.checkpoint.save_last, filename="best-epoch{epoch:03d}",
+                           auto_insert_metric_name=False)  # no '=' in names: Hydra overrides choke on it
+    out = [ckpt, InterruptFlag()]
+    if c.early_stopping.enabled:
+        out.append(EarlyStopping(monitor=c.early_stopping.monitor, mode=c.early_stopping.mode,
+                                 patience=c.early_stopping.patience))
+    if c.grad_norm.enabled:
+        out.append(GradNormCallback(c.grad_norm.every_n_steps))
+    return out
+
+
+def _trainer(cfg: DictConfig, logger, callbacks, root: Path):
+    import lightning as L
+
+    kw = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items() if v is not None}
+    return L.Trainer(**_hardware(cfg), **kw, logger=logger, callbacks=callbacks, default_root_dir=str(root),
+                     enable_model_summary=False)
+
+
+def _log_plots(rec, logger, task, class_names) -> None:
+    from hqexp.tracking import plots
+
+    h = logger.history
+    rec.log_figure(plots.curves(h, ["train/loss", "val/loss"], "loss", "cross-entropy"), "plots/loss.png")
+    rec.log_figure(plots.curves(h, ["lr"], "learning rate", "lr", logy=True), "plots/lr.png")
+    gn = [k for k in h if k.startswith("grad_norm/")]
+    if gn:
+        rec.log_figure(plots.curves(h, sorted(gn), "gradient norms", "L2 norm", logy=True),
+                       "plots/grad_norm.png")
+    out = task.test_outputs
+    if out:
+        y, p = out["targets"].numpy(), out["probs"].numpy()
+        rec.log_figure(plots.roc(y, p, list(class_names)), "plots/roc.png")
+        rec.log_figure(plots.confusion(y, p.argmax(1), list(class_names)), "plots/confusion_matrix.png")
+
+
+def _headline(metrics: dict, rec, kind: str) -> None:
+    from hqexp.tracking.mlflow_run import retry
+
+    uri = retry(lambda: rec.client._tracking_client.tracking_uri)
+    keys = [k for k in ("test/acc", "test/auroc", "test/f1", "test/loss") if k in metrics]
+    shown = "  ".join(f"{k}={metrics[k]:.4f}" for k in keys)
+    print(f"\nhqexp {kind}: {shown}")
+    print(f"MLflow run {rec.run_id} in {uri} (experiment id {rec.experiment_id}); "
+          f"`make ui` then open {rec.ui_path}")
+
+
+# ----------------------------------------------------------------- the loops
+def _fit_and_test(cfg: DictConfig, rec, task, dm, trainer_ckpt: str | None, do_fit: bool) -> dict:
+    from hqexp.tracking.logger import RecorderLogger
+
+    out_dir = _output_dir()
+    logger = RecorderLogger(rec)
+    callbacks = _callbacks(cfg, out_dir / "checkpoints")
+    trainer = _trainer(cfg, logger, callbacks, out_dir)
+    flag = callbacks[1]
+    started = time.perf_counter()
+    try:
+        if do_fit:
+            trainer.fit(task, datamodule=dm, ckpt_path=trainer_ckpt)
+            if flag.interrupted:
+                raise KeyboardInterrupt
+            best = callbacks[0].best_model_path or None
+            trainer.test(task, datamodule=dm, ckpt_path=best, weights_only=False, verbose=False)
+        else:
+            trainer.test(task, datamodule=dm, verbose=False)
+    except (SystemExit, KeyboardInterrupt):
+        logger.save()
+        status = "KILLED" if flag.interrupted or not do_fit else "FAILED"
+        rec.terminate(status)
+        raise KeyboardInterrupt from None
+    except BaseException:
+        logger.save()
+        rec.terminate("FAILED")
+        raise
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
+    rec.log_metrics({**metrics, "time/fit_s": time.perf_counter() - started}, step=trainer.global_step)
+    logger.save()
+    _log_plots(rec, logger, task, dm.info.class_names)
+    if do_fit and callbacks[0].best_model_path:
+        rec.log_artifact(callbacks[0].best_model_path, "checkpoints")
+    return metrics
+
+
+def train(cfg: DictConfig) -> dict:
+    """One training run: fit, test the best checkpoint, record everything in MLflow."""
+    import lightning as L
+
+    from hqexp.train.tasks import ClassificationTask
+
+    validate(cfg)
+    _hardware(cfg)
+    if cfg.ckpt_path is not None and not Path(cfg.ckpt_path).is_file():
+        raise ConfigError(f"ckpt_path {cfg.ckpt_path!r} does not exist")
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    dm = build_datamodule(cfg)
+    model = build_model(cfg, dm.info)
+    task = ClassificationTask(model, dm.info.n_classes, cfg.optim.lr, cfg.optim.weight_decay,
+                              OmegaConf.to_container(cfg.scheduler, resolve=True), cfg.trainer.max_epochs)
+    rec = start_recorder(cfg, "train", {"resumed_from": cfg.ckpt_path} if cfg.ckpt_path else None)
+    facts, used = _model_facts(model)
+    rec.set_tags({"backend_used": used})
+    _log_config(rec, cfg)
+    rec.log_metrics(facts)
+    task.hqexp_meta = {"config": OmegaConf.to_container(cfg, resolve=True), "run_id": rec.run_id,
+                       "choices": {g: _choice(g) for g in ("model", "dataset", "backend", "hardware")}}
+    metrics = _fit_and_test(cfg, rec, task, dm, cfg.ckpt_path, do_fit=True)
+    rec.terminate("FINISHED")
+    _headline(metrics, rec, "train")
+    return metrics
+
+
+def evaluate(cfg: DictConfig) -> dict:
+    """Evaluate ``ckpt_path`` on the test split; the run is tagged with its source run."""
+    import torch
+    from hydra.core.hydra_config import HydraConfig
+
+    from hqexp.train.tasks import ClassificationTask
+
+    validate(cfg)
+    if cfg.ckpt_path is None:
+        raise ConfigError("missing required config value: ckpt_path (hqexp eval ckpt_path=PATH)")
+    path = Path(cfg.ckpt_path)
+    if not path.is_file():
+        raise ConfigError(f"ckpt_path {str(path)!r} does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise ConfigError(f"ckpt_path {str(path)!r} is not a readable checkpoint: {exc}") from None
+    meta = ckpt.get("hqexp") if isinstance(ckpt, dict) else None
+    if not meta or "state_dict" not in ckpt:
+        raise ConfigError(f"ckpt_path {str(path)!r} is not an hqexp checkpoint (no 'hqexp' metadata)")
+    # Architecture and data come from the checkpoint unless the command line says otherwise.
+    given = {o.split("=")[0].lstrip("+~") for o in HydraConfig.get().overrides.task}
+    saved = OmegaConf.create(meta["config"])
+    for group in ("model", "dataset", "backend", "optim", "scheduler"):
+        if group not in given and group in saved:
+            cfg[group] = saved[group]
+    if "seed" not in given:
+        cfg.seed = saved.seed
+    if "backend" not in given and "model" not in given and "backend" in cfg.model:
+        cfg.model.backend = cfg.backend
+    dm = build_datamodule(cfg)
+    model = build_model(cfg, dm.info)
+    task = ClassificationTask(model, dm.info.n_classes)
+    try:
+        task.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as exc:
+        raise ConfigError(f"checkpoint does not fit the model: {str(exc).splitlines()[0]}") from None
+    tags = {g: c for g, c in meta.get("choices", {}).items() if g not in given}
+    rec = start_recorder(cfg, "eval", {**tags, "source_run_id": meta.get("run_id", "unknown"),
+                                       "source_checkpoint": str(path.resolve())})
+    facts, used = _model_facts(model)
+    rec.set_tags({"backend_used": used})
+    _log_config(rec, cfg)
+    rec.log_metrics(facts)
+    metrics = _fit_and_test(cfg, rec, task, dm, None, do_fit=False)
+    rec.terminate("FINISHED")
+    _headline(metrics, rec, "eval")
+    return metrics

@@ -1,0 +1,117 @@
+"""One LightningModule per task kind. Models are plain nn.Modules."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import lightning as L
+import torch
+import torchmetrics
+from torch import nn
+
+from hqexp.errors import ConfigError
+
+SCHEDULERS = ("none", "cosine", "cosine_warm_restarts", "plateau")
+
+
+def build_optimizers(module: L.LightningModule, params, lr: float, weight_decay: float,
+                     scheduler: Mapping, max_epochs: int, monitor: str = "val/loss"):
+    """AdamW plus the scheduler named in ``scheduler['name']``."""
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    name = scheduler.get("name", "none")
+    kw = {k: v for k, v in scheduler.items() if k != "name"}
+    if name == "none":
+        return opt
+    if name == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, max_epochs), **kw)
+    elif name == "cosine_warm_restarts":
+        sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, **kw)
+    elif name == "plateau":
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", **kw)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": monitor}}
+    else:
+        raise ConfigError(f"unknown scheduler {name!r}; choose one of: {', '.join(SCHEDULERS)}")
+    return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+
+
+def _metrics(n_classes: int) -> torchmetrics.MetricCollection:
+    # Binary problems report the positive class (label 1); multiclass ones macro averages.
+    if n_classes == 2:
+        return torchmetrics.MetricCollection({
+            "acc": torchmetrics.classification.BinaryAccuracy(),
+            "auroc": torchmetrics.classification.BinaryAUROC(),
+            "f1": torchmetrics.classification.BinaryF1Score(),
+        })
+    return torchmetrics.MetricCollection({
+        "acc": torchmetrics.classification.MulticlassAccuracy(n_classes, average="micro"),
+        "auroc": torchmetrics.classification.MulticlassAUROC(n_classes, average="macro"),
+        "f1": torchmetrics.classification.MulticlassF1Score(n_classes, average="macro"),
+    })
+
+
+class ClassificationTask(L.LightningModule):
+    """Cross-entropy classification with accuracy, AUROC and F1 (torchmetrics)."""
+
+    def __init__(self, model: nn.Module, n_classes: int, lr: float = 1e-2, weight_decay: float = 1e-4,
+                 scheduler: Mapping | None = None, max_epochs: int = 20) -> None:
+        super().__init__()
+        self.model = model
+        self.n_classes = n_classes
+        self.lr, self.weight_decay = lr, weight_decay
+        self.scheduler_cfg = dict(scheduler or {"name": "none"})
+        self.max_epochs = max_epochs
+        self.loss = nn.CrossEntropyLoss()
+        self.val_metrics = _metrics(n_classes).clone(prefix="val/")
+        self.test_metrics = _metrics(n_classes).clone(prefix="test/")
+        self.test_outputs: dict[str, torch.Tensor] = {}
+        self._test_batches: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.hqexp_meta: dict = {}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def _probs(self, logits: torch.Tensor) -> torch.Tensor:
+        p = logits.float().softmax(-1)
+        return p[:, 1] if self.n_classes == 2 else p
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        loss = self.loss(self(x), y)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
+        return loss
+
+    def on_train_epoch_start(self) -> None:
+        self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=False, on_epoch=True)
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        logits = self(x)
+        self.log("val/loss", self.loss(logits, y), on_epoch=True, prog_bar=True, batch_size=len(y))
+        self.val_metrics.update(self._probs(logits), y)
+
+    def on_validation_epoch_end(self) -> None:
+        self.log_dict(self.val_metrics.compute(), prog_bar=False)
+        self.val_metrics.reset()
+
+    def on_test_epoch_start(self) -> None:
+        self._test_batches = []
+
+    def test_step(self, batch, batch_idx):
+        x, y = batch
+        logits = self(x)
+        self.log("test/loss", self.loss(logits, y), on_epoch=True, batch_size=len(y))
+        self.test_metrics.update(self._probs(logits), y)
+        self._test_batches.append((logits.float().softmax(-1).detach().cpu(), y.detach().cpu()))
+
+    def on_test_epoch_end(self) -> None:
+        self.log_dict(self.test_metrics.compute())
+        self.test_metrics.reset()
+        probs, ys = zip(*self._test_batches)
+        self.test_outputs = {"probs": torch.cat(probs), "targets": torch.cat(ys)}
+
+    def configure_optimizers(self):
+        return build_optimizers(self, self.parameters(), self.lr, self.weight_decay, self.scheduler_cfg,
+                                self.max_epochs)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["hqexp"] = self.hqexp_meta  # config + run id: what `hqexp eval` rebuilds from
