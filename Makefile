@@ -1,0 +1,53 @@
+# hqexp — `make help` lists the targets. `make install` and `make test` are all a
+# fresh clone needs; every target installs first when the environment is missing.
+SHELL := /bin/bash
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# torch first, so the project's `torch>=2.3` then installs nothing more. On a Linux
+# GPU machine PyPI's torch==2.13.0 is the CUDA build; where a local CPU wheel is
+# configured (pip find-links) or TORCH_INDEX points at a CPU index, the CPU build.
+TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?=
+EXTRAS ?= dev
+PORT ?= 5000
+ARGS ?=
+PYTEST_ARGS ?= -n 2
+
+.DEFAULT_GOAL := help
+.PHONY: help install test test-all train sweep ui bench clean
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
+
+install: $(STAMP) ## create .venv and install hqexp (CPU torch here; EXTRAS=dev,gpu for lightning.gpu)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
+	touch $(STAMP)
+
+test: install ## run the test suite (fast; no slow or GPU tests)
+	$(BIN)/python -m pytest $(PYTEST_ARGS) -m "not slow and not gpu"
+
+test-all: install ## every test, slow ones too (GPU tests skip without a GPU)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+train: install ## train the default hybrid (ARGS="model=mlp_classifier dataset=wine" to change)
+	$(BIN)/hqexp train $(ARGS)
+
+sweep: install ## hybrid vs classical twin x 3 seeds, 2 jobs in parallel (ARGS for more overrides)
+	$(BIN)/hqexp sweep sweep=hybrid_vs_classical hydra/launcher=joblib hydra.launcher.n_jobs=2 $(ARGS)
+
+ui: install ## open the MLflow UI on the default store (http://127.0.0.1:$(PORT))
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/outputs/mlflow.db --host 127.0.0.1 --port $(PORT)
+
+bench: install ## time every available backend against torch (ARGS="grid=[[8,3,64]]")
+	$(BIN)/hqexp bench backends $(ARGS)
+
+clean: ## remove Hydra run dirs, the MLflow store and artifacts, caches (keeps .venv)
+	rm -rf outputs/runs outputs/multirun outputs/mlflow.db outputs/mlartifacts outputs/cache .pytest_cache
+	find . -name __pycache__ -type d -prune -not -path "./$(VENV)/*" -exec rm -rf {} +

@@ -1,0 +1,220 @@
+"""The real ``hqexp`` CLI end to end, at tiny size, against a temporary MLflow store."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+HQEXP = [sys.executable, "-m", "hqexp.cli"]
+TINY = ["trainer.max_epochs=2", "trainer.enable_progress_bar=false"]
+
+
+def hqexp(args, tmp: Path, check=True, timeout=300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp}/mlflow.db", "HYDRA_FULL_ERROR": "0",
+           "PYTHONWARNINGS": "ignore"}
+    extra = [] if args and args[0] in ("bench",) else []
+    out = subprocess.run([*HQEXP, *args, *extra, f"hydra.run.dir={tmp}/run_{time.time_ns()}",
+                          f"hydra.sweep.dir={tmp}/sweep_{time.time_ns()}"],
+                         capture_output=True, text=True, env=env, timeout=timeout)
+    if check and out.returncode != 0:
+        raise AssertionError(f"hqexp {' '.join(args)} failed ({out.returncode}):\n{out.stdout[-3000:]}\n"
+                             f"{out.stderr[-3000:]}")
+    return out
+
+
+def client(tmp: Path):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(f"sqlite:///{tmp}/mlflow.db")
+
+
+def runs(tmp: Path, filter_string: str = ""):
+    c = client(tmp)
+    exp_ids = [e.experiment_id for e in c.search_experiments()]
+    return c.search_runs(exp_ids, filter_string=filter_string, max_results=1000)
+
+
+def artifacts(tmp: Path, run_id: str, path: str = "") -> set[str]:
+    c, out = client(tmp), set()
+    for a in c.list_artifacts(run_id, path):
+        out |= artifacts(tmp, run_id, a.path) if a.is_dir else {a.path}
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("train")
+    out = hqexp(["train", *TINY, "seed=5"], tmp)
+    (run,) = runs(tmp)
+    return tmp, run, out
+
+
+def test_help_is_fast_and_imports_nothing_heavy():
+    out = subprocess.run([*HQEXP, "--help"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0
+    for sub in ("train", "eval", "sweep", "bench"):
+        assert sub in out.stdout
+    probe = "import sys, hqexp.cli; print(sorted(m for m in ('torch','lightning','mlflow','pennylane') if m in sys.modules))"
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout.strip() == "[]"
+
+
+def test_hydra_features_after_subcommand(tmp_path):
+    out = hqexp(["train", "--cfg", "job", "model=mlp_classifier"], tmp_path)
+    assert "hqexp.models.baselines.MLPClassifier" in out.stdout
+    out = hqexp(["train", "--help"], tmp_path)
+    assert "model: mlp_classifier, vqc_classifier" in out.stdout
+    out = hqexp(["train", "--cfg", "job", "experiment=iris_hybrid"], tmp_path)
+    assert "name: iris" in out.stdout and "n_layers: 3" in out.stdout
+
+
+def test_train_records_everything(trained):
+    tmp, run, out = trained
+    assert run.info.status == "FINISHED"
+    tags = run.data.tags
+    for key, value in {"model": "vqc_classifier", "dataset": "breast_cancer", "backend": "torch",
+                       "backend_used": "torch", "hardware": "cpu"}.items():
+        assert tags[key] == value
+    assert tags["git_sha"] and tags["energy_source"].startswith("unavailable")
+    m = run.data.metrics
+    for key in ("train/loss", "val/loss", "val/acc", "test/acc", "test/auroc", "test/f1", "lr",
+                "grad_norm/total", "grad_norm/quantum", "grad_norm/encoder", "params/total", "params/quantum"):
+        assert key in m, key
+    assert m["params/quantum"] == 24  # 2 layers x 4 qubits x 3 Rot angles
+    assert 0.5 < m["test/auroc"] <= 1
+    assert run.data.params["model.quantum.n_qubits"] == "4"
+    arts = artifacts(tmp, run.info.run_id)
+    for a in ("config/config.yaml", "plots/loss.png", "plots/lr.png", "plots/roc.png",
+              "plots/confusion_matrix.png", "plots/grad_norm.png"):
+        assert a in arts
+    assert any(a.startswith("checkpoints/best") for a in arts)
+    assert run.info.run_id in out.stdout and "test/auroc=" in out.stdout
+
+
+def test_eval_checkpoint_tags_source_run(trained):
+    tmp, run, _ = trained
+    ckpt = next(Path(run.data.tags["hqexp.output_dir"], "checkpoints").glob("best-*.ckpt"))
+    hqexp(["eval", f"ckpt_path={ckpt}", "trainer.enable_progress_bar=false"], tmp)
+    (ev,) = runs(tmp, "tags.`hqexp.command` = 'eval'")
+    assert ev.info.status == "FINISHED"
+    assert ev.data.tags["source_run_id"] == run.info.run_id
+    assert ev.data.tags["model"] == "vqc_classifier"
+    assert ev.data.metrics["test/acc"] == pytest.approx(run.data.metrics["test/acc"], abs=1e-6)
+
+
+def test_resume_from_checkpoint(trained):
+    tmp, run, _ = trained
+    last = Path(run.data.tags["hqexp.output_dir"], "checkpoints", "last.ckpt")
+    hqexp(["train", "trainer.max_epochs=3", "trainer.enable_progress_bar=false", "seed=5",
+           f"ckpt_path={last}"], tmp)
+    (resumed,) = runs(tmp, "tags.resumed_from != ''")
+    assert resumed.info.status == "FINISHED"
+
+
+def test_same_seed_same_metrics(tmp_path):
+    for _ in range(2):
+        hqexp(["train", "model=mlp_classifier", "dataset=wine", *TINY, "seed=3"], tmp_path)
+    a, b = runs(tmp_path)
+    keys = [k for k in a.data.metrics if k.startswith("test/")]
+    assert keys and all(a.data.metrics[k] == b.data.metrics[k] for k in keys)
+
+
+def test_sweep_one_parent_four_children(tmp_path):
+    out = hqexp(["sweep", "model=vqc_classifier,mlp_classifier", "backend=torch,default_qubit",
+                 "dataset=iris", "trainer.max_epochs=1", "trainer.enable_progress_bar=false"], tmp_path)
+    parents = runs(tmp_path, "tags.`hqexp.command` = 'sweep'")
+    assert len(parents) == 1
+    parent = parents[0]
+    children = runs(tmp_path, f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    assert len(children) == 4 and all(c.info.status == "FINISHED" for c in children)
+    assert {(c.data.tags["model"], c.data.tags["backend"]) for c in children} == {
+        (m, b) for m in ("vqc_classifier", "mlp_classifier") for b in ("torch", "default_qubit")}
+    assert parent.info.status == "FINISHED"
+    assert {"sweep/children.csv", "sweep/summary.md"} <= artifacts(tmp_path, parent.info.run_id)
+    assert "4 job(s), 0 failed" in out.stdout
+
+
+def test_sweep_failed_job_is_recorded_and_others_run(tmp_path):
+    out = hqexp(["sweep", "dataset=breast_cancer,iris", "dataset.binary=versicolor_virginica",
+                 "trainer.max_epochs=1", "trainer.enable_progress_bar=false"], tmp_path, check=False)
+    assert out.returncode == 1
+    (parent,) = runs(tmp_path, "tags.`hqexp.command` = 'sweep'")
+    children = runs(tmp_path, f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    status = {c.data.tags["dataset"]: c.info.status for c in children}
+    assert status == {"breast_cancer": "FAILED", "iris": "FINISHED"}
+    assert parent.info.status == "FAILED"
+
+
+def test_parallel_joblib_sweep_loses_no_runs(tmp_path):
+    hqexp(["sweep", "model=vqc_classifier,mlp_classifier", "seed=1,2", "dataset=iris",
+           "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *TINY], tmp_path)
+    (parent,) = runs(tmp_path, "tags.`hqexp.command` = 'sweep'")
+    children = runs(tmp_path, f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    assert len(children) == 4 and all(c.info.status == "FINISHED" for c in children)
+    assert all("test/acc" in c.data.metrics for c in children)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["train", "model=nope"], "unknown model 'nope'; choose one of: mlp_classifier, vqc_classifier"),
+    (["train", "backend=qsim"], "unknown backend 'qsim'; choose one of: aer, default_qubit"),
+    (["train", "trainer.max_epochs=[1,"], "malformed override 'trainer.max_epochs=[1,'"),
+    (["train", "trainer.max_epochs=zero"], "trainer.max_epochs must be an int >= 1, got 'zero'"),
+    (["eval"], "missing required config value: ckpt_path"),
+    (["eval", "ckpt_path=/no/such.ckpt"], "ckpt_path '/no/such.ckpt' does not exist"),
+    (["train", "mlflow.tracking_uri=sqlite:////proc/no/such/dir/m.db"], "cannot open MLflow tracking URI"),
+    (["train", "mlflow.tracking_uri=nosuchscheme://x"], "cannot open MLflow tracking URI"),
+    (["train", "dataset.val_fraction=1.5"], "dataset.val_fraction must be in (0, 1)"),
+    (["frobnicate"], "unknown command 'frobnicate'"),
+])
+def test_bad_input_is_one_clear_line(tmp_path, args, message):
+    out = hqexp(args, tmp_path, check=False)
+    assert out.returncode != 0
+    assert "Traceback" not in out.stderr
+    lines = [ln for ln in out.stderr.splitlines() if ln.startswith("hqexp: error:")]
+    assert len(lines) == 1 and message in lines[0], out.stderr[-2000:]
+
+
+def test_bad_checkpoint_file(tmp_path):
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(b"not a checkpoint")
+    out = hqexp(["eval", f"ckpt_path={bad}"], tmp_path, check=False)
+    assert out.returncode == 2 and "is not a readable checkpoint" in out.stderr
+
+
+def test_ctrl_c_marks_run_killed(tmp_path):
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db", "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.Popen([*HQEXP, "train", "trainer.max_epochs=100000", "callbacks.early_stopping.enabled=false",
+                             "trainer.enable_progress_bar=false", f"hydra.run.dir={tmp_path}/run"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 120
+        ckpt_dir = tmp_path / "run" / "checkpoints"
+        while time.time() < deadline and not any(ckpt_dir.glob("*.ckpt")):  # training is under way
+            assert proc.poll() is None, proc.stdout.read()
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode != 0
+    (run,) = runs(tmp_path)
+    assert run.info.status == "KILLED"
+
+
+def test_bench_backends_writes_csv_with_ratios(tmp_path):
+    csv_path = tmp_path / "bench.csv"
+    out = hqexp(["bench", "backends", "grid=[[3,1,4]]", "repeats=1", "warmup=1",
+                 "backends=[torch,default_qubit,lightning_gpu]", f"csv={csv_path}"], tmp_path)
+    import pandas as pd
+
+    df = pd.read_csv(csv_path)
+    assert set(df.backend) == {"torch", "default_qubit", "lightning_gpu"}
+    dq = df[df.backend == "default_qubit"].iloc[0]
+    assert dq.ratio_fwd_bwd > 0 and dq.status == "ok"
+    assert df[df.backend == "torch"].iloc[0].torch_fwd_GBps > 0
+    assert "ratio" in out.stdout
