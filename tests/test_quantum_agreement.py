@@ -19,8 +19,9 @@ def _cases(seed: int, max_n: int, max_b: int):
     """One randomised (n, layers, batch, entangler) per template x embedding x measurement."""
     rng = random.Random(seed)
     for t, e, m in COMBOS:
+        n = max(rng.randint(1, max_n), 2 if m == "z0z1" else 1)
         yield pytest.param(
-            Ansatz(rng.randint(1, max_n), rng.randint(1, 4), e, t, m, rng.choice(["cnot", "cz"])),
+            Ansatz(n, rng.randint(1, 4), e, t, m, rng.choice(["cnot", "cz"]), pauli_seed=rng.randint(0, 99)),
             rng.randint(1, max_b),
             id=f"{t}-{e}-{m}",
         )

@@ -42,6 +42,8 @@ def test_nan_inf_inputs(a, bad):
         ({"n_layers": 0}, "n_layers must be >= 1"),
         ({"n_qubits": 0}, "n_qubits must be in 1..30"),
         ({"n_qubits": 2.5}, "n_qubits must be an int"),
+        ({"n_qubits": 1, "measurement": "z0z1"}, "'z0z1' needs n_qubits >= 2"),
+        ({"pauli_seed": "a"}, "pauli_seed must be an int"),
     ],
 )
 def test_bad_ansatz(kw, match):
@@ -100,3 +102,13 @@ def test_quantum_layer_trains_and_stays_fp32_under_autocast():
 def test_bad_init_name():
     with pytest.raises(ConfigError, match="unknown init"):
         QuantumLayer(Ansatz(2), init="glorot")
+
+
+def test_random_pauli_is_fixed_by_its_seed():
+    a = Ansatz(6, 4, template="random_pauli", pauli_seed=3)
+    assert a.entangler == "cz" and a.weight_shape == (4, 6)
+    assert a.pauli_choices == Ansatz(6, 4, template="random_pauli", pauli_seed=3).pauli_choices
+    assert a.pauli_choices != Ansatz(6, 4, template="random_pauli", pauli_seed=4).pauli_choices
+    # every axis occurs: the choice is not degenerate
+    assert {g for row in a.pauli_choices for g in row} == {"RX", "RY", "RZ"}
+    assert Ansatz(3).entangler == "cnot"

@@ -15,16 +15,19 @@ PennyLane template is an independent check of our own simulator.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import NamedTuple
 
 from hqexp.errors import ConfigError
 
 EMBEDDINGS = ("angle_x", "angle_y", "angle_z")
-TEMPLATES = ("strongly_entangling", "basic_entangler", "hardware_efficient")
+TEMPLATES = ("strongly_entangling", "basic_entangler", "hardware_efficient", "random_pauli")
 ENTANGLERS = ("cnot", "cz")
-MEASUREMENTS = ("z_each", "z0", "global_projector", "local_projector")
+MEASUREMENTS = ("z_each", "z0", "z0z1", "global_projector", "local_projector")
+PAULI_ROTATIONS = ("RX", "RY", "RZ")
 
 # A state vector of 2**MAX_QUBITS complex64 amplitudes is 8 GiB per sample: past
 # this, no machine we target holds even a batch of one with its autograd graph.
@@ -44,6 +47,15 @@ class Gate(NamedTuple):
     param: tuple[str, float] | None = None
 
 
+@lru_cache(maxsize=256)
+def _pauli_table(seed: int, n_layers: int, n_qubits: int) -> tuple[tuple[str, ...], ...]:
+    def pick(layer: int, q: int) -> str:
+        digest = hashlib.sha256(f"hqexp-random-pauli:{seed}:{layer}:{q}".encode()).digest()
+        return PAULI_ROTATIONS[int.from_bytes(digest[:8], "big") % 3]
+
+    return tuple(tuple(pick(layer, q) for q in range(n_qubits)) for layer in range(n_layers))
+
+
 def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise ConfigError(f"unknown {name} {value!r}; choose one of: {', '.join(choices)}")
@@ -57,10 +69,16 @@ class Ansatz:
         n_qubits: number of qubits; inputs have exactly this many features.
         n_layers: number of template layers.
         embedding: ``angle_x`` | ``angle_y`` | ``angle_z`` (one rotation per feature).
-        template: ``strongly_entangling`` | ``basic_entangler`` | ``hardware_efficient``.
-        measurement: ``z_each`` (⟨Z_i⟩ for every qubit), ``z0``, ``global_projector``
-            (⟨|0…0⟩⟨0…0|⟩) or ``local_projector`` ((1/n) Σ_j ⟨|0⟩⟨0|_j⟩).
-        entangler: two-qubit gate of the template's entangling block, ``cnot`` or ``cz``.
+        template: ``strongly_entangling`` | ``basic_entangler`` | ``hardware_efficient``
+            | ``random_pauli`` (McClean et al. 2018: RY(π/4) on every qubit, then per
+            layer a seeded random choice of RX/RY/RZ on each qubit and a CZ chain).
+        measurement: ``z_each`` (⟨Z_i⟩ for every qubit), ``z0``, ``z0z1`` (⟨Z_0 Z_1⟩),
+            ``global_projector`` (⟨|0…0⟩⟨0…0|⟩) or ``local_projector``
+            ((1/n) Σ_j ⟨|0⟩⟨0|_j⟩).
+        entangler: two-qubit gate of the template's entangling block, ``cnot`` or ``cz``;
+            ``None`` (default) means the template's own: ``cz`` for ``random_pauli``,
+            ``cnot`` for the others.
+        pauli_seed: fixes the random gate choice of ``random_pauli`` (ignored otherwise).
     """
 
     n_qubits: int
@@ -68,10 +86,14 @@ class Ansatz:
     embedding: str = "angle_x"
     template: str = "strongly_entangling"
     measurement: str = "z_each"
-    entangler: str = "cnot"
+    entangler: str | None = None
+    pauli_seed: int = 0
 
     def __post_init__(self) -> None:
-        for key in ("n_qubits", "n_layers"):
+        if self.entangler is None:
+            # Frozen dataclass: resolve the template default once, at construction.
+            object.__setattr__(self, "entangler", "cz" if self.template == "random_pauli" else "cnot")
+        for key in ("n_qubits", "n_layers", "pauli_seed"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ConfigError(f"Ansatz.{key} must be an int, got {value!r}")
@@ -83,6 +105,8 @@ class Ansatz:
         _choice("template", self.template, TEMPLATES)
         _choice("measurement", self.measurement, MEASUREMENTS)
         _choice("entangler", self.entangler, ENTANGLERS)
+        if self.measurement == "z0z1" and self.n_qubits < 2:
+            raise ConfigError("measurement 'z0z1' needs n_qubits >= 2")
 
     # ------------------------------------------------------------------ shapes
     @property
@@ -93,6 +117,7 @@ class Ansatz:
             "strongly_entangling": (L, n, 3),
             "basic_entangler": (L, n),
             "hardware_efficient": (L, n, 2),
+            "random_pauli": (L, n),
         }[self.template]
 
     @property
@@ -105,14 +130,29 @@ class Ansatz:
         return self.n_qubits if self.measurement == "z_each" else 1
 
     # --------------------------------------------------------------- structure
-    @property
-    def rotation_gates(self) -> tuple[str, ...]:
-        """Single-qubit gates applied to each qubit in one layer, in time order."""
+    def rotation_gates(self, layer: int = 0, qubit: int = 0) -> tuple[str, ...]:
+        """Single-qubit gates applied to ``qubit`` in ``layer``, in time order."""
+        if self.template == "random_pauli":
+            return (self.pauli_choices[layer][qubit],)
         return {
             "strongly_entangling": ("RZ", "RY", "RZ"),  # PennyLane Rot(φ, θ, ω)
             "basic_entangler": ("RX",),
             "hardware_efficient": ("RY", "RZ"),
         }[self.template]
+
+    @property
+    def pauli_choices(self) -> tuple[tuple[str, ...], ...]:
+        """``[layer][qubit]`` gate names of ``random_pauli``, a pure function of ``pauli_seed``.
+
+        Derived by hashing rather than from a PRNG stream so that the same seed names
+        the same circuit on every Python/NumPy version.
+        """
+        return _pauli_table(self.pauli_seed, self.n_layers, self.n_qubits)
+
+    @property
+    def pre_rotation(self) -> tuple[str, float] | None:
+        """A fixed rotation applied to every qubit after the embedding, before layer 0."""
+        return ("RY", math.pi / 4) if self.template == "random_pauli" else None
 
     def entangling_pairs(self, layer: int) -> tuple[tuple[int, int], ...]:
         """(control, target) pairs of the entangling block of ``layer``, in order."""
@@ -126,18 +166,21 @@ class Ansatz:
             if n == 2:
                 return ((0, 1),)
             return tuple((i, (i + 1) % n) for i in range(n))
-        return tuple((i, i + 1) for i in range(n - 1))  # hardware_efficient: open chain
+        return tuple((i, i + 1) for i in range(n - 1))  # hardware_efficient, random_pauli: open chain
 
     def gates(self) -> list[Gate]:
         """The canonical gate list (reference semantics for every backend)."""
         rot = {"angle_x": "RX", "angle_y": "RY", "angle_z": "RZ"}[self.embedding]
         out = [Gate(rot, (q,), ("x", q)) for q in range(self.n_qubits)]
-        n_rot = len(self.rotation_gates)
+        if self.pre_rotation is not None:
+            name, angle = self.pre_rotation
+            out.extend(Gate(name, (q,), ("c", angle)) for q in range(self.n_qubits))
         two = self.entangler.upper()
         for layer in range(self.n_layers):
             for q in range(self.n_qubits):
-                base = (layer * self.n_qubits + q) * n_rot
-                for j, g in enumerate(self.rotation_gates):
+                names = self.rotation_gates(layer, q)
+                base = (layer * self.n_qubits + q) * len(names)
+                for j, g in enumerate(names):
                     out.append(Gate(g, (q,), ("w", base + j)))
             out.extend(Gate(two, pair) for pair in self.entangling_pairs(layer))
         return out

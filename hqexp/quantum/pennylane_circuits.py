@@ -17,16 +17,22 @@ _ROT = {"angle_x": "X", "angle_y": "Y", "angle_z": "Z"}
 def _layers(ansatz: Ansatz, weights, wires) -> None:
     n = ansatz.n_qubits
     two = qml.CNOT if ansatz.entangler == "cnot" else qml.CZ
+    if ansatz.pre_rotation is not None:
+        name, angle = ansatz.pre_rotation
+        for q in range(n):
+            getattr(qml, name)(angle, wires=q)
     if ansatz.template == "strongly_entangling":
         qml.StronglyEntanglingLayers(weights, wires=wires, imprimitive=two)
     elif ansatz.template == "basic_entangler" and ansatz.entangler == "cnot":
         qml.BasicEntanglerLayers(weights, wires=wires, rotation=qml.RX)
     else:
-        # hardware_efficient (no PennyLane template), or basic_entangler with CZ.
+        # hardware_efficient and random_pauli (no PennyLane template), or basic_entangler with CZ.
         for layer in range(ansatz.n_layers):
             for q in range(n):
                 if ansatz.template == "basic_entangler":
                     qml.RX(weights[..., layer, q], wires=q)
+                elif ansatz.template == "random_pauli":
+                    getattr(qml, ansatz.pauli_choices[layer][q])(weights[..., layer, q], wires=q)
                 else:
                     qml.RY(weights[..., layer, q, 0], wires=q)
                     qml.RZ(weights[..., layer, q, 1], wires=q)
@@ -41,6 +47,8 @@ def _measure(ansatz: Ansatz, wires):
         return [qml.expval(qml.PauliZ(w)) for w in wires]
     if m == "z0":
         return qml.expval(qml.PauliZ(0))
+    if m == "z0z1":
+        return qml.expval(qml.PauliZ(0) @ qml.PauliZ(1))
     if m == "global_projector":
         return qml.expval(qml.Projector([0] * n, wires=wires))
     # local_projector: (1/n) Σ_j |0><0|_j as one observable

@@ -73,6 +73,15 @@ def layer_unitaries(ansatz: Ansatz, weights: torch.Tensor, cdtype: torch.dtype) 
     w = weights.to(REAL_OF[cdtype])
     if ansatz.template == "basic_entangler":
         return rotation_matrix("RX", w)
+    if ansatz.template == "random_pauli":
+        # One closed form for all three axes, selected by constant 0/1 masks [L, n]:
+        # RX=[[c,-is],[-is,c]], RY=[[c,-s],[s,c]], RZ=[[c-is,0],[0,c+is]].
+        mx, my, mz = _pauli_masks(ansatz, w.device, w.dtype)
+        c, s = torch.cos(w / 2), torch.sin(w / 2)
+        sx, sy, sz = s * mx, s * my, s * mz
+        re = torch.stack([c, -sy, sy, c], dim=-1)
+        im = torch.stack([-sz, -sx, -sx, sz], dim=-1)
+        return torch.complex(re, im).unflatten(-1, (2, 2))
     if ansatz.template == "strongly_entangling":
         # Rot(φ,θ,ω) = RZ(ω)RY(θ)RZ(φ) = [[e^{-ia}c, -e^{ib}s], [e^{-ib}s, e^{ia}c]],
         # a = (φ+ω)/2, b = (φ-ω)/2, c = cos θ/2, s = sin θ/2.
@@ -90,6 +99,15 @@ def layer_unitaries(ansatz: Ansatz, weights: torch.Tensor, cdtype: torch.dtype) 
         re = torch.stack([cz * c, -cz * s, cz * s, cz * c], dim=-1)
         im = torch.stack([-sz * c, sz * s, sz * s, sz * c], dim=-1)
     return torch.complex(re, im).unflatten(-1, (2, 2))
+
+
+def _pauli_masks(ansatz: Ansatz, device, rdtype) -> torch.Tensor:
+    """``[3, L, n]`` indicator of RX/RY/RZ for ``random_pauli``."""
+    names = ansatz.pauli_choices
+    return torch.tensor(
+        [[[float(g == axis) for g in row] for row in names] for axis in ("RX", "RY", "RZ")],
+        device=device, dtype=rdtype,
+    )
 
 
 # --------------------------------------------------------------- permutations
@@ -277,6 +295,10 @@ def simulate(
     rdtype = REAL_OF[dtype]
     U = layer_unitaries(ansatz, weights, dtype)  # [.., L, n, 2, 2]
     vec = _embedding_vectors(ansatz.embedding, inputs.to(rdtype))  # [B, n, 2]
+    if ansatz.pre_rotation is not None:
+        name, angle = ansatz.pre_rotation
+        r = rotation_matrix(name, torch.tensor(angle, dtype=rdtype, device=vec.device))
+        vec = vec @ r.transpose(-1, -2)
     # Layer 0's rotations act on a product state: fold them into the qubit vectors.
     q = torch.matmul(U[..., 0, :, :, :], vec.unsqueeze(-1)).squeeze(-1)  # [B, n, 2]
     psi = _product_state(q)
@@ -311,6 +333,9 @@ def measure_probs(ansatz: Ansatz, probs: torch.Tensor) -> torch.Tensor:
     if m == "z0":
         half = probs.view(probs.shape[0], 2, -1).sum(-1)
         return (half[:, :1] - half[:, 1:])
+    if m == "z0z1":
+        p = probs.view(probs.shape[0], 4, -1).sum(-1)  # |00>, |01>, |10>, |11> of wires 0, 1
+        return (p[:, 0] - p[:, 1] - p[:, 2] + p[:, 3]).unsqueeze(-1)
     if n <= 16:
         z = probs @ _z_signs(n, probs.device, probs.dtype)
     else:  # the sign table would be 2**n x n: reduce per wire instead
