@@ -18,6 +18,7 @@ SUBCOMMANDS = {
     "eval": ("eval", "evaluate a checkpoint on the test split: hqexp eval ckpt_path=PATH"),
     "sweep": ("train", "a multirun of train: one MLflow parent run, one child per job"),
     "bench": ("bench", "benchmarks: hqexp bench backends [grid=...]"),
+    "diagnose": ("diagnose", "barren plateaus, expressibility, entanglement of an ansatz over qubits x depths"),
 }
 
 USAGE = """usage: hqexp <command> [hydra overrides...]
@@ -32,6 +33,7 @@ examples:
   hqexp train model=mlp_classifier dataset=wine  # the classical twin on wine
   hqexp sweep model=vqc_classifier,mlp_classifier seed=1,2,3
   hqexp sweep sweep=hybrid_vs_classical hydra/launcher=joblib
+  hqexp diagnose 'qubits=[2,4,6,8]' 'depths=[2,5n]'    # trainability scan
   hqexp train --cfg job                          # print the composed config
   hqexp train --help                             # config groups and their choices
 

@@ -103,7 +103,14 @@ def bench_main(cfg: DictConfig):
     return _guard(run_bench, cfg)
 
 
-MAINS = {"train": train_main, "eval": eval_main, "bench": bench_main}
+@hydra.main(config_path=_CONF, config_name="diagnose", version_base="1.3")
+def diagnose_main(cfg: DictConfig):
+    from hqexp.diagnostics.run import run_diagnose
+
+    return _guard(run_diagnose, cfg)
+
+
+MAINS = {"train": train_main, "eval": eval_main, "bench": bench_main, "diagnose": diagnose_main}
 
 
 def run(config_name: str) -> None:

@@ -218,3 +218,35 @@ def test_bench_backends_writes_csv_with_ratios(tmp_path):
     assert dq.ratio_fwd_bwd > 0 and dq.status == "ok"
     assert df[df.backend == "torch"].iloc[0].torch_fwd_GBps > 0
     assert "ratio" in out.stdout
+
+
+def test_diagnose_writes_table_csv_plots_and_mlflow_run(tmp_path):
+    out = hqexp(["diagnose", "qubits=[2,3,4]", "depths=[2,3n]", "samples=40", "bootstrap=20",
+                 "costs=[global_projector,local_projector,z0z1]", "expressibility.pairs=200",
+                 "entanglement.samples=50", "entanglement.dataset=iris"], tmp_path)
+    assert "fit ln Var" in out.stdout and "expressibility" in out.stdout
+    (run,) = runs(tmp_path)
+    assert run.data.tags["hqexp.command"] == "diagnose"
+    m = run.data.metrics
+    assert m["bp/fit/global_projector/depth_3n/slope_log2"] < 0
+    assert "bp/fit/z0z1/depth_2/r2" in m
+    files = artifacts(tmp_path, run.info.run_id)
+    assert {"diagnose/bp_variance.csv", "diagnose/bp_fits.csv", "diagnose/expressibility_entanglement.csv",
+            "diagnose/bp_variance_depth_2.png", "diagnose/bp_variance_depth_3n.png"} <= files
+    import pandas as pd
+
+    local = client(tmp_path).download_artifacts(run.info.run_id, "diagnose/bp_variance.csv", str(tmp_path))
+    df = pd.read_csv(local)
+    assert len(df) == 2 * 3 * 3 and (df.var_mean > 0).all()
+
+
+@pytest.mark.parametrize("args,match", [
+    (["costs=[z_each]"], "unknown cost 'z_each'"),
+    (["depths=[deep]"], "bad depth 'deep'"),
+    (["qubits=[0,2]"], "qubits must be a list of positive ints"),
+    (["ansatz.template=nope"], "unknown template 'nope'"),
+])
+def test_diagnose_bad_input_is_one_line(tmp_path, args, match):
+    out = hqexp(["diagnose", "samples=4", "log_to_mlflow=false", *args], tmp_path, check=False)
+    assert out.returncode == 2
+    assert match in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
