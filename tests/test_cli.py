@@ -86,6 +86,14 @@ def test_train_records_everything(trained):
                 "grad_norm/total", "grad_norm/quantum", "grad_norm/encoder", "params/total", "params/quantum"):
         assert key in m, key
     assert m["params/quantum"] == 24  # 2 layers x 4 qubits x 3 Rot angles
+    # diagnostics: barren-plateau indicators of the quantum layer, latency; no energy without a counter
+    assert m["bp/grad_var/quantum"] > 0 and m["bp/grad_abs/quantum"] > 0
+    assert 0 <= m["bp/frac_small/quantum"] <= 1
+    assert m["latency/ms_per_sample"] > 0 and m["latency/train_ms_per_sample"] > 0
+    if tags["energy_source"].startswith("unavailable"):
+        assert not [k for k in m if k.startswith("energy/")]
+    else:
+        assert m["energy/j_per_sample"] > 0
     assert 0.5 < m["test/auroc"] <= 1
     assert run.data.params["model.quantum.n_qubits"] == "4"
     arts = artifacts(tmp, run.info.run_id)
@@ -250,3 +258,9 @@ def test_diagnose_bad_input_is_one_line(tmp_path, args, match):
     out = hqexp(["diagnose", "samples=4", "log_to_mlflow=false", *args], tmp_path, check=False)
     assert out.returncode == 2
     assert match in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+
+
+def test_progress_line_shows_latency(tmp_path):
+    out = hqexp(["train", "trainer.max_epochs=1", "dataset=iris"], tmp_path)
+    bar = out.stdout + out.stderr  # Lightning's tqdm bar writes to stdout
+    assert "Lat: " in bar and " ms" in bar

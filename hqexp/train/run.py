@@ -133,7 +133,6 @@ def start_recorder(cfg: DictConfig, kind: str, extra_tags: dict | None = None):
         "git_sha": git_sha(project_root()),
         "hqexp.overrides": " ".join(hc.overrides.task),
         "hqexp.output_dir": hc.runtime.output_dir,
-        "energy_source": "unavailable:not-measured-yet",
         **(extra_tags or {}),
     }
     mcfg = OmegaConf.to_container(cfg.mlflow, resolve=True)
@@ -160,9 +159,24 @@ def _model_facts(model) -> tuple[dict, str]:
              "params/trainable": counts["trainable"]}, ",".join(used) or "none")
 
 
-def _callbacks(cfg: DictConfig, ckpt_dir: Path):
+def energy_meter(cfg: DictConfig):
+    """The energy meter for this run's hardware (``Unavailable`` with a reason if none)."""
+    from hqexp.energy import select_meter
+
+    c = cfg.callbacks.get("energy")
+    if c is None or not c.enabled:
+        return select_meter(prefer="none")
+    device = "cuda" if cfg.hardware.accelerator in ("gpu", "cuda") else "cpu"
+    try:
+        return select_meter(device, c.meter)
+    except ValueError as exc:
+        raise ConfigError(f"callbacks.energy.meter: {exc}") from None
+
+
+def _callbacks(cfg: DictConfig, ckpt_dir: Path, meter=None):
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
+    from hqexp.callbacks import diagnostics as diag
     from hqexp.callbacks.gradnorm import GradNormCallback
     from hqexp.callbacks.interrupt import InterruptFlag
 
@@ -176,6 +190,24 @@ def _callbacks(cfg: DictConfig, ckpt_dir: Path):
                                  patience=c.early_stopping.patience))
     if c.grad_norm.enabled:
         out.append(GradNormCallback(c.grad_norm.every_n_steps))
+    if c.barren_plateau.enabled:
+        b = c.barren_plateau
+        try:
+            out.append(diag.BarrenPlateauCallback(b.window, b.threshold))
+        except ValueError as exc:
+            raise ConfigError(f"callbacks.{exc}") from None
+    latency = energy = None
+    if c.latency.enabled:
+        try:
+            latency = diag.LatencyCallback(c.latency.warmup_batches)
+        except ValueError as exc:
+            raise ConfigError(f"callbacks.{exc}") from None
+        out.append(latency)
+    if meter is not None and meter.available:
+        energy = diag.EnergyCallback(meter)
+        out.append(energy)
+    if cfg.trainer.get("enable_progress_bar", True):
+        out.append(diag.CostProgressBar(latency, energy))
     return out
 
 
@@ -221,7 +253,9 @@ def _fit_and_test(cfg: DictConfig, rec, task, dm, trainer_ckpt: str | None, do_f
 
     out_dir = _output_dir()
     logger = RecorderLogger(rec)
-    callbacks = _callbacks(cfg, out_dir / "checkpoints")
+    meter = energy_meter(cfg)
+    rec.set_tags({"energy_source": meter.source})
+    callbacks = _callbacks(cfg, out_dir / "checkpoints", meter if do_fit else None)
     trainer = _trainer(cfg, logger, callbacks, out_dir)
     flag = callbacks[1]
     started = time.perf_counter()
