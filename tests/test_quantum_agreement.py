@@ -37,7 +37,7 @@ def _run(ansatz, x, w, backend, **opts):
 
 def _data(ansatz, batch, seed, per_sample=False):
     g = torch.Generator().manual_seed(seed)
-    x = torch.rand(batch, ansatz.n_qubits, generator=g, dtype=torch.float64) * 2 * math.pi
+    x = torch.rand(batch, ansatz.n_inputs, generator=g, dtype=torch.float64) * 2 * math.pi
     shape = (batch, *ansatz.weight_shape) if per_sample else ansatz.weight_shape
     w = torch.rand(shape, generator=g, dtype=torch.float64) * 2 * math.pi
     return x, w
@@ -91,6 +91,34 @@ def test_lightning_gpu_matches_torch(ansatz, batch):
 def test_torch_cuda_matches_cpu(ansatz, batch):
     x, w = _data(ansatz, batch, 5)
     _assert_close(_run(ansatz, x.cuda(), w.cuda(), "torch"), _run(ansatz, x, w, "torch"))
+
+
+def _pair_cases(seed: int, max_n: int, max_b: int):
+    """Learned-entanglement circuits: every template x pair gate, randomised sizes."""
+    rng = random.Random(seed)
+    for t, g in itertools.product(TEMPLATES, ("crx", "cry", "crz")):
+        m = rng.choice(MEASUREMENTS)
+        a = Ansatz(rng.randint(2, max_n), rng.randint(1, 3), rng.choice(EMBEDDINGS), t, m, pair_gate=g,
+                   pauli_seed=rng.randint(0, 99))
+        yield pytest.param(a, rng.randint(1, max_b), id=f"{t}-{g}-{m}")
+
+
+@pytest.mark.parametrize("backend", ["default_qubit", "lightning_qubit", "aer"])
+@pytest.mark.parametrize("ansatz,batch", list(_pair_cases(21, 5, 4)))
+def test_learned_entanglement_agrees(ansatz, batch, backend):
+    if backend not in AVAILABLE:
+        pytest.skip(f"{backend} not available")
+    x, w = _data(ansatz, batch, 13)
+    _assert_close(_run(ansatz, x, w, backend), _run(ansatz, x, w, "torch"))
+
+
+def test_learned_entanglement_input_shape_is_checked():
+    from hqexp.errors import QuantumInputError
+
+    a = Ansatz(4, 1, pair_gate="crz")
+    assert a.n_pairs == 6 and a.n_inputs == 10
+    with pytest.raises(QuantumInputError, match=r"\[B, 10\] \(4 qubit angles \+ 6 pair angles\)"):
+        expval(a, torch.rand(2, 4), torch.rand(a.weight_shape))
 
 
 @pytest.mark.parametrize("backend", ["default_qubit", "aer"])

@@ -1,8 +1,11 @@
 """Qiskit Aer backend: the canonical gate list run on ``AerSimulator``.
 
 Exact by default (saved probabilities of the statevector); ``shots=N`` samples.
-Gradients use the parameter-shift rule: every input and weight drives exactly one
-Pauli rotation, so ``(f(θ+π/2) − f(θ−π/2))/2`` is the exact derivative.
+Gradients use parameter-shift rules *per gate occurrence* (each parametrised gate
+gets its own circuit parameter; an input angle reused in several layers sums its
+occurrences): the two-term rule ``(f(θ+π/2) − f(θ−π/2))/2`` for Pauli rotations and
+the four-term rule for controlled rotations, whose generator has eigenvalues
+{0, ±1/2} (Anselmetti et al. 2021, eq. 32).
 """
 
 from __future__ import annotations
@@ -41,19 +44,33 @@ class AerBackend(Backend):
         from qiskit_aer import AerSimulator
 
         n = ansatz.n_qubits
-        params = ParameterVector("p", n + ansatz.n_weights)
+        gates = ansatz.gates()
+        occ = [g for g in gates if g.param is not None and g.param[0] in ("x", "w")]
+        params = ParameterVector("p", len(occ))
+        # Column of [inputs..., weights...] feeding each occurrence, and its shift rule.
+        src = np.array([int(g.param[1]) if g.param[0] == "x" else ansatz.n_inputs + int(g.param[1]) for g in occ],
+                       dtype=np.int64)
+        controlled = np.array([g.name.startswith("C") for g in occ], dtype=bool)
         qc = QuantumCircuit(n)
         # Wire i -> qiskit qubit n-1-i makes Qiskit's little-endian basis index equal
         # PennyLane's big-endian one, so probabilities line up without reordering.
         qb = lambda w: n - 1 - w  # noqa: E731
-        method = {"CNOT": "cx", "CZ": "cz", "RX": "rx", "RY": "ry", "RZ": "rz"}
-        for g in ansatz.gates():
+        method = {"CNOT": "cx", "CZ": "cz", "RX": "rx", "RY": "ry", "RZ": "rz", "CRX": "crx", "CRY": "cry",
+                  "CRZ": "crz"}
+        k = 0
+        for g in gates:
             if g.param is None:
                 getattr(qc, method[g.name])(*[qb(w) for w in g.wires])
                 continue
-            kind, ref = g.param
-            angle = params[int(ref)] if kind == "x" else params[n + int(ref)] if kind == "w" else float(ref)
-            getattr(qc, method[g.name])(angle, qb(g.wires[0]))
+            if g.param[0] == "c":
+                angle = float(g.param[1])
+            else:
+                angle, k = params[k], k + 1
+            getattr(qc, method[g.name])(angle, *[qb(w) for w in g.wires])
+        if controlled.any():
+            # Decompose controlled rotations first: Aer 0.18 mis-applies parameter-bound
+            # crx/cry/crz (probabilities differ from qiskit.quantum_info.Statevector).
+            qc = transpile(qc, basis_gates=["rx", "ry", "rz", "cx", "cz"], optimization_level=0)
         if self.shots is None:
             qc.save_probabilities()
         else:
@@ -61,12 +78,17 @@ class AerBackend(Backend):
         if self._sim is None:
             self._sim = AerSimulator(method="statevector", seed_simulator=self.seed)
         tqc = transpile(qc, self._sim, optimization_level=0)
-        self._circuits[ansatz] = (tqc, list(params))
+        self._circuits[ansatz] = (tqc, list(params), src, controlled)
         return self._circuits[ansatz]
 
+    def occurrences(self, ansatz: Ansatz) -> tuple[np.ndarray, np.ndarray]:
+        """(source column, is-controlled) of every parametrised gate occurrence."""
+        _, _, src, controlled = self._circuit(ansatz)
+        return src, controlled
+
     def probabilities(self, ansatz: Ansatz, values: np.ndarray) -> np.ndarray:
-        """Basis probabilities ``[M, 2**n]`` for ``M`` parameter vectors ``[M, n + n_w]``."""
-        tqc, params = self._circuit(ansatz)
+        """Basis probabilities ``[M, 2**n]`` for ``M`` occurrence-angle vectors ``[M, n_occurrences]``."""
+        tqc, params, _, _ = self._circuit(ansatz)
         binds = [{p: values[:, j].tolist() for j, p in enumerate(params)}]
         result = self._sim.run(tqc, parameter_binds=binds, shots=self.shots).result()
         dim = 2**ansatz.n_qubits
@@ -99,7 +121,8 @@ def _values(inputs: torch.Tensor, weights: torch.Tensor, ansatz: Ansatz) -> np.n
 class _AerFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, inputs, weights, backend: AerBackend, ansatz: Ansatz):  # type: ignore[override]
-        values = _values(inputs, weights, ansatz)
+        src, _ = backend.occurrences(ansatz)
+        values = _values(inputs, weights, ansatz)[:, src]  # [B, n_occurrences]
         ctx.backend, ctx.ansatz, ctx.values = backend, ansatz, values
         ctx.weight_shape = weights.shape
         out = backend.expvals(ansatz, values)
@@ -108,16 +131,23 @@ class _AerFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out):  # type: ignore[override]
         values, ansatz, backend = ctx.values, ctx.ansatz, ctx.backend
+        src, controlled = backend.occurrences(ansatz)
         B, P = values.shape
-        shift = math.pi / 2
-        eye = np.eye(P)[None] * shift  # [1, P, P]
-        plus = (values[:, None, :] + eye).reshape(-1, P)
-        minus = (values[:, None, :] - eye).reshape(-1, P)
-        f = backend.expvals(ansatz, np.concatenate([plus, minus]))
-        jac = (f[: B * P] - f[B * P:]).reshape(B, P, -1) / 2  # [B, P, n_out]
-        g = torch.as_tensor(np.einsum("bpo,bo->bp", jac, grad_out.detach().double().cpu().numpy()))
-        g = g.to(dtype=grad_out.dtype, device=grad_out.device)
-        n = ansatz.n_qubits
+
+        def shifted(amount: float) -> np.ndarray:  # f with each occurrence shifted alone: [B, P, n_out]
+            eye = np.eye(P)[None] * amount
+            return backend.expvals(ansatz, (values[:, None, :] + eye).reshape(-1, P)).reshape(B, P, -1)
+
+        jac = (shifted(math.pi / 2) - shifted(-math.pi / 2)) / 2  # exact for Pauli rotations
+        if controlled.any():
+            cp, cm = (math.sqrt(2) + 1) / (4 * math.sqrt(2)), (math.sqrt(2) - 1) / (4 * math.sqrt(2))
+            four = cp * 2 * jac - cm * (shifted(3 * math.pi / 2) - shifted(-3 * math.pi / 2))
+            jac = np.where(controlled[None, :, None], four, jac)
+        g_occ = np.einsum("bpo,bo->bp", jac, grad_out.detach().double().cpu().numpy())
+        g_all = np.zeros((B, ansatz.n_inputs + ansatz.n_weights))
+        np.add.at(g_all, (slice(None), src), g_occ)  # occurrences of one value add up
+        g = torch.as_tensor(g_all).to(dtype=grad_out.dtype, device=grad_out.device)
+        n = ansatz.n_inputs
         grad_x = g[:, :n] if ctx.needs_input_grad[0] else None
         grad_w = None
         if ctx.needs_input_grad[1]:

@@ -28,6 +28,7 @@ TEMPLATES = ("strongly_entangling", "basic_entangler", "hardware_efficient", "ra
 ENTANGLERS = ("cnot", "cz")
 MEASUREMENTS = ("z_each", "z0", "z0z1", "global_projector", "local_projector")
 PAULI_ROTATIONS = ("RX", "RY", "RZ")
+PAIR_GATES = ("crx", "cry", "crz")
 
 # A state vector of 2**MAX_QUBITS complex64 amplitudes is 8 GiB per sample: past
 # this, no machine we target holds even a batch of one with its autograd graph.
@@ -79,6 +80,12 @@ class Ansatz:
             ``None`` (default) means the template's own: ``cz`` for ``random_pauli``,
             ``cnot`` for the others.
         pauli_seed: fixes the random gate choice of ``random_pauli`` (ignored otherwise).
+        pair_gate: ``None`` or ``crx`` | ``cry`` | ``crz``: a *learned entanglement* block.
+            After each layer's entangler, a controlled rotation acts on every qubit pair
+            (i < j, control i, target j) with a per-sample angle taken from the inputs:
+            inputs are then ``[B, n_qubits + n_pairs]`` — the embedding angles first,
+            then one angle per pair in :meth:`pairs` order (the same angle every layer).
+            Models compute these angles, e.g. from an attention over qubit pairs.
     """
 
     n_qubits: int
@@ -88,6 +95,7 @@ class Ansatz:
     measurement: str = "z_each"
     entangler: str | None = None
     pauli_seed: int = 0
+    pair_gate: str | None = None
 
     def __post_init__(self) -> None:
         if self.entangler is None:
@@ -105,6 +113,10 @@ class Ansatz:
         _choice("template", self.template, TEMPLATES)
         _choice("measurement", self.measurement, MEASUREMENTS)
         _choice("entangler", self.entangler, ENTANGLERS)
+        if self.pair_gate is not None:
+            _choice("pair_gate", self.pair_gate, PAIR_GATES)
+            if self.n_qubits < 2:
+                raise ConfigError("pair_gate needs n_qubits >= 2 (it acts on qubit pairs)")
         if self.measurement == "z0z1" and self.n_qubits < 2:
             raise ConfigError("measurement 'z0z1' needs n_qubits >= 2")
 
@@ -123,6 +135,21 @@ class Ansatz:
     @property
     def n_weights(self) -> int:
         return math.prod(self.weight_shape)
+
+    def pairs(self) -> tuple[tuple[int, int], ...]:
+        """(control, target) qubit pairs of the learned-entanglement block, ``i < j``."""
+        n = self.n_qubits
+        return tuple((i, j) for i in range(n) for j in range(i + 1, n))
+
+    @property
+    def n_pairs(self) -> int:
+        """Number of pair angles the inputs carry (0 without ``pair_gate``)."""
+        return len(self.pairs()) if self.pair_gate else 0
+
+    @property
+    def n_inputs(self) -> int:
+        """Input features per sample: one embedding angle per qubit, plus the pair angles."""
+        return self.n_qubits + self.n_pairs
 
     @property
     def n_out(self) -> int:
@@ -183,6 +210,9 @@ class Ansatz:
                 for j, g in enumerate(names):
                     out.append(Gate(g, (q,), ("w", base + j)))
             out.extend(Gate(two, pair) for pair in self.entangling_pairs(layer))
+            if self.pair_gate:
+                gate = self.pair_gate.upper()
+                out.extend(Gate(gate, pair, ("x", self.n_qubits + p)) for p, pair in enumerate(self.pairs()))
         return out
 
     # ------------------------------------------------------------- conversion

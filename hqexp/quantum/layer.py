@@ -14,11 +14,11 @@ from hqexp.quantum.backends import Backend, resolve_backend
 
 
 def _validate(ansatz: Ansatz, inputs: torch.Tensor, weights: torch.Tensor) -> None:
-    if not isinstance(inputs, torch.Tensor) or inputs.dim() != 2 or inputs.shape[1] != ansatz.n_qubits:
+    if not isinstance(inputs, torch.Tensor) or inputs.dim() != 2 or inputs.shape[1] != ansatz.n_inputs:
         shape = list(inputs.shape) if isinstance(inputs, torch.Tensor) else type(inputs).__name__
-        raise QuantumInputError(
-            f"inputs must have shape [B, {ansatz.n_qubits}] (one angle per qubit), got {shape}"
-        )
+        what = "one angle per qubit" if not ansatz.n_pairs else \
+            f"{ansatz.n_qubits} qubit angles + {ansatz.n_pairs} pair angles"
+        raise QuantumInputError(f"inputs must have shape [B, {ansatz.n_inputs}] ({what}), got {shape}")
     if inputs.shape[0] == 0:
         raise QuantumInputError("inputs have batch size 0")
     ws = tuple(weights.shape)
@@ -44,7 +44,7 @@ def expval(
 ) -> torch.Tensor:
     """Expectation values ``[B, ansatz.n_out]`` of ``ansatz`` for a batch of inputs.
 
-    Differentiable w.r.t. ``inputs`` ``[B, n_qubits]`` and ``weights``
+    Differentiable w.r.t. ``inputs`` ``[B, ansatz.n_inputs]`` and ``weights``
     (``ansatz.weight_shape``, or ``[B, *weight_shape]`` for per-sample weights).
     The result has the dtype of ``inputs``.
     """

@@ -14,13 +14,31 @@ from hqexp.quantum.ansatz import Ansatz
 _ROT = {"angle_x": "X", "angle_y": "Y", "angle_z": "Z"}
 
 
-def _layers(ansatz: Ansatz, weights, wires) -> None:
+def _pair_block(ansatz: Ansatz, inputs) -> None:
+    gate = {"crx": qml.CRX, "cry": qml.CRY, "crz": qml.CRZ}[ansatz.pair_gate]
+    for p, (c, t) in enumerate(ansatz.pairs()):
+        gate(inputs[..., ansatz.n_qubits + p], wires=[c, t])
+
+
+def _layers(ansatz: Ansatz, weights, wires, inputs=None) -> None:
     n = ansatz.n_qubits
     two = qml.CNOT if ansatz.entangler == "cnot" else qml.CZ
     if ansatz.pre_rotation is not None:
         name, angle = ansatz.pre_rotation
         for q in range(n):
             getattr(qml, name)(angle, wires=q)
+    if ansatz.pair_gate:
+        # The learned-entanglement block sits after every layer: apply the templates one
+        # layer at a time (StronglyEntanglingLayers with that layer's default range).
+        for layer in range(ansatz.n_layers):
+            if ansatz.template == "strongly_entangling":
+                r = (layer % (n - 1)) + 1
+                qml.StronglyEntanglingLayers(weights[..., layer:layer + 1, :, :], wires=wires, ranges=[r],
+                                             imprimitive=two)
+            else:
+                _manual_layer(ansatz, weights, layer, two)
+            _pair_block(ansatz, inputs)
+        return
     if ansatz.template == "strongly_entangling":
         qml.StronglyEntanglingLayers(weights, wires=wires, imprimitive=two)
     elif ansatz.template == "basic_entangler" and ansatz.entangler == "cnot":
@@ -28,16 +46,22 @@ def _layers(ansatz: Ansatz, weights, wires) -> None:
     else:
         # hardware_efficient and random_pauli (no PennyLane template), or basic_entangler with CZ.
         for layer in range(ansatz.n_layers):
-            for q in range(n):
-                if ansatz.template == "basic_entangler":
-                    qml.RX(weights[..., layer, q], wires=q)
-                elif ansatz.template == "random_pauli":
-                    getattr(qml, ansatz.pauli_choices[layer][q])(weights[..., layer, q], wires=q)
-                else:
-                    qml.RY(weights[..., layer, q, 0], wires=q)
-                    qml.RZ(weights[..., layer, q, 1], wires=q)
-            for c, t in ansatz.entangling_pairs(layer):
-                two(wires=[c, t])
+            _manual_layer(ansatz, weights, layer, two)
+
+
+def _manual_layer(ansatz: Ansatz, weights, layer: int, two) -> None:
+    for q in range(ansatz.n_qubits):
+        if ansatz.template == "basic_entangler":
+            qml.RX(weights[..., layer, q], wires=q)
+        elif ansatz.template == "random_pauli":
+            getattr(qml, ansatz.pauli_choices[layer][q])(weights[..., layer, q], wires=q)
+        elif ansatz.template == "strongly_entangling":
+            qml.Rot(*(weights[..., layer, q, j] for j in range(3)), wires=q)
+        else:
+            qml.RY(weights[..., layer, q, 0], wires=q)
+            qml.RZ(weights[..., layer, q, 1], wires=q)
+    for c, t in ansatz.entangling_pairs(layer):
+        two(wires=[c, t])
 
 
 def _measure(ansatz: Ansatz, wires):
@@ -62,8 +86,8 @@ def build_qnode(ansatz: Ansatz, device: str, diff_method: str, shots: int | None
 
     @qml.qnode(dev, interface="torch", diff_method=diff_method)
     def circuit(inputs, weights):
-        qml.AngleEmbedding(inputs, wires=wires, rotation=_ROT[ansatz.embedding])
-        _layers(ansatz, weights, wires)
+        qml.AngleEmbedding(inputs[..., : ansatz.n_qubits], wires=wires, rotation=_ROT[ansatz.embedding])
+        _layers(ansatz, weights, wires, inputs)
         return _measure(ansatz, wires)
 
     if shots is not None:

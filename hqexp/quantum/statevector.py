@@ -249,7 +249,7 @@ def check_memory(ansatz: Ansatz, batch: int, cdtype: torch.dtype, device: torch.
     itemsize = torch.empty((), dtype=cdtype).element_size()
     state = batch * (2**ansatz.n_qubits) * itemsize
     # Autograd keeps one state per pass: groups per layer + entangler + measurement.
-    passes = ansatz.n_layers * (math.ceil(ansatz.n_qubits / _group_size(ansatz.n_qubits)) + 1) + 3
+    passes = ansatz.n_layers * (math.ceil(ansatz.n_qubits / _group_size(ansatz.n_qubits)) + 1 + 2 * ansatz.n_pairs) + 3
     need = state * (passes if grad else 3)
     have = _available_bytes(device)
     if have is not None and need > have:
@@ -294,7 +294,7 @@ def simulate(
     n = ansatz.n_qubits
     rdtype = REAL_OF[dtype]
     U = layer_unitaries(ansatz, weights, dtype)  # [.., L, n, 2, 2]
-    vec = _embedding_vectors(ansatz.embedding, inputs.to(rdtype))  # [B, n, 2]
+    vec = _embedding_vectors(ansatz.embedding, inputs[:, :n].to(rdtype))  # [B, n, 2]
     if ansatz.pre_rotation is not None:
         name, angle = ansatz.pre_rotation
         r = rotation_matrix(name, torch.tensor(angle, dtype=rdtype, device=vec.device))
@@ -313,6 +313,8 @@ def simulate(
                 g = _kron(g, rest[..., w, :, :])
             fused.append(g)
     kind = ansatz.entangler
+    if ansatz.pair_gate:
+        pair_u = rotation_matrix(ansatz.pair_gate[1:].upper(), inputs[:, n:].to(rdtype))  # [B, P, 2, 2]
     for layer in range(ansatz.n_layers):
         if layer > 0:
             for (start, stop), g in zip(groups, fused):  # last group first: see _apply_last_rotate
@@ -321,7 +323,25 @@ def simulate(
         if pairs:
             ent = _entangler(n, pairs, kind, psi.device, dtype)
             psi = psi * ent if kind == "cz" else _Gather.apply(psi, *ent)
+        if ansatz.pair_gate:
+            for p, (c, t) in enumerate(ansatz.pairs()):
+                psi = controlled_rotation(psi, n, c, t, pair_u[:, p])
     return psi
+
+
+def controlled_rotation(psi: torch.Tensor, n: int, control: int, target: int, u: torch.Tensor) -> torch.Tensor:
+    """Apply per-sample 2×2 ``u[B, 2, 2]`` to wire ``target`` where wire ``control`` is 1."""
+    B = psi.shape[0]
+    c, t = control, target
+    view = psi.view(B, 2**c, 2, 2 ** (n - c - 1))
+    off, on = view[:, :, 0], view[:, :, 1]  # [B, 2^c, 2^(n-c-1)]
+    if t > c:
+        blk = on.reshape(B, 2**c, 2 ** (t - c - 1), 2, 2 ** (n - t - 1))
+        new = torch.einsum("bij,baxjy->baxiy", u, blk)
+    else:
+        blk = on.reshape(B, 2**t, 2, 2 ** (c - t - 1), 2 ** (n - c - 1))
+        new = torch.einsum("bij,bajxy->baixy", u, blk)
+    return torch.stack([off, new.reshape(off.shape)], dim=2).reshape(B, -1)
 
 
 def measure_probs(ansatz: Ansatz, probs: torch.Tensor) -> torch.Tensor:
