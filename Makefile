@@ -16,7 +16,7 @@ ARGS ?=
 PYTEST_ARGS ?= -n 2
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-all train sweep ui bench clean
+.PHONY: help install test test-all train sweep hqnn-study diagnose ui bench clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -41,6 +41,12 @@ train: install ## train the default hybrid (ARGS="model=mlp_classifier dataset=w
 
 sweep: install ## hybrid vs classical twin x 3 seeds, 2 jobs in parallel (ARGS for more overrides)
 	$(BIN)/hqexp sweep sweep=hybrid_vs_classical hydra/launcher=joblib hydra.launcher.n_jobs=2 $(ARGS)
+
+hqnn-study: install ## HQNN regressor vs classical twin: 54 runs, study table on the parent (~15 min, 2 cores)
+	$(BIN)/hqexp sweep sweep=hqnn_study hydra/launcher=joblib hydra.launcher.n_jobs=2 $(ARGS)
+
+diagnose: install ## barren-plateau / expressibility scan (ARGS="ansatz.template=strongly_entangling")
+	$(BIN)/hqexp diagnose $(ARGS)
 
 ui: install ## open the MLflow UI on the default store (http://127.0.0.1:$(PORT))
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/outputs/mlflow.db --host 127.0.0.1 --port $(PORT)

@@ -264,3 +264,48 @@ def test_progress_line_shows_latency(tmp_path):
     out = hqexp(["train", "trainer.max_epochs=1", "dataset=iris"], tmp_path)
     bar = out.stdout + out.stderr  # Lightning's tqdm bar writes to stdout
     assert "Lat: " in bar and " ms" in bar
+
+
+REG = ["dataset=options", "model=hqnn_autoencoder", "dataset.n_total=300", "dataset.n_samples=60",
+       "model.quantum.n_qubits=2", "scheduler=plateau"]
+
+
+def test_regression_run_records_metrics_tables_and_plots(tmp_path):
+    hqexp(["train", *REG, *TINY], tmp_path)
+    (run,) = runs(tmp_path)
+    m = run.data.metrics
+    for key in ("val/rmse", "val/mae", "val/r2", "test/rmse", "test/mae", "test/r2", "lr", "grad_norm/total",
+                "grad_norm/pre_encoder", "grad_norm/quantum", "grad_norm/post_decoder", "train/recon_loss"):
+        assert key in m, key
+    assert m["test/rmse"] > 0
+    arts = artifacts(tmp_path, run.info.run_id)
+    assert {"logs/epochs.json", "logs/epochs.csv", "predictions/test.csv", "summary/run_summary.csv",
+            "plots/predicted_vs_true.png", "plots/loss.png", "plots/grad_norm.png", "plots/lr.png"} <= arts
+    import pandas as pd
+
+    c = client(tmp_path)
+    preds = pd.read_csv(c.download_artifacts(run.info.run_id, "predictions/test.csv", str(tmp_path)))
+    rmse = float(((preds.prediction - preds.target) ** 2).mean() ** 0.5)
+    assert rmse == pytest.approx(m["test/rmse"], rel=1e-4)  # the CSV is what was scored
+    epochs = pd.read_csv(c.download_artifacts(run.info.run_id, "logs/epochs.csv", str(tmp_path)))
+    assert len(epochs) == 2 and "val/rmse" in epochs.columns
+    ckpt = next(Path(run.data.tags["hqexp.output_dir"], "checkpoints").glob("best-*.ckpt"))
+    hqexp(["eval", f"ckpt_path={ckpt}", "trainer.enable_progress_bar=false"], tmp_path)
+    (ev,) = runs(tmp_path, "tags.`hqexp.command` = 'eval'")
+    assert ev.data.metrics["test/rmse"] == pytest.approx(m["test/rmse"], rel=1e-5)
+
+
+def test_model_and_dataset_kinds_must_match(tmp_path):
+    out = hqexp(["train", "model=hqnn_classical"], tmp_path, check=False)
+    assert out.returncode == 2 and "is a regression model but dataset=breast_cancer" in out.stderr
+
+
+def test_hqnn_study_sweep_writes_the_study_table(tmp_path):
+    hqexp(["sweep", "sweep=hqnn_study", "dataset.n_total=200", "dataset.n_samples=40",
+           "model.quantum.n_qubits=2", "seed=0,1", "trainer.max_epochs=2"], tmp_path, timeout=600)
+    (parent,) = runs(tmp_path, "tags.`hqexp.command` = 'sweep'")
+    children = runs(tmp_path, f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    assert len(children) == 4 and all(ch.info.status == "FINISHED" for ch in children)
+    assert {"study/hqnn_study.md", "study/hqnn_study.csv", "study/hqnn_study.png"} <= artifacts(
+        tmp_path, parent.info.run_id)
+    assert "study/qc/n40_q2" in parent.data.metrics

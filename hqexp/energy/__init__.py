@@ -20,9 +20,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-
-RAPL_ROOT = Path("/sys/class/powercap")
 
 
 @dataclass
@@ -117,54 +114,11 @@ class CounterMeter:
 Meter = CounterMeter | Unavailable
 
 
-# ---------------------------------------------------------------------- RAPL
-def rapl_meter(root: Path = RAPL_ROOT) -> Meter:
-    """A meter over every RAPL package domain under ``root``, or why there is none."""
-    if not root.is_dir():
-        return Unavailable("no-rapl-interface")
-    domains = sorted(p for p in root.glob("intel-rapl:*") if p.name.count(":") == 1)
-    if not domains:
-        return Unavailable("no-rapl-package-domain")
-    counters = []
-    for d in domains:
-        energy = d / "energy_uj"
-        try:
-            energy.read_text()
-        except PermissionError:
-            return Unavailable(f"rapl-permission-denied:{energy} (root-only since Linux 5.10; "
-                               f"run as root or grant read access)")
-        except OSError as exc:
-            return Unavailable(f"rapl-unreadable:{energy}:{exc.strerror or exc}")
-        wrap = None
-        rng = d / "max_energy_range_uj"
-        if rng.exists():
-            try:
-                wrap = int(rng.read_text()) / 1e6
-            except (OSError, ValueError):
-                wrap = None
-        counters.append(Counter(d.name, lambda e=energy: int(e.read_text()) / 1e6, wrap))
-    return CounterMeter("rapl", counters)
+from hqexp.energy.nvml import nvml_meter  # noqa: E402
+from hqexp.energy.rapl import RAPL_ROOT, rapl_meter  # noqa: E402
 
-
-# ---------------------------------------------------------------------- NVML
-def nvml_meter(device_index: int = 0, sync: Callable[[], None] | None = None) -> Meter:
-    """A meter on NVIDIA GPU ``device_index`` via NVML's total-energy counter, or why there is none."""
-    try:
-        import pynvml
-    except ImportError:
-        return Unavailable("nvml-not-installed (pip install nvidia-ml-py)")
-    try:
-        pynvml.nvmlInit()
-    except pynvml.NVMLError as exc:
-        return Unavailable(f"no-nvidia-driver ({exc})")
-    try:
-        handle = pynvml.nvmlDeviceGetHandleByIndex(device_index)
-        pynvml.nvmlDeviceGetTotalEnergyConsumption(handle)
-    except pynvml.NVMLError as exc:
-        return Unavailable(f"nvml-energy-counter-unsupported:gpu{device_index} ({exc})")
-    return CounterMeter("nvml", [Counter(f"gpu{device_index}",
-                                         lambda: pynvml.nvmlDeviceGetTotalEnergyConsumption(handle) / 1e3)],
-                        sync=sync)
+__all__ = ["Counter", "CounterMeter", "Meter", "RAPL_ROOT", "Reading", "Unavailable", "nvml_meter", "rapl_meter",
+           "select_meter"]
 
 
 def select_meter(device: str = "cpu", prefer: str = "auto") -> Meter:
@@ -183,5 +137,9 @@ def select_meter(device: str = "cpu", prefer: str = "auto") -> Meter:
         if not torch.cuda.is_available():
             return Unavailable("no-cuda-gpu")
         index = int(str(device).split(":")[1]) if ":" in str(device) else torch.cuda.current_device()
-        return nvml_meter(index, sync=torch.cuda.synchronize)
+        props = torch.cuda.get_device_properties(index)
+        bus = getattr(props, "pci_bus_id", None)
+        pci = (f"{getattr(props, 'pci_domain_id', 0):08X}:{bus:02X}:{getattr(props, 'pci_device_id', 0):02X}.0"
+               if bus is not None else None)
+        return nvml_meter(index, sync=torch.cuda.synchronize, pci_bus_id=pci)
     return rapl_meter()

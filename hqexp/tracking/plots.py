@@ -63,3 +63,16 @@ def confusion(y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str]):
     ax.set_title("confusion matrix (test)")
     fig.tight_layout()
     return fig
+
+
+def predicted_vs_true(y_true: np.ndarray, y_pred: np.ndarray, name: str):
+    """Scatter of predictions against targets with the y = x line."""
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.scatter(y_true, y_pred, s=6, alpha=0.5)
+    lo, hi = float(min(y_true.min(), y_pred.min())), float(max(y_true.max(), y_pred.max()))
+    ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+    ax.set_xlabel(f"true {name}")
+    ax.set_ylabel(f"predicted {name}")
+    ax.set_title("predicted vs true (test)")
+    fig.tight_layout()
+    return fig

@@ -59,6 +59,13 @@ class MlflowSweepCallback(Callback):
             return
         metric = OmegaConf.select(config, "sweep_metric", default=None) or "test/acc"
         rows = summarize(self.recorder, metric)
+        study = OmegaConf.select(config, "study", default=None)
+        if study == "hqnn" and rows:
+            from hqexp.tracking.study import record_hqnn_study
+
+            record_hqnn_study(self.recorder)
+        elif study:
+            log.warning("unknown study %r: no study table written (known: hqnn)", study)
         failed = [r for r in rows if r["status"] != "FINISHED"]
         self.recorder.terminate("FAILED" if failed or not rows else "FINISHED")
         print(f"hqexp sweep: {len(rows)} job(s), {len(failed)} failed; parent run {self.recorder.run_id}")
@@ -85,7 +92,7 @@ def summarize(recorder, metric: str) -> list[dict]:
             "status": run.info.status,
             "overrides": run.data.tags.get("hqexp.overrides", ""),
             "backend_used": run.data.tags.get("backend_used", ""),
-            **{k: v for k, v in sorted(run.data.metrics.items()) if k.startswith(("test/", "params/"))},
+            **{k: v for k, v in sorted(run.data.metrics.items()) if k.startswith(("test/", "params/", "bp/"))},
         })
     if not rows:
         return rows

@@ -76,13 +76,45 @@ def build_datamodule(cfg: DictConfig):
     return dm
 
 
+def model_task(cfg: DictConfig) -> str:
+    """``classification`` or ``regression``: the ``task`` attribute of the model's class."""
+    from hydra.utils import get_class
+
+    try:
+        return getattr(get_class(cfg.model._target_), "task", "classification")
+    except Exception as exc:
+        raise ConfigError(f"cannot import model {cfg.model.get('_target_')!r}: {exc}") from None
+
+
 def build_model(cfg: DictConfig, info):
     from hydra.utils import instantiate
 
+    kind = model_task(cfg)
+    if kind != info.task:
+        want = "a regression dataset (options)" if kind == "regression" else "a classification dataset"
+        raise ConfigError(f"model={_choice('model')} is a {kind} model but dataset={_choice('dataset')} is a "
+                          f"{info.task} dataset; use {want}")
+    size = {"n_classes": info.n_classes} if kind == "classification" else {"n_outputs": info.n_classes}
     try:
-        return instantiate(cfg.model, n_features=info.n_features, n_classes=info.n_classes, _convert_="all")
+        return instantiate(cfg.model, n_features=info.n_features, **size, _convert_="all")
     except Exception as exc:
         raise _unwrap(exc, "model") from None
+
+
+def build_task(cfg: DictConfig, model, dm):
+    """The LightningModule for the dataset's task kind."""
+    from hqexp.train.tasks import ClassificationTask, RegressionTask
+
+    sched = OmegaConf.to_container(cfg.scheduler, resolve=True)
+    loss = cfg.get("loss", "auto")
+    if dm.info.task == "regression":
+        return RegressionTask(model, cfg.optim.lr, cfg.optim.weight_decay, sched, cfg.trainer.max_epochs,
+                              loss="mse" if loss == "auto" else loss, target_mean=dm.target_mean,
+                              target_std=dm.target_std)
+    if loss not in ("auto", "cross_entropy"):
+        raise ConfigError(f"loss={loss!r} is for regression; classification uses cross_entropy (or auto)")
+    return ClassificationTask(model, dm.info.n_classes, cfg.optim.lr, cfg.optim.weight_decay, sched,
+                              cfg.trainer.max_epochs)
 
 
 def _unwrap(exc: BaseException, group: str) -> BaseException:
@@ -176,7 +208,9 @@ def energy_meter(cfg: DictConfig):
 def _callbacks(cfg: DictConfig, ckpt_dir: Path, meter=None):
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
-    from hqexp.callbacks import diagnostics as diag
+    from hqexp.callbacks.barren import BarrenPlateauCallback
+    from hqexp.callbacks.energy import EnergyCallback
+    from hqexp.callbacks.latency import CostProgressBar, LatencyCallback
     from hqexp.callbacks.gradnorm import GradNormCallback
     from hqexp.callbacks.interrupt import InterruptFlag
 
@@ -193,21 +227,21 @@ def _callbacks(cfg: DictConfig, ckpt_dir: Path, meter=None):
     if c.barren_plateau.enabled:
         b = c.barren_plateau
         try:
-            out.append(diag.BarrenPlateauCallback(b.window, b.threshold))
+            out.append(BarrenPlateauCallback(b.window, b.threshold))
         except ValueError as exc:
             raise ConfigError(f"callbacks.{exc}") from None
     latency = energy = None
     if c.latency.enabled:
         try:
-            latency = diag.LatencyCallback(c.latency.warmup_batches)
+            latency = LatencyCallback(c.latency.warmup_batches)
         except ValueError as exc:
             raise ConfigError(f"callbacks.{exc}") from None
         out.append(latency)
     if meter is not None and meter.available:
-        energy = diag.EnergyCallback(meter)
+        energy = EnergyCallback(meter)
         out.append(energy)
     if cfg.trainer.get("enable_progress_bar", True):
-        out.append(diag.CostProgressBar(latency, energy))
+        out.append(CostProgressBar(latency, energy))
     return out
 
 
@@ -219,18 +253,54 @@ def _trainer(cfg: DictConfig, logger, callbacks, root: Path):
                      enable_model_summary=False)
 
 
+EPOCH_PREFIXES = ("train/", "val/", "lr", "latency/", "energy/")
+
+
+def epoch_table(history: dict[str, list[tuple[int, float]]]) -> list[dict]:
+    """Per-epoch rows (epoch, step, every epoch-level metric) from the logger's history."""
+    by_step: dict[int, dict] = {}
+    for key, pts in history.items():
+        if key.startswith(EPOCH_PREFIXES):
+            for step, v in pts:
+                by_step.setdefault(step, {})[key] = v
+    return [{"epoch": i, "step": step, **vals} for i, (step, vals) in enumerate(sorted(by_step.items()))]
+
+
+def _log_tables(rec, logger, task, metrics: dict, elapsed: float) -> None:
+    """Per-epoch log (JSON + CSV), predictions CSV (regression) and a one-row run summary CSV."""
+    import json
+
+    import pandas as pd
+
+    rows = epoch_table(logger.history)
+    rec.log_text(json.dumps(rows, indent=1), "logs/epochs.json")
+    rec.log_text(pd.DataFrame(rows).to_csv(index=False), "logs/epochs.csv")
+    out = task.test_outputs
+    if out and "preds" in out:
+        df = pd.DataFrame({"target": out["targets"].numpy(), "prediction": out["preds"].numpy()})
+        df["error"] = df.prediction - df.target
+        rec.log_text(df.to_csv(index=False), "predictions/test.csv")
+    summary = {"run_id": rec.run_id, "model": _choice("model"), "dataset": _choice("dataset"),
+               "epochs": len([r for r in rows if "train/loss" in r]), "time_fit_s": round(elapsed, 3), **metrics}
+    rec.log_text(pd.DataFrame([summary]).to_csv(index=False), "summary/run_summary.csv")
+
+
 def _log_plots(rec, logger, task, class_names) -> None:
     from hqexp.tracking import plots
 
     h = logger.history
-    rec.log_figure(plots.curves(h, ["train/loss", "val/loss"], "loss", "cross-entropy"), "plots/loss.png")
+    ylabel = "cross-entropy" if "preds" not in task.test_outputs else type(task.loss).__name__
+    rec.log_figure(plots.curves(h, ["train/loss", "val/loss"], "loss", ylabel), "plots/loss.png")
     rec.log_figure(plots.curves(h, ["lr"], "learning rate", "lr", logy=True), "plots/lr.png")
     gn = [k for k in h if k.startswith("grad_norm/")]
     if gn:
         rec.log_figure(plots.curves(h, sorted(gn), "gradient norms", "L2 norm", logy=True),
                        "plots/grad_norm.png")
     out = task.test_outputs
-    if out:
+    if out and "preds" in out:
+        rec.log_figure(plots.predicted_vs_true(out["targets"].numpy(), out["preds"].numpy(), class_names[0]),
+                       "plots/predicted_vs_true.png")
+    elif out:
         y, p = out["targets"].numpy(), out["probs"].numpy()
         rec.log_figure(plots.roc(y, p, list(class_names)), "plots/roc.png")
         rec.log_figure(plots.confusion(y, p.argmax(1), list(class_names)), "plots/confusion_matrix.png")
@@ -240,7 +310,8 @@ def _headline(metrics: dict, rec, kind: str) -> None:
     from hqexp.tracking.mlflow_run import retry
 
     uri = retry(lambda: rec.client._tracking_client.tracking_uri)
-    keys = [k for k in ("test/acc", "test/auroc", "test/f1", "test/loss") if k in metrics]
+    keys = [k for k in ("test/acc", "test/auroc", "test/f1", "test/rmse", "test/mae", "test/r2", "test/loss")
+            if k in metrics]
     shown = "  ".join(f"{k}={metrics[k]:.4f}" for k in keys)
     print(f"\nhqexp {kind}: {shown}")
     print(f"MLflow run {rec.run_id} in {uri} (experiment id {rec.experiment_id}); "
@@ -278,9 +349,11 @@ def _fit_and_test(cfg: DictConfig, rec, task, dm, trainer_ckpt: str | None, do_f
         rec.terminate("FAILED")
         raise
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
-    rec.log_metrics({**metrics, "time/fit_s": time.perf_counter() - started}, step=trainer.global_step)
+    elapsed = time.perf_counter() - started
+    rec.log_metrics({**metrics, "time/fit_s": elapsed}, step=trainer.global_step)
     logger.save()
     _log_plots(rec, logger, task, dm.info.class_names)
+    _log_tables(rec, logger, task, metrics, elapsed)
     if do_fit and callbacks[0].best_model_path:
         rec.log_artifact(callbacks[0].best_model_path, "checkpoints")
     return metrics
@@ -290,8 +363,6 @@ def train(cfg: DictConfig) -> dict:
     """One training run: fit, test the best checkpoint, record everything in MLflow."""
     import lightning as L
 
-    from hqexp.train.tasks import ClassificationTask
-
     validate(cfg)
     _hardware(cfg)
     if cfg.ckpt_path is not None and not Path(cfg.ckpt_path).is_file():
@@ -299,8 +370,7 @@ def train(cfg: DictConfig) -> dict:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     dm = build_datamodule(cfg)
     model = build_model(cfg, dm.info)
-    task = ClassificationTask(model, dm.info.n_classes, cfg.optim.lr, cfg.optim.weight_decay,
-                              OmegaConf.to_container(cfg.scheduler, resolve=True), cfg.trainer.max_epochs)
+    task = build_task(cfg, model, dm)
     rec = start_recorder(cfg, "train", {"resumed_from": cfg.ckpt_path} if cfg.ckpt_path else None)
     facts, used = _model_facts(model)
     rec.set_tags({"backend_used": used})
@@ -318,8 +388,6 @@ def evaluate(cfg: DictConfig) -> dict:
     """Evaluate ``ckpt_path`` on the test split; the run is tagged with its source run."""
     import torch
     from hydra.core.hydra_config import HydraConfig
-
-    from hqexp.train.tasks import ClassificationTask
 
     validate(cfg)
     if cfg.ckpt_path is None:
@@ -346,7 +414,7 @@ def evaluate(cfg: DictConfig) -> dict:
         cfg.model.backend = cfg.backend
     dm = build_datamodule(cfg)
     model = build_model(cfg, dm.info)
-    task = ClassificationTask(model, dm.info.n_classes)
+    task = build_task(cfg, model, dm)
     try:
         task.load_state_dict(ckpt["state_dict"])
     except RuntimeError as exc:

@@ -115,3 +115,95 @@ class ClassificationTask(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["hqexp"] = self.hqexp_meta  # config + run id: what `hqexp eval` rebuilds from
+
+
+LOSSES = ("mse", "huber")
+
+
+class RegressionTask(L.LightningModule):
+    """Regression with MSE or Huber loss on standardised targets; metrics in target units.
+
+    ``target_mean``/``target_std`` undo the data module's standardisation, so
+    ``val/rmse``, ``val/mae`` and ``test/rmse`` are in the units of the target, not of
+    the loss. A model with ``recon_weight > 0`` and ``reconstruction_loss(x)`` (the
+    HQNN pre-autoencoder) adds that term to the training loss.
+    """
+
+    def __init__(self, model: nn.Module, lr: float = 1e-2, weight_decay: float = 1e-4,
+                 scheduler: Mapping | None = None, max_epochs: int = 20, loss: str = "mse",
+                 target_mean: float = 0.0, target_std: float = 1.0) -> None:
+        super().__init__()
+        if loss not in LOSSES:
+            raise ConfigError(f"unknown regression loss {loss!r}; choose one of: {', '.join(LOSSES)}")
+        self.model = model
+        self.lr, self.weight_decay = lr, weight_decay
+        self.scheduler_cfg = dict(scheduler or {"name": "none"})
+        self.max_epochs = max_epochs
+        self.loss = nn.MSELoss() if loss == "mse" else nn.HuberLoss()
+        self.target_mean, self.target_std = target_mean, target_std
+        metrics = torchmetrics.MetricCollection({
+            "rmse": torchmetrics.MeanSquaredError(squared=False),
+            "mse": torchmetrics.MeanSquaredError(),
+            "mae": torchmetrics.MeanAbsoluteError(),
+            "r2": torchmetrics.R2Score(),
+        })
+        self.val_metrics = metrics.clone(prefix="val/")
+        self.test_metrics = metrics.clone(prefix="test/")
+        self.test_outputs: dict[str, torch.Tensor] = {}
+        self._test_batches: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.hqexp_meta: dict = {}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def _units(self, t: torch.Tensor) -> torch.Tensor:
+        return t.float() * self.target_std + self.target_mean
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        loss = self.loss(self(x), y)
+        w = float(getattr(self.model, "recon_weight", 0.0) or 0.0)
+        if w > 0:
+            recon = self.model.reconstruction_loss(x)
+            self.log("train/recon_loss", recon, on_step=False, on_epoch=True, batch_size=len(y))
+            self.log("train/target_loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
+            loss = loss + w * recon
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
+        return loss
+
+    def on_train_epoch_start(self) -> None:
+        self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=False, on_epoch=True)
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        pred = self(x)
+        self.log("val/loss", self.loss(pred, y), on_epoch=True, prog_bar=True, batch_size=len(y))
+        self.val_metrics.update(self._units(pred).flatten(), self._units(y).flatten())
+
+    def on_validation_epoch_end(self) -> None:
+        self.log_dict(self.val_metrics.compute(), prog_bar=False)
+        self.val_metrics.reset()
+
+    def on_test_epoch_start(self) -> None:
+        self._test_batches = []
+
+    def test_step(self, batch, batch_idx):
+        x, y = batch
+        pred = self(x)
+        self.log("test/loss", self.loss(pred, y), on_epoch=True, batch_size=len(y))
+        p, t = self._units(pred).flatten(), self._units(y).flatten()
+        self.test_metrics.update(p, t)
+        self._test_batches.append((p.detach().cpu(), t.detach().cpu()))
+
+    def on_test_epoch_end(self) -> None:
+        self.log_dict(self.test_metrics.compute())
+        self.test_metrics.reset()
+        preds, ys = zip(*self._test_batches)
+        self.test_outputs = {"preds": torch.cat(preds), "targets": torch.cat(ys)}
+
+    def configure_optimizers(self):
+        return build_optimizers(self, self.parameters(), self.lr, self.weight_decay, self.scheduler_cfg,
+                                self.max_epochs)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["hqexp"] = self.hqexp_meta
