@@ -68,7 +68,9 @@ def test_hydra_features_after_subcommand(tmp_path):
     out = hqexp(["train", "--cfg", "job", "model=mlp_classifier"], tmp_path)
     assert "hqexp.models.baselines.MLPClassifier" in out.stdout
     out = hqexp(["train", "--help"], tmp_path)
-    assert "model: mlp_classifier, vqc_classifier" in out.stdout
+    groups = dict(ln.strip().split(": ", 1) for ln in out.stdout.splitlines() if ln.startswith(("model: ", "dataset: ")))
+    assert {"mlp_classifier", "vqc_classifier", "hqnn_autoencoder"} <= set(groups["model"].split(", "))
+    assert {"breast_cancer", "iris", "options"} <= set(groups["dataset"].split(", "))
     out = hqexp(["train", "--cfg", "job", "experiment=iris_hybrid"], tmp_path)
     assert "name: iris" in out.stdout and "n_layers: 3" in out.stdout
 
@@ -168,7 +170,7 @@ def test_parallel_joblib_sweep_loses_no_runs(tmp_path):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["train", "model=nope"], "unknown model 'nope'; choose one of: mlp_classifier, vqc_classifier"),
+    (["train", "model=nope"], "unknown model 'nope'; choose one of: "),
     (["train", "backend=qsim"], "unknown backend 'qsim'; choose one of: aer, default_qubit"),
     (["train", "trainer.max_epochs=[1,"], "malformed override 'trainer.max_epochs=[1,'"),
     (["train", "trainer.max_epochs=zero"], "trainer.max_epochs must be an int >= 1, got 'zero'"),
@@ -288,7 +290,9 @@ def test_regression_run_records_metrics_tables_and_plots(tmp_path):
     rmse = float(((preds.prediction - preds.target) ** 2).mean() ** 0.5)
     assert rmse == pytest.approx(m["test/rmse"], rel=1e-4)  # the CSV is what was scored
     epochs = pd.read_csv(c.download_artifacts(run.info.run_id, "logs/epochs.csv", str(tmp_path)))
-    assert len(epochs) == 2 and "val/rmse" in epochs.columns
+    assert len(epochs) == 2 and {"val/rmse", "train/loss", "grad_norm_epoch/total", "grad_norm_epoch/quantum"} <= set(
+        epochs.columns)
+    assert epochs["grad_norm_epoch/total"].notna().all() and epochs["train/loss"].notna().all()
     ckpt = next(Path(run.data.tags["hqexp.output_dir"], "checkpoints").glob("best-*.ckpt"))
     hqexp(["eval", f"ckpt_path={ckpt}", "trainer.enable_progress_bar=false"], tmp_path)
     (ev,) = runs(tmp_path, "tags.`hqexp.command` = 'eval'")
@@ -309,3 +313,4 @@ def test_hqnn_study_sweep_writes_the_study_table(tmp_path):
     assert {"study/hqnn_study.md", "study/hqnn_study.csv", "study/hqnn_study.png"} <= artifacts(
         tmp_path, parent.info.run_id)
     assert "study/qc/n40_q2" in parent.data.metrics
+

@@ -13,8 +13,9 @@ from hqexp.callbacks._util import _model
 class BarrenPlateauCallback(L.Callback):
     """Logs ``bp/grad_var/<layer>``, ``bp/grad_abs/<layer>``, ``bp/frac_small/<layer>``.
 
-    Computed at every optimiser step (a [window, n_weights] reduction: cheap) and written
-    at the trainer's ``log_every_n_steps`` cadence, like every other step metric.
+    Computed at every optimiser step (a [window, n_weights] reduction: cheap), written
+    at the trainer's ``log_every_n_steps`` cadence and once more at the end of every
+    training epoch, so runs shorter than that cadence still get the indicators.
     """
 
     def __init__(self, window: int = 20, threshold: float = 1e-6) -> None:
@@ -24,6 +25,7 @@ class BarrenPlateauCallback(L.Callback):
             raise ValueError(f"barren_plateau.threshold must be >= 0, got {threshold}")
         self.window, self.threshold = window, threshold
         self._hist: dict[str, deque] = {}
+        self._pending: dict[str, float] = {}
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
         from hqexp.models import quantum_layers
@@ -44,5 +46,15 @@ class BarrenPlateauCallback(L.Callback):
             out[f"bp/grad_var/{key}"] = G.var(0, unbiased=True).mean().item()
             out[f"bp/grad_abs/{key}"] = mean_abs.mean().item()
             out[f"bp/frac_small/{key}"] = (mean_abs < self.threshold).double().mean().item()
-        if out:
-            pl_module.log_dict(out, on_step=True, on_epoch=False)
+        self._pending = out
+        if out and (trainer.global_step + 1) % max(trainer.log_every_n_steps, 1) == 0:
+            self._emit(trainer)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self._emit(trainer)
+
+    def _emit(self, trainer) -> None:
+        if self._pending and trainer.is_global_zero:
+            for lg in trainer.loggers:
+                lg.log_metrics(self._pending, step=trainer.global_step)
+        self._pending = {}

@@ -253,7 +253,7 @@ def _trainer(cfg: DictConfig, logger, callbacks, root: Path):
                      enable_model_summary=False)
 
 
-EPOCH_PREFIXES = ("train/", "val/", "lr", "latency/", "energy/")
+EPOCH_PREFIXES = ("train/", "val/", "lr", "latency/", "energy/", "grad_norm_epoch/")
 
 
 def epoch_table(history: dict[str, list[tuple[int, float]]]) -> list[dict]:
@@ -263,7 +263,10 @@ def epoch_table(history: dict[str, list[tuple[int, float]]]) -> list[dict]:
         if key.startswith(EPOCH_PREFIXES):
             for step, v in pts:
                 by_step.setdefault(step, {})[key] = v
-    return [{"epoch": i, "step": step, **vals} for i, (step, vals) in enumerate(sorted(by_step.items()))]
+    # Rows without a train/ or val/ value are the test-time latency entries, not epochs.
+    epochs = [(step, vals) for step, vals in sorted(by_step.items())
+              if any(k.startswith(("train/", "val/")) for k in vals)]
+    return [{"epoch": i, "step": step, **vals} for i, (step, vals) in enumerate(epochs)]
 
 
 def _log_tables(rec, logger, task, metrics: dict, elapsed: float) -> None:
