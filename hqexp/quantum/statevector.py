@@ -324,24 +324,38 @@ def simulate(
             ent = _entangler(n, pairs, kind, psi.device, dtype)
             psi = psi * ent if kind == "cz" else _Gather.apply(psi, *ent)
         if ansatz.pair_gate:
-            for p, (c, t) in enumerate(ansatz.pairs()):
-                psi = controlled_rotation(psi, n, c, t, pair_u[:, p])
+            if layer == 0:  # the pair angles are the same in every layer: build the fans once
+                fans = _pair_fans(n, pair_u)
+            psi = _apply_fans(psi, n, fans)
     return psi
 
 
-def controlled_rotation(psi: torch.Tensor, n: int, control: int, target: int, u: torch.Tensor) -> torch.Tensor:
-    """Apply per-sample 2×2 ``u[B, 2, 2]`` to wire ``target`` where wire ``control`` is 1."""
+def _pair_fans(n: int, pair_u: torch.Tensor) -> list[torch.Tensor]:
+    """For each control ``c``, the Kronecker product of its rotations on targets ``c+1 … n−1``.
+
+    Rotations sharing a control commute (they act on different targets under the same
+    projector), so each control's whole fan is one ``[B, 2^k, 2^k]`` matrix applied to the
+    control-is-1 half of the state: ``n − 1`` passes instead of ``n(n−1)/2``.
+    """
+    fans, p = [], 0
+    for c in range(n - 1):
+        k = n - 1 - c  # targets c+1 .. n-1
+        fan = pair_u[:, p + k - 1]
+        for j in range(k - 2, -1, -1):
+            fan = _kron(pair_u[:, p + j], fan)  # target c+1 most significant
+        fans.append(fan.transpose(-1, -2))
+        p += k
+    return fans
+
+
+def _apply_fans(psi: torch.Tensor, n: int, fans: list[torch.Tensor]) -> torch.Tensor:
+    """Controlled rotations on every pair ``(c, t)``, ``c < t``, in lexicographic order."""
     B = psi.shape[0]
-    c, t = control, target
-    view = psi.view(B, 2**c, 2, 2 ** (n - c - 1))
-    off, on = view[:, :, 0], view[:, :, 1]  # [B, 2^c, 2^(n-c-1)]
-    if t > c:
-        blk = on.reshape(B, 2**c, 2 ** (t - c - 1), 2, 2 ** (n - t - 1))
-        new = torch.einsum("bij,baxjy->baxiy", u, blk)
-    else:
-        blk = on.reshape(B, 2**t, 2, 2 ** (c - t - 1), 2 ** (n - c - 1))
-        new = torch.einsum("bij,bajxy->baixy", u, blk)
-    return torch.stack([off, new.reshape(off.shape)], dim=2).reshape(B, -1)
+    for c, fan_t in enumerate(fans):
+        view = psi.view(B, 2**c, 2, 2 ** (n - 1 - c))
+        on = torch.matmul(view[:, :, 1], fan_t)
+        psi = torch.stack([view[:, :, 0], on], dim=2).reshape(B, -1)
+    return psi
 
 
 def measure_probs(ansatz: Ansatz, probs: torch.Tensor) -> torch.Tensor:
