@@ -37,12 +37,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
 
-from hqexp.data.tabular import DataInfo
+from hqexp.data.tabular import DataInfo, SplitDataModule
 from hqexp.errors import ConfigError
 
 FEATURES = ("moneyness", "log_moneyness", "time_to_expiry", "rate", "volatility", "is_call")
@@ -138,7 +137,7 @@ def read_option_chain(path: str | Path, rate: float = 0.0) -> tuple[np.ndarray, 
     return X, num["price"].to_numpy(float) / K, date.to_numpy().astype("datetime64[D]")
 
 
-class OptionsDataModule(L.LightningDataModule):
+class OptionsDataModule(SplitDataModule):
     """Option prices as a regression LightningDataModule (see the module docstring)."""
 
     def __init__(
@@ -229,17 +228,3 @@ class OptionsDataModule(L.LightningDataModule):
 
     def split_sizes(self) -> dict[str, int]:
         return {k: len(v) for k, v in self._splits.items()}
-
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        g = torch.Generator().manual_seed(self.seed)
-        return DataLoader(self._splits[split], batch_size=self.batch_size, shuffle=shuffle,
-                          num_workers=self.num_workers, generator=g)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", False)

@@ -46,7 +46,34 @@ class DataInfo:
     task: str = "classification"
 
 
-class TabularDataModule(L.LightningDataModule):
+class SplitDataModule(L.LightningDataModule):
+    """Loaders over ``self._splits`` ("train" / "val" / "test" datasets), built in ``setup``.
+
+    Subclasses set ``batch_size``, ``num_workers``, ``seed`` and fill ``_splits``; the
+    training loader shuffles with a generator seeded from ``seed``, so order is reproducible.
+    """
+
+    batch_size: int
+    num_workers: int
+    seed: int
+    _splits: dict
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        g = torch.Generator().manual_seed(self.seed)
+        return DataLoader(self._splits[split], batch_size=self.batch_size, shuffle=shuffle,
+                          num_workers=self.num_workers, generator=g)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", False)
+
+
+class TabularDataModule(SplitDataModule):
     """A scikit-learn dataset as a LightningDataModule."""
 
     def __init__(
@@ -103,17 +130,3 @@ class TabularDataModule(L.LightningDataModule):
                 torch.from_numpy(scaler.transform(Xs).astype(np.float32)), torch.from_numpy(ys)
             )
         self.info = DataInfo(X.shape[1], len(names), tuple(names))
-
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        g = torch.Generator().manual_seed(self.seed)
-        return DataLoader(self._splits[split], batch_size=self.batch_size, shuffle=shuffle,
-                          num_workers=self.num_workers, generator=g)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", False)
