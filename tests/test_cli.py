@@ -314,3 +314,59 @@ def test_hqnn_study_sweep_writes_the_study_table(tmp_path):
         tmp_path, parent.info.run_id)
     assert "study/qc/n40_q2" in parent.data.metrics
 
+
+ECG_TINY = ["experiment=ptbxl_snn_vqc", "trainer.max_epochs=1", "trainer.enable_progress_bar=false",
+            "dataset.batch_size=16"]
+
+
+def test_ecg_dual_path_on_a_ptbxl_fixture(tmp_path):
+    from ecg_fixtures import make_ptbxl
+
+    root = make_ptbxl(tmp_path / "ptbxl", n=60)
+    # A 60-record fixture has one val and one test batch: warm-up of 1 leaves one to time.
+    hqexp(["train", *ECG_TINY, f"dataset.root={root}", f"dataset.cache_dir={tmp_path}/cache",
+           "callbacks.latency.warmup_batches=1"], tmp_path)
+    (run,) = runs(tmp_path)
+    assert run.info.status == "FINISHED" and run.data.tags["dataset"] == "ptbxl"
+    m = run.data.metrics
+    for key in ("test/auroc_macro", "test/f1_macro", "test/acc_exact", "val/auroc_macro", "fusion/alpha",
+                "snn/spike_rate", "test/auroc/NORM", "test/sensitivity/MI", "test/specificity/HYP",
+                "latency/ms_per_sample", "bp/grad_var/qpath/quantum"):
+        assert key in m, key
+    assert m["params/total"] < 50_000 and m["data/skipped"] == 0
+    arts = artifacts(tmp_path, run.info.run_id)
+    assert {"plots/roc.png", "plots/confusion_matrix.png", "plots/pair_attention.png"} <= arts
+
+
+@pytest.mark.parametrize("source", ["cinc2021", "synthetic_ecg"])
+def test_ecg_dual_path_on_cinc_and_synthetic(tmp_path, source):
+    extra = ["dataset=synthetic_ecg", "dataset.n_synthetic=120"]
+    if source == "cinc2021":
+        from ecg_fixtures import make_cinc
+
+        extra = ["dataset=cinc2021", f"dataset.root={make_cinc(tmp_path / 'cinc', n=40)}", "dataset.cache_dir=null"]
+    hqexp(["train", *ECG_TINY, *extra], tmp_path)
+    (run,) = runs(tmp_path)
+    assert run.info.status == "FINISHED" and "test/auroc_macro" in run.data.metrics
+
+
+def test_bench_ecg_reports_throughput(tmp_path):
+    csv_path = tmp_path / "bench.csv"
+    out = hqexp(["bench", "ecg", "ecg.models=[snn_vqc_ecg,ecg_cnn_small]", "ecg.batch=8", "repeats=1", "warmup=1",
+                 f"csv={csv_path}"], tmp_path)
+    import pandas as pd
+
+    df = pd.read_csv(tmp_path / "bench.csv")
+    assert list(df.model) == ["snn_vqc_ecg", "ecg_cnn_small"]
+    assert (df.train_samples_per_s > 0).all() and (df.infer_ms_per_sample_b1 > 0).all()
+    assert "train_samples_per_s" in out.stdout
+
+
+def test_ecg_ablation_sweep_compares_models_on_the_parent(tmp_path):
+    hqexp(["sweep", "sweep=ecg_ablation", "dataset=synthetic_ecg", "dataset.n_synthetic=80", "dataset.batch_size=16",
+           "model=snn_ecg,ecg_cnn_small", "seed=1", "trainer.max_epochs=1"], tmp_path, timeout=600)
+    (parent,) = runs(tmp_path, "tags.`hqexp.command` = 'sweep'")
+    children = runs(tmp_path, f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    assert sorted(ch.data.tags["model"] for ch in children) == ["ecg_cnn_small", "snn_ecg"]
+    assert all(ch.info.status == "FINISHED" and "test/auroc_macro" in ch.data.metrics for ch in children)
+    assert {"sweep/summary.md", "sweep/children.csv"} <= artifacts(tmp_path, parent.info.run_id)

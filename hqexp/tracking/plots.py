@@ -31,25 +31,29 @@ def curves(history: dict[str, list[tuple[int, float]]], keys: list[str], title: 
     return fig
 
 
-def roc(y_true: np.ndarray, probs: np.ndarray, class_names: list[str]):
-    """One-vs-rest ROC curves (one curve for binary problems)."""
+def _roc_figure(curves, title: str, fontsize=None):
+    """ROC curves for ``(name, positive mask, scores)`` triples; one-class labels are skipped."""
     from sklearn.metrics import auc, roc_curve
 
     fig, ax = plt.subplots(figsize=(5, 5))
-    classes = [1] if probs.shape[1] == 2 else range(probs.shape[1])
-    for c in classes:
-        pos = y_true == c
+    for name, pos, score in curves:
         if pos.all() or not pos.any():
             continue
-        fpr, tpr, _ = roc_curve(pos, probs[:, c])
-        ax.plot(fpr, tpr, label=f"{class_names[c]} (AUC {auc(fpr, tpr):.3f})")
+        fpr, tpr, _ = roc_curve(pos, score)
+        ax.plot(fpr, tpr, label=f"{name} (AUC {auc(fpr, tpr):.3f})")
     ax.plot([0, 1], [0, 1], "k--", lw=0.8)
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate")
-    ax.set_title("ROC (test)")
-    ax.legend(loc="lower right")
+    ax.set_title(title)
+    ax.legend(loc="lower right", fontsize=fontsize)
     fig.tight_layout()
     return fig
+
+
+def roc(y_true: np.ndarray, probs: np.ndarray, class_names: list[str]):
+    """One-vs-rest ROC curves (one curve for binary problems)."""
+    classes = [1] if probs.shape[1] == 2 else range(probs.shape[1])
+    return _roc_figure([(class_names[c], y_true == c, probs[:, c]) for c in classes], "ROC (test)")
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str]):
@@ -76,3 +80,48 @@ def predicted_vs_true(y_true: np.ndarray, y_pred: np.ndarray, name: str):
     ax.set_title("predicted vs true (test)")
     fig.tight_layout()
     return fig
+
+
+def heatmap(matrix: np.ndarray, title: str, xlabel: str, ylabel: str):
+    """A labelled heat map of a small matrix (e.g. learned qubit-pair strengths)."""
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    im = ax.imshow(matrix, cmap="viridis")
+    n0, n1 = matrix.shape
+    ax.set_xticks(range(n1))
+    ax.set_yticks(range(n0))
+    for i in range(n0):
+        for j in range(n1):
+            if matrix[i, j]:
+                ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=7, color="w")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax)
+    fig.tight_layout()
+    return fig
+
+
+def per_class_confusion(y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str]):
+    """One 2x2 confusion matrix per label of a multi-label problem."""
+    from sklearn.metrics import multilabel_confusion_matrix
+
+    cms = multilabel_confusion_matrix(y_true, y_pred)
+    fig, axes = plt.subplots(1, len(class_names), figsize=(2.6 * len(class_names), 2.8))
+    for ax, cm, name in zip(np.atleast_1d(axes), cms, class_names):
+        ax.imshow(cm, cmap="Blues")
+        for i in range(2):
+            for j in range(2):
+                ax.text(j, i, str(cm[i, j]), ha="center", va="center")
+        ax.set_xticks([0, 1], ["no", "yes"])
+        ax.set_yticks([0, 1], ["no", "yes"])
+        ax.set_title(name)
+        ax.set_xlabel("predicted")
+    np.atleast_1d(axes)[0].set_ylabel("true")
+    fig.tight_layout()
+    return fig
+
+
+def multilabel_roc(y_true: np.ndarray, scores: np.ndarray, class_names: list[str]):
+    """One ROC curve per label."""
+    return _roc_figure([(name, y_true[:, c] > 0.5, scores[:, c]) for c, name in enumerate(class_names)],
+                       "ROC per class (test)", fontsize=8)

@@ -91,10 +91,11 @@ def build_model(cfg: DictConfig, info):
 
     kind = model_task(cfg)
     if kind != info.task:
-        want = "a regression dataset (options)" if kind == "regression" else "a classification dataset"
+        want = {"regression": "a regression dataset (options)",
+                "multilabel": "an ECG dataset (ptbxl, cinc2021, synthetic_ecg)"}.get(kind, "a classification dataset")
         raise ConfigError(f"model={_choice('model')} is a {kind} model but dataset={_choice('dataset')} is a "
                           f"{info.task} dataset; use {want}")
-    size = {"n_classes": info.n_classes} if kind == "classification" else {"n_outputs": info.n_classes}
+    size = {"n_outputs": info.n_classes} if kind == "regression" else {"n_classes": info.n_classes}
     try:
         return instantiate(cfg.model, n_features=info.n_features, **size, _convert_="all")
     except Exception as exc:
@@ -103,7 +104,7 @@ def build_model(cfg: DictConfig, info):
 
 def build_task(cfg: DictConfig, model, dm):
     """The LightningModule for the dataset's task kind."""
-    from hqexp.train.tasks import ClassificationTask, RegressionTask
+    from hqexp.train.tasks import ClassificationTask, MultiLabelTask, RegressionTask
 
     sched = OmegaConf.to_container(cfg.scheduler, resolve=True)
     loss = cfg.get("loss", "auto")
@@ -111,6 +112,11 @@ def build_task(cfg: DictConfig, model, dm):
         return RegressionTask(model, cfg.optim.lr, cfg.optim.weight_decay, sched, cfg.trainer.max_epochs,
                               loss="mse" if loss == "auto" else loss, target_mean=dm.target_mean,
                               target_std=dm.target_std)
+    if dm.info.task == "multilabel":
+        if loss not in ("auto", "bce"):
+            raise ConfigError(f"loss={loss!r} does not fit multi-label data; use bce (or auto)")
+        return MultiLabelTask(model, dm.info.class_names, cfg.optim.lr, cfg.optim.weight_decay, sched,
+                              cfg.trainer.max_epochs)
     if loss not in ("auto", "cross_entropy"):
         raise ConfigError(f"loss={loss!r} is for regression; classification uses cross_entropy (or auto)")
     return ClassificationTask(model, dm.info.n_classes, cfg.optim.lr, cfg.optim.weight_decay, sched,
@@ -292,7 +298,7 @@ def _log_plots(rec, logger, task, class_names) -> None:
     from hqexp.tracking import plots
 
     h = logger.history
-    ylabel = "cross-entropy" if "preds" not in task.test_outputs else type(task.loss).__name__
+    ylabel = type(task.loss).__name__
     rec.log_figure(plots.curves(h, ["train/loss", "val/loss"], "loss", ylabel), "plots/loss.png")
     rec.log_figure(plots.curves(h, ["lr"], "learning rate", "lr", logy=True), "plots/lr.png")
     gn = [k for k in h if k.startswith("grad_norm/")]
@@ -300,7 +306,14 @@ def _log_plots(rec, logger, task, class_names) -> None:
         rec.log_figure(plots.curves(h, sorted(gn), "gradient norms", "L2 norm", logy=True),
                        "plots/grad_norm.png")
     out = task.test_outputs
-    if out and "preds" in out:
+    for path, fig in (task.model.figures().items() if hasattr(task.model, "figures") else ()):
+        rec.log_figure(fig, path)
+    if out and "scores" in out:
+        y, p = out["targets"].numpy(), out["scores"].numpy()
+        rec.log_figure(plots.multilabel_roc(y, p, list(class_names)), "plots/roc.png")
+        rec.log_figure(plots.per_class_confusion(y.astype(int), (p > 0.5).astype(int), list(class_names)),
+                       "plots/confusion_matrix.png")
+    elif out and "preds" in out:
         rec.log_figure(plots.predicted_vs_true(out["targets"].numpy(), out["preds"].numpy(), class_names[0]),
                        "plots/predicted_vs_true.png")
     elif out:
@@ -313,7 +326,8 @@ def _headline(metrics: dict, rec, kind: str) -> None:
     from hqexp.tracking.mlflow_run import retry
 
     uri = retry(lambda: rec.client._tracking_client.tracking_uri)
-    keys = [k for k in ("test/acc", "test/auroc", "test/f1", "test/rmse", "test/mae", "test/r2", "test/loss")
+    keys = [k for k in ("test/acc", "test/auroc", "test/f1", "test/auroc_macro", "test/f1_macro", "test/acc_exact",
+                        "test/rmse", "test/mae", "test/r2", "test/loss")
             if k in metrics]
     shown = "  ".join(f"{k}={metrics[k]:.4f}" for k in keys)
     print(f"\nhqexp {kind}: {shown}")
@@ -378,7 +392,7 @@ def train(cfg: DictConfig) -> dict:
     facts, used = _model_facts(model)
     rec.set_tags({"backend_used": used})
     _log_config(rec, cfg)
-    rec.log_metrics(facts)
+    rec.log_metrics({**facts, **({"data/skipped": dm.n_skipped} if hasattr(dm, "n_skipped") else {})})
     task.hqexp_meta = {"config": OmegaConf.to_container(cfg, resolve=True), "run_id": rec.run_id,
                        "choices": {g: _choice(g) for g in ("model", "dataset", "backend", "hardware")}}
     metrics = _fit_and_test(cfg, rec, task, dm, cfg.ckpt_path, do_fit=True)

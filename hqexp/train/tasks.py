@@ -207,3 +207,104 @@ class RegressionTask(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["hqexp"] = self.hqexp_meta
+
+
+def _multilabel_metrics(n_labels: int) -> torchmetrics.MetricCollection:
+    from torchmetrics import classification as C
+
+    return torchmetrics.MetricCollection({
+        "auroc_macro": C.MultilabelAUROC(n_labels, average="macro"),
+        "f1_macro": C.MultilabelF1Score(n_labels, average="macro"),
+        "acc_exact": C.MultilabelExactMatch(n_labels),
+    })
+
+
+class MultiLabelTask(L.LightningModule):
+    """Multi-label classification (BCE with logits) with the PTB-XL benchmark's metrics.
+
+    ``test/auroc_macro`` is the benchmark's headline; per class it logs
+    ``test/auroc/<CLASS>``, ``test/sensitivity/<CLASS>`` and ``test/specificity/<CLASS>``
+    at threshold 0.5. A model with ``extra_metrics()`` (e.g. ``fusion/alpha``,
+    ``snn/spike_rate``) has them logged every training step.
+    """
+
+    def __init__(self, model: nn.Module, class_names: tuple[str, ...], lr: float = 1e-3,
+                 weight_decay: float = 1e-4, scheduler: Mapping | None = None, max_epochs: int = 20) -> None:
+        super().__init__()
+        self.model = model
+        self.class_names = tuple(class_names)
+        n = len(self.class_names)
+        self.lr, self.weight_decay = lr, weight_decay
+        self.scheduler_cfg = dict(scheduler or {"name": "none"})
+        self.max_epochs = max_epochs
+        self.loss = nn.BCEWithLogitsLoss()
+        self.val_metrics = _multilabel_metrics(n).clone(prefix="val/")
+        self.test_metrics = _multilabel_metrics(n).clone(prefix="test/")
+        from torchmetrics import classification as C
+
+        self.test_auroc_each = C.MultilabelAUROC(n, average=None)
+        self.test_stats = C.MultilabelStatScores(n, average=None)
+        self.test_outputs: dict[str, torch.Tensor] = {}
+        self._test_batches: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.hqexp_meta: dict = {}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        loss = self.loss(self(x).float(), y)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
+        extra = getattr(self.model, "extra_metrics", None)
+        if extra is not None:
+            for k, v in extra().items():
+                self.log(k, v, on_step=False, on_epoch=True, batch_size=len(y))
+        return loss
+
+    def on_train_epoch_start(self) -> None:
+        self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=False, on_epoch=True)
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        logits = self(x).float()
+        self.log("val/loss", self.loss(logits, y), on_epoch=True, prog_bar=True, batch_size=len(y))
+        self.val_metrics.update(logits.sigmoid(), y.int())
+
+    def on_validation_epoch_end(self) -> None:
+        self.log_dict(self.val_metrics.compute())
+        self.val_metrics.reset()
+
+    def on_test_epoch_start(self) -> None:
+        self._test_batches = []
+
+    def test_step(self, batch, batch_idx):
+        x, y = batch
+        logits = self(x).float()
+        p = logits.sigmoid()
+        self.log("test/loss", self.loss(logits, y), on_epoch=True, batch_size=len(y))
+        self.test_metrics.update(p, y.int())
+        self.test_auroc_each.update(p, y.int())
+        self.test_stats.update(p, y.int())
+        self._test_batches.append((p.detach().cpu(), y.detach().cpu()))
+
+    def on_test_epoch_end(self) -> None:
+        out = dict(self.test_metrics.compute())
+        auc = self.test_auroc_each.compute()
+        stats = self.test_stats.compute()  # [n, 5]: tp, fp, tn, fn, support
+        for i, name in enumerate(self.class_names):
+            tp, fp, tn, fn = (stats[i, j].float() for j in range(4))
+            out[f"test/auroc/{name}"] = auc[i]
+            out[f"test/sensitivity/{name}"] = tp / (tp + fn) if tp + fn > 0 else torch.tensor(float("nan"))
+            out[f"test/specificity/{name}"] = tn / (tn + fp) if tn + fp > 0 else torch.tensor(float("nan"))
+        self.log_dict(out)
+        for m in (self.test_metrics, self.test_auroc_each, self.test_stats):
+            m.reset()
+        probs, ys = zip(*self._test_batches)
+        self.test_outputs = {"scores": torch.cat(probs), "targets": torch.cat(ys)}
+
+    def configure_optimizers(self):
+        return build_optimizers(self, self.parameters(), self.lr, self.weight_decay, self.scheduler_cfg,
+                                self.max_epochs)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["hqexp"] = self.hqexp_meta
