@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import math
+import time
 from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
 
-from hqexp.errors import ConfigError, QuantumInputError
+from hqexp.errors import BackendUnavailable, ConfigError, QuantumInputError, QuantumMemoryError
 from hqexp.quantum.ansatz import Ansatz
 from hqexp.quantum.backends import Backend, resolve_backend
+
+log = logging.getLogger("hqexp")
 
 
 def _validate(ansatz: Ansatz, inputs: torch.Tensor, weights: torch.Tensor) -> None:
@@ -68,8 +72,14 @@ class QuantumLayer(nn.Module):
             ``small`` (uniform on [-init_scale, init_scale], a barren-plateau
             mitigation), or ``zeros``.
         init_scale: scale used by ``normal`` and ``small``.
+        retries: failed circuit evaluations tolerated on one backend (each is retried
+            at once) before the layer moves on to the next backend of ``fallback``.
+        step_timeout_s: a forward pass slower than this counts as a failure too (its
+            result is kept: a running simulation cannot be pre-empted safely), so a
+            backend that is persistently too slow is left after ``retries + 1`` steps.
 
-    ``backend_used`` holds the name of the backend that actually runs.
+    ``backend_used`` holds the name of the backend that actually runs; ``steps`` counts
+    forward passes per backend and ``events`` lists every switch with its reason.
     """
 
     def __init__(
@@ -80,12 +90,25 @@ class QuantumLayer(nn.Module):
         backend_options: Mapping | None = None,
         init: str = "uniform",
         init_scale: float = 0.1,
+        retries: int = 0,
+        step_timeout_s: float | None = None,
     ) -> None:
         super().__init__()
         self.ansatz = Ansatz.from_config(ansatz)
         if init not in _INITS:
             raise ConfigError(f"unknown init {init!r}; choose one of: {', '.join(_INITS)}")
+        if not isinstance(retries, int) or retries < 0:
+            raise ConfigError(f"backend.retries must be an int >= 0, got {retries!r}")
+        if step_timeout_s is not None and not step_timeout_s > 0:
+            raise ConfigError(f"backend.step_timeout_s must be > 0 (or null), got {step_timeout_s!r}")
+        chain = [backend, *fallback]
         self._backend = resolve_backend(backend, list(fallback), dict(backend_options or {}))
+        # What is left to try after the backend in use, for run-time failures.
+        self._remaining = chain[chain.index(self._backend.name) + 1:] if self._backend.name in chain else []
+        self.retries, self.step_timeout_s = retries, step_timeout_s
+        self._failures = 0
+        self.steps: dict[str, int] = {}
+        self.events: list[str] = []
         self.backend_requested = backend
         w = torch.empty(self.ansatz.weight_shape)
         if init == "uniform":
@@ -110,7 +133,44 @@ class QuantumLayer(nn.Module):
         # The circuit always runs in full precision, also under AMP autocast.
         with torch.autocast(device_type=x.device.type, enabled=False):
             xf = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
-            return expval(self.ansatz, xf, self.weights, self._backend)
+            while True:
+                t0 = time.perf_counter()
+                try:
+                    out = expval(self.ansatz, xf, self.weights, self._backend)
+                except (ConfigError, QuantumInputError, QuantumMemoryError):
+                    raise  # the request is wrong, not the backend: retrying cannot help
+                except Exception as exc:
+                    self._fail(f"{type(exc).__name__}: {exc}", raise_from=exc)
+                    continue
+                name = self._backend.name
+                self.steps[name] = self.steps.get(name, 0) + 1
+                dt = time.perf_counter() - t0
+                if self.step_timeout_s is not None and dt > self.step_timeout_s:
+                    self._fail(f"step took {dt:.3g} s > step_timeout_s={self.step_timeout_s:g}", raise_from=None)
+                else:
+                    self._failures = 0
+                return out
+
+    def _fail(self, reason: str, raise_from: BaseException | None) -> None:
+        """Count a failure; past ``retries`` move to the next backend that can run here."""
+        self._failures += 1
+        if self._failures <= self.retries:
+            log.warning("backend %s: %s (retry %d of %d)", self._backend.name, reason, self._failures, self.retries)
+            return
+        old = self._backend.name
+        while self._remaining:
+            candidate = self._remaining.pop(0)
+            try:
+                self._backend = resolve_backend(candidate)
+            except BackendUnavailable:
+                continue
+            self._failures = 0
+            self.events.append(f"{old}->{self._backend.name}: {reason}")
+            log.warning("backend %s gave up (%s); switching to %s", old, reason, self._backend.name)
+            return
+        if raise_from is not None:
+            raise raise_from
+        self._failures = 0  # a slow last resort is still a result: keep going
 
     def extra_repr(self) -> str:
         a = self.ansatz
