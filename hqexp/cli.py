@@ -67,8 +67,12 @@ def _fail(msg: str, code: int = 2) -> None:
     raise SystemExit(code)
 
 
-def check_overrides(args: list[str]) -> None:
-    """One-line errors for malformed overrides and unknown config-group choices."""
+def check_overrides(args: list[str], fail=None) -> None:
+    """One-line errors for malformed overrides and unknown config-group choices.
+
+    ``fail(message)`` reports them (default: print and exit 2, as the CLI does).
+    """
+    _fail = fail or globals()["_fail"]
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import OverrideParseException
 

@@ -121,6 +121,28 @@ def per_class_confusion(y_true: np.ndarray, y_pred: np.ndarray, class_names: lis
     return fig
 
 
+def precision_recall(y_true: np.ndarray, probs: np.ndarray, class_names: list[str]):
+    """One-vs-rest precision-recall curves (one curve for binary problems), with average precision."""
+    from sklearn.metrics import average_precision_score, precision_recall_curve
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    classes = [1] if probs.shape[1] == 2 else range(probs.shape[1])
+    for c in classes:
+        pos = y_true == c
+        if pos.all() or not pos.any():
+            continue
+        prec, rec, _ = precision_recall_curve(pos, probs[:, c])
+        ax.step(rec, prec, where="post",
+                label=f"{class_names[c]} (AP {average_precision_score(pos, probs[:, c]):.3f})")
+    ax.set_xlabel("recall (sensitivity)")
+    ax.set_ylabel("precision")
+    ax.set_ylim(0, 1.02)
+    ax.set_title("precision-recall (test)")
+    ax.legend(loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
 def multilabel_roc(y_true: np.ndarray, scores: np.ndarray, class_names: list[str]):
     """One ROC curve per label."""
     return _roc_figure([(name, y_true[:, c] > 0.5, scores[:, c]) for c, name in enumerate(class_names)],

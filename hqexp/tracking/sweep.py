@@ -64,8 +64,12 @@ class MlflowSweepCallback(Callback):
             from hqexp.tracking.study import record_hqnn_study
 
             record_hqnn_study(self.recorder)
+        elif study == "generations" and rows:
+            from hqexp.tracking.generations import record_generations
+
+            record_generations(self.recorder)
         elif study:
-            log.warning("unknown study %r: no study table written (known: hqnn)", study)
+            log.warning("unknown study %r: no study table written (known: hqnn, generations)", study)
         failed = [r for r in rows if r["status"] != "FINISHED"]
         self.recorder.terminate("FAILED" if failed or not rows else "FINISHED")
         print(f"hqexp sweep: {len(rows)} job(s), {len(failed)} failed; parent run {self.recorder.run_id}")
@@ -74,9 +78,9 @@ class MlflowSweepCallback(Callback):
 
 
 def _config_key(overrides: str, common: set[str]) -> str:
-    """The overrides that vary across jobs, without ``seed=…``: jobs that differ only
-    in seed share a key."""
-    parts = [p for p in overrides.split() if p not in common and not re.match(r"^\+?seed=", p)]
+    """The overrides that vary across jobs, without ``seed=…`` or ``cv.fold=…``: jobs that
+    differ only in seed (or fold) share a key."""
+    parts = [p for p in overrides.split() if p not in common and not re.match(r"^\+?(seed|cv\.fold)=", p)]
     return " ".join(parts) or "(base)"
 
 

@@ -41,11 +41,17 @@ def _hardware(cfg: DictConfig) -> dict:
     import torch
 
     hw = OmegaConf.to_container(cfg.hardware, resolve=True)
-    if hw.get("accelerator") in ("gpu", "cuda") and not torch.cuda.is_available():
+    gpu = hw.get("accelerator") in ("gpu", "cuda")
+    if gpu and not torch.cuda.is_available():
         raise ConfigError(
             f"hardware={_choice('hardware')} needs a CUDA GPU, but torch {torch.__version__} sees none; "
             "use hardware=cpu (or install a CUDA build of torch)"
         )
+    precision = cfg.get("precision")
+    if precision not in (None, "mixed"):
+        raise ConfigError(f"precision must be null or mixed, got {precision!r}")
+    if precision == "mixed":  # Lightning adds the GradScaler for 16-mixed
+        hw["precision"] = "16-mixed" if gpu else "bf16-mixed"
     return hw
 
 
@@ -65,15 +71,35 @@ def _output_dir() -> Path:
 
 
 # -------------------------------------------------------------------- building
-def build_datamodule(cfg: DictConfig):
+def build_datamodule(cfg: DictConfig, fold: int | None = None):
     from hydra.utils import instantiate
 
+    extra = {}
+    if int(cfg.cv.folds) > 1 or fold is not None:
+        extra.update(cv_folds=int(cfg.cv.folds), fold=cfg.cv.fold if fold is None else fold)
+    if cfg.imbalance.method != "none":
+        extra.update(imbalance=cfg.imbalance.method, smote_k=cfg.imbalance.smote_k)
+    if extra and not _accepts(cfg.dataset._target_, "fold"):
+        raise ConfigError(f"cv.folds / imbalance.method are for the tabular classification sets; "
+                          f"dataset={_choice('dataset')} does not support them")
     try:
-        dm = instantiate(cfg.dataset, seed=cfg.seed)
+        dm = instantiate(cfg.dataset, seed=cfg.seed, **extra)
     except Exception as exc:  # Hydra wraps constructor errors; surface ours as one line
         raise _unwrap(exc, "dataset") from None
     dm.setup("fit")
     return dm
+
+
+def _accepts(target: str, arg: str) -> bool:
+    import inspect
+
+    from hydra.utils import get_class
+
+    try:
+        params = inspect.signature(get_class(target)).parameters
+    except Exception:
+        return False
+    return arg in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
 def model_task(cfg: DictConfig) -> str:
@@ -120,7 +146,7 @@ def build_task(cfg: DictConfig, model, dm):
     if loss not in ("auto", "cross_entropy"):
         raise ConfigError(f"loss={loss!r} is for regression; classification uses cross_entropy (or auto)")
     return ClassificationTask(model, dm.info.n_classes, cfg.optim.lr, cfg.optim.weight_decay, sched,
-                              cfg.trainer.max_epochs)
+                              cfg.trainer.max_epochs, class_weights=getattr(dm, "class_weights", None))
 
 
 def _unwrap(exc: BaseException, group: str) -> BaseException:
@@ -155,7 +181,8 @@ def _parent_run_id() -> str | None:
     return f.read_text().strip() if f.exists() else None
 
 
-def start_recorder(cfg: DictConfig, kind: str, extra_tags: dict | None = None):
+def start_recorder(cfg: DictConfig, kind: str, extra_tags: dict | None = None, parent_run_id: str | None = None,
+                   name_suffix: str = ""):
     from hydra.core.hydra_config import HydraConfig
 
     from hqexp.cli import project_root
@@ -174,8 +201,8 @@ def start_recorder(cfg: DictConfig, kind: str, extra_tags: dict | None = None):
         **(extra_tags or {}),
     }
     mcfg = OmegaConf.to_container(cfg.mlflow, resolve=True)
-    name = mcfg.get("run_name") or _run_name(kind)
-    rec = Recorder.start(mcfg, run_name=name, tags=tags, parent_run_id=_parent_run_id())
+    name = (mcfg.get("run_name") or _run_name(kind)) + name_suffix
+    rec = Recorder.start(mcfg, run_name=name, tags=tags, parent_run_id=parent_run_id or _parent_run_id())
     CURRENT["recorder"] = rec
     return rec
 
@@ -191,10 +218,12 @@ def _log_config(rec, cfg: DictConfig) -> None:
 def _model_facts(model) -> tuple[dict, str]:
     from hqexp.models import count_parameters, quantum_layers
 
+    from hqexp.train.int8 import model_bytes
+
     counts = count_parameters(model)
     used = sorted({q.backend_used for q in quantum_layers(model).values()})
     return ({"params/total": counts["total"], "params/quantum": counts["quantum"],
-             "params/trainable": counts["trainable"]}, ",".join(used) or "none")
+             "params/trainable": counts["trainable"], "model/bytes": model_bytes(model)}, ",".join(used) or "none")
 
 
 def energy_meter(cfg: DictConfig):
@@ -319,6 +348,7 @@ def _log_plots(rec, logger, task, class_names) -> None:
     elif out:
         y, p = out["targets"].numpy(), out["probs"].numpy()
         rec.log_figure(plots.roc(y, p, list(class_names)), "plots/roc.png")
+        rec.log_figure(plots.precision_recall(y, p, list(class_names)), "plots/pr.png")
         rec.log_figure(plots.confusion(y, p.argmax(1), list(class_names)), "plots/confusion_matrix.png")
 
 
@@ -336,10 +366,12 @@ def _headline(metrics: dict, rec, kind: str) -> None:
 
 
 # ----------------------------------------------------------------- the loops
-def _fit_and_test(cfg: DictConfig, rec, task, dm, trainer_ckpt: str | None, do_fit: bool) -> dict:
+def _fit_and_test(cfg: DictConfig, rec, task, dm, trainer_ckpt: str | None, do_fit: bool,
+                  out_dir: Path | None = None) -> dict:
     from hqexp.tracking.logger import RecorderLogger
+    from hqexp.train.memory import PeakMemory
 
-    out_dir = _output_dir()
+    out_dir = out_dir or _output_dir()
     logger = RecorderLogger(rec)
     meter = energy_meter(cfg)
     rec.set_tags({"energy_source": meter.source})
@@ -347,27 +379,32 @@ def _fit_and_test(cfg: DictConfig, rec, task, dm, trainer_ckpt: str | None, do_f
     trainer = _trainer(cfg, logger, callbacks, out_dir)
     flag = callbacks[1]
     started = time.perf_counter()
-    try:
-        if do_fit:
-            trainer.fit(task, datamodule=dm, ckpt_path=trainer_ckpt)
-            if flag.interrupted:
-                raise KeyboardInterrupt
-            best = callbacks[0].best_model_path or None
-            trainer.test(task, datamodule=dm, ckpt_path=best, weights_only=False, verbose=False)
-        else:
-            trainer.test(task, datamodule=dm, verbose=False)
-    except (SystemExit, KeyboardInterrupt):
-        logger.save()
-        status = "KILLED" if flag.interrupted or not do_fit else "FAILED"
-        rec.terminate(status)
-        raise KeyboardInterrupt from None
-    except BaseException:
-        logger.save()
-        rec.terminate("FAILED")
-        raise
+    with PeakMemory("cuda" if cfg.hardware.accelerator in ("gpu", "cuda") else "cpu") as peak:
+        try:
+            if do_fit:
+                trainer.fit(task, datamodule=dm, ckpt_path=trainer_ckpt)
+                if flag.interrupted:
+                    raise KeyboardInterrupt
+                best = callbacks[0].best_model_path or None
+                trainer.test(task, datamodule=dm, ckpt_path=best, weights_only=False, verbose=False)
+            else:
+                trainer.test(task, datamodule=dm, verbose=False)
+        except (SystemExit, KeyboardInterrupt):
+            logger.save()
+            status = "KILLED" if flag.interrupted or not do_fit else "FAILED"
+            rec.terminate(status)
+            raise KeyboardInterrupt from None
+        except BaseException:
+            logger.save()
+            rec.terminate("FAILED")
+            raise
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
     elapsed = time.perf_counter() - started
-    rec.log_metrics({**metrics, "time/fit_s": elapsed}, step=trainer.global_step)
+    cost = {"time/fit_s": elapsed, **peak.metrics()}
+    if do_fit:
+        cost["time/epochs"] = trainer.current_epoch
+    rec.log_metrics({**metrics, **cost}, step=trainer.global_step)
+    metrics.update(cost)
     logger.save()
     _log_plots(rec, logger, task, dm.info.class_names)
     _log_tables(rec, logger, task, metrics, elapsed)
@@ -377,28 +414,124 @@ def _fit_and_test(cfg: DictConfig, rec, task, dm, trainer_ckpt: str | None, do_f
 
 
 def train(cfg: DictConfig) -> dict:
-    """One training run: fit, test the best checkpoint, record everything in MLflow."""
-    import lightning as L
-
+    """One training run — or, with ``cv.folds > 1``, a parent run with one child per fold."""
     validate(cfg)
     _hardware(cfg)
     if cfg.ckpt_path is not None and not Path(cfg.ckpt_path).is_file():
         raise ConfigError(f"ckpt_path {cfg.ckpt_path!r} does not exist")
+    folds = cfg.cv.folds
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 1:
+        raise ConfigError(f"cv.folds must be an int >= 1, got {folds!r}")
+    if folds > 1 and cfg.cv.fold is None:
+        if cfg.ckpt_path is not None:
+            raise ConfigError("ckpt_path resumes one run; with cv.folds > 1 resume a fold with cv.fold=i")
+        return _train_cv(cfg, folds)
+    metrics, rec = _train_one(cfg, cfg.cv.fold if folds > 1 else None)
+    rec.terminate("FINISHED")
+    _headline(metrics, rec, "train")
+    return metrics
+
+
+def _train_one(cfg: DictConfig, fold: int | None, parent_run_id: str | None = None,
+               out_dir: Path | None = None) -> tuple[dict, object]:
+    """Fit and test one model (one fold when ``fold`` is set); the run is left open."""
+    import lightning as L
+
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    dm = build_datamodule(cfg)
+    dm = build_datamodule(cfg, fold)
     model = build_model(cfg, dm.info)
     task = build_task(cfg, model, dm)
-    rec = start_recorder(cfg, "train", {"resumed_from": cfg.ckpt_path} if cfg.ckpt_path else None)
+    tags = {"resumed_from": cfg.ckpt_path} if cfg.ckpt_path else {}
+    if fold is not None:
+        tags["cv.fold"] = str(fold)
+    rec = start_recorder(cfg, "train", tags, parent_run_id=parent_run_id,
+                         name_suffix=f" fold {fold}" if parent_run_id else "")
     facts, used = _model_facts(model)
     rec.set_tags({"backend_used": used})
     _log_config(rec, cfg)
     rec.log_metrics({**facts, **({"data/skipped": dm.n_skipped} if hasattr(dm, "n_skipped") else {})})
     task.hqexp_meta = {"config": OmegaConf.to_container(cfg, resolve=True), "run_id": rec.run_id,
                        "choices": {g: _choice(g) for g in ("model", "dataset", "backend", "hardware")}}
-    metrics = _fit_and_test(cfg, rec, task, dm, cfg.ckpt_path, do_fit=True)
-    rec.terminate("FINISHED")
-    _headline(metrics, rec, "train")
-    return metrics
+    metrics = _fit_and_test(cfg, rec, task, dm, cfg.ckpt_path, do_fit=True, out_dir=out_dir)
+    metrics.update(facts)
+    _backend_report(rec, model)
+    if cfg.quantize.int8:
+        if task.__class__.__name__ != "ClassificationTask":
+            raise ConfigError("quantize.int8 is measured with classification metrics; use a classification dataset")
+        from hqexp.train.int8 import int8_report
+
+        q = int8_report(task.model, dm.test_dataloader(), dm.info.n_classes)
+        rec.log_metrics(q)
+        metrics.update(q)
+    return metrics, rec
+
+
+def _backend_report(rec, model) -> None:
+    """What ran where: final backend, switches and forward passes per backend."""
+    from hqexp.models import quantum_layers
+
+    layers = quantum_layers(model)
+    if not layers:
+        return
+    events = [f"{name}: {e}" for name, q in layers.items() for e in getattr(q, "events", [])]
+    rec.set_tags({"backend_used": ",".join(sorted({q.backend_used for q in layers.values()})),
+                  **({"backend_events": " | ".join(events)[:5000]} if events else {})})
+    steps: dict[str, float] = {}
+    for q in layers.values():
+        for b, n in getattr(q, "steps", {}).items():
+            steps[f"backend/forwards/{b}"] = steps.get(f"backend/forwards/{b}", 0) + n
+    rec.log_metrics({**steps, "backend/switches": float(len(events))})
+
+
+def _train_cv(cfg: DictConfig, folds: int) -> dict:
+    """Stratified k-fold CV: a parent run holding mean/std, one child run per fold."""
+    import numpy as np
+    import pandas as pd
+
+    from hqexp.tracking.mlflow_run import retry
+
+    parent = start_recorder(cfg, "train", {"cv.folds": str(folds)})
+    _log_config(parent, cfg)
+    rows, used = [], set()
+    try:
+        for i in range(folds):
+            metrics, rec = _train_one(cfg, i, parent_run_id=parent.run_id, out_dir=_output_dir() / f"fold_{i}")
+            rec.terminate("FINISHED")
+            used.add(retry(lambda: rec.client.get_run(rec.run_id)).data.tags.get("backend_used", "none"))
+            rows.append({"fold": i, "run_id": rec.run_id, **metrics})
+            CURRENT["recorder"] = parent
+    except BaseException:
+        CURRENT["recorder"] = parent  # the CLI guard marks the parent; the fold already marked itself
+        raise
+    df = pd.DataFrame(rows)
+    summary: dict[str, float] = {}
+    for col in df.columns:
+        if col in ("fold", "run_id") or not np.issubdtype(df[col].dtype, np.number):
+            continue
+        vals = df[col].dropna().to_numpy(float)
+        summary[f"cv/{col}_mean"], summary[f"cv/{col}_std"] = float(vals.mean()), float(vals.std(ddof=1) if len(vals) > 1 else 0.0)
+    # The fold means under the usual names, so sweeps and the UI compare CV runs like any other.
+    means = {c: float(df[c].mean()) for c in df.columns if c.startswith(("test/", "int8/", "params/", "model/"))}
+    means["time/fit_s"] = float(df["time/fit_s"].sum())
+    if "time/epochs" in df:
+        means["time/epochs"] = float(df["time/epochs"].mean())
+    parent.set_tags({"backend_used": ",".join(sorted(used))})
+    for key in ("mem/peak_rss_mb", "mem/peak_cuda_mb", "mem/fit_rss_delta_mb"):
+        if key in df:
+            means[key] = float(df[key].max())
+    parent.log_metrics({**summary, **means})
+    parent.log_text(df.to_csv(index=False), "cv/folds.csv")
+    lines = ["| metric | mean | std |", "|---|---|---|"] + [
+        f"| {k[3:-5]} | {v:.4f} | {summary[k[:-5] + '_std']:.4f} |" for k, v in summary.items()
+        if k.endswith("_mean") and k.startswith("cv/test/")]
+    parent.log_text("\n".join(lines) + "\n", "cv/summary.md")
+    parent.terminate("FINISHED")
+    print(f"\n{folds}-fold CV (mean ± std over folds):")
+    for k, v in summary.items():
+        if k.startswith("cv/test/") and k.endswith("_mean"):
+            print(f"  {k[3:-5]:<22} {v:.4f} ± {summary[k[:-5] + '_std']:.4f}")
+    _headline(means, parent, "train")
+    return {**summary, **means}
 
 
 def evaluate(cfg: DictConfig) -> dict:

@@ -36,34 +36,49 @@ def build_optimizers(module: L.LightningModule, params, lr: float, weight_decay:
 
 def _metrics(n_classes: int) -> torchmetrics.MetricCollection:
     # Binary problems report the positive class (label 1); multiclass ones macro averages.
+    # Sensitivity = recall; ap = average precision (area under the precision-recall curve).
+    c = torchmetrics.classification
     if n_classes == 2:
         return torchmetrics.MetricCollection({
-            "acc": torchmetrics.classification.BinaryAccuracy(),
-            "auroc": torchmetrics.classification.BinaryAUROC(),
-            "f1": torchmetrics.classification.BinaryF1Score(),
+            "acc": c.BinaryAccuracy(), "auroc": c.BinaryAUROC(), "f1": c.BinaryF1Score(),
+            "sensitivity": c.BinaryRecall(), "specificity": c.BinarySpecificity(),
+            "precision": c.BinaryPrecision(), "ap": c.BinaryAveragePrecision(),
         })
     return torchmetrics.MetricCollection({
-        "acc": torchmetrics.classification.MulticlassAccuracy(n_classes, average="micro"),
-        "auroc": torchmetrics.classification.MulticlassAUROC(n_classes, average="macro"),
-        "f1": torchmetrics.classification.MulticlassF1Score(n_classes, average="macro"),
+        "acc": c.MulticlassAccuracy(n_classes, average="micro"),
+        "auroc": c.MulticlassAUROC(n_classes, average="macro"),
+        "f1": c.MulticlassF1Score(n_classes, average="macro"),
+        "sensitivity": c.MulticlassRecall(n_classes, average="macro"),
+        "specificity": c.MulticlassSpecificity(n_classes, average="macro"),
+        "precision": c.MulticlassPrecision(n_classes, average="macro"),
+        "ap": c.MulticlassAveragePrecision(n_classes, average="macro"),
     })
 
 
 class ClassificationTask(L.LightningModule):
-    """Cross-entropy classification with accuracy, AUROC and F1 (torchmetrics)."""
+    """Cross-entropy classification with accuracy, AUROC, F1, sensitivity, specificity,
+    precision and average precision (torchmetrics). ``class_weights`` weight the loss.
+
+    ``val/auroc_tb`` is the validation AUROC rounded to 1e-3 minus 1e-4·val loss: AUC decides,
+    and among epochs with the same AUC (small validation sets saturate at 1.0 within a few
+    epochs) the lower loss wins. Monitoring raw ``val/auroc`` would stop training and keep the
+    first saturated epoch, whose ranking is perfect but whose 0.5 threshold is not yet learned.
+    """
 
     def __init__(self, model: nn.Module, n_classes: int, lr: float = 1e-2, weight_decay: float = 1e-4,
-                 scheduler: Mapping | None = None, max_epochs: int = 20) -> None:
+                 scheduler: Mapping | None = None, max_epochs: int = 20,
+                 class_weights: torch.Tensor | None = None) -> None:
         super().__init__()
         self.model = model
         self.n_classes = n_classes
         self.lr, self.weight_decay = lr, weight_decay
         self.scheduler_cfg = dict(scheduler or {"name": "none"})
         self.max_epochs = max_epochs
-        self.loss = nn.CrossEntropyLoss()
+        self.loss = nn.CrossEntropyLoss(weight=class_weights)
         self.val_metrics = _metrics(n_classes).clone(prefix="val/")
         self.test_metrics = _metrics(n_classes).clone(prefix="test/")
         self.test_outputs: dict[str, torch.Tensor] = {}
+        self._val_loss_sum, self._val_n = 0.0, 0
         self._test_batches: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.hqexp_meta: dict = {}
 
@@ -76,8 +91,12 @@ class ClassificationTask(L.LightningModule):
 
     def training_step(self, batch, batch_idx):
         x, y = batch
-        loss = self.loss(self(x), y)
+        loss = self.loss(self(x).float(), y)
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
+        extra = getattr(self.model, "extra_metrics", None)
+        if extra is not None:
+            for k, v in extra().items():
+                self.log(k, v, on_step=False, on_epoch=True, batch_size=len(y))
         return loss
 
     def on_train_epoch_start(self) -> None:
@@ -86,11 +105,22 @@ class ClassificationTask(L.LightningModule):
     def validation_step(self, batch, batch_idx):
         x, y = batch
         logits = self(x)
-        self.log("val/loss", self.loss(logits, y), on_epoch=True, prog_bar=True, batch_size=len(y))
+        loss = self.loss(logits.float(), y)
+        self.log("val/loss", loss, on_epoch=True, prog_bar=True, batch_size=len(y))
+        self._val_loss_sum = self._val_loss_sum + loss.detach() * len(y)
+        self._val_n += len(y)
         self.val_metrics.update(self._probs(logits), y)
 
+    def on_validation_epoch_start(self) -> None:
+        self._val_loss_sum, self._val_n = 0.0, 0
+
     def on_validation_epoch_end(self) -> None:
-        self.log_dict(self.val_metrics.compute(), prog_bar=False)
+        out = self.val_metrics.compute()
+        if self._val_n:
+            mean_loss = min(float(self._val_loss_sum) / self._val_n, 9.99)  # keeps the tie-break inside one 1e-3 step
+            auc = round(float(out["val/auroc"]), 3)
+            out["val/auroc_tb"] = torch.tensor(auc - 1e-4 * mean_loss, device=self.device)
+        self.log_dict(out, prog_bar=False)
         self.val_metrics.reset()
 
     def on_test_epoch_start(self) -> None:
@@ -99,7 +129,7 @@ class ClassificationTask(L.LightningModule):
     def test_step(self, batch, batch_idx):
         x, y = batch
         logits = self(x)
-        self.log("test/loss", self.loss(logits, y), on_epoch=True, batch_size=len(y))
+        self.log("test/loss", self.loss(logits.float(), y), on_epoch=True, batch_size=len(y))
         self.test_metrics.update(self._probs(logits), y)
         self._test_batches.append((logits.float().softmax(-1).detach().cpu(), y.detach().cpu()))
 
@@ -267,7 +297,7 @@ class MultiLabelTask(L.LightningModule):
     def validation_step(self, batch, batch_idx):
         x, y = batch
         logits = self(x).float()
-        self.log("val/loss", self.loss(logits, y), on_epoch=True, prog_bar=True, batch_size=len(y))
+        self.log("val/loss", self.loss(logits.float(), y), on_epoch=True, prog_bar=True, batch_size=len(y))
         self.val_metrics.update(logits.sigmoid(), y.int())
 
     def on_validation_epoch_end(self) -> None:
@@ -281,7 +311,7 @@ class MultiLabelTask(L.LightningModule):
         x, y = batch
         logits = self(x).float()
         p = logits.sigmoid()
-        self.log("test/loss", self.loss(logits, y), on_epoch=True, batch_size=len(y))
+        self.log("test/loss", self.loss(logits.float(), y), on_epoch=True, batch_size=len(y))
         self.test_metrics.update(p, y.int())
         self.test_auroc_each.update(p, y.int())
         self.test_stats.update(p, y.int())
