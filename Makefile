@@ -16,7 +16,7 @@ ARGS ?=
 PYTEST_ARGS ?= -n 2
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-all train sweep hqnn-study diagnose ui bench clean
+.PHONY: help install test test-all train sweep hqnn-study generations diagnose ui bench clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ sweep: install ## hybrid vs classical twin x 3 seeds, 2 jobs in parallel (ARGS f
 
 hqnn-study: install ## HQNN regressor vs classical twin: 54 runs, study table on the parent (~15 min, 2 cores)
 	$(BIN)/hqexp sweep sweep=hqnn_study hydra/launcher=joblib hydra.launcher.n_jobs=2 $(ARGS)
+
+generations: install ## G-0..G-10 (+ classical twins) on breast_cancer and binary iris: one summary table
+	$(BIN)/hqexp sweep sweep=generations hydra/launcher=joblib hydra.launcher.n_jobs=2 $(ARGS)
 
 diagnose: install ## barren-plateau / expressibility scan (ARGS="ansatz.template=strongly_entangling")
 	$(BIN)/hqexp diagnose $(ARGS)

@@ -370,3 +370,62 @@ def test_ecg_ablation_sweep_compares_models_on_the_parent(tmp_path):
     assert sorted(ch.data.tags["model"] for ch in children) == ["ecg_cnn_small", "snn_ecg"]
     assert all(ch.info.status == "FINISHED" and "test/auroc_macro" in ch.data.metrics for ch in children)
     assert {"sweep/summary.md", "sweep/children.csv"} <= artifacts(tmp_path, parent.info.run_id)
+
+
+GEN_TINY = ["dataset=iris_binary", "trainer.max_epochs=2", "trainer.enable_progress_bar=false"]
+
+
+def test_kfold_run_is_a_parent_with_one_child_per_fold(tmp_path):
+    hqexp(["train", "model=g9", "cv.folds=3", *GEN_TINY], tmp_path)
+    (parent,) = runs(tmp_path, "tags.`cv.folds` = '3'")
+    folds = runs(tmp_path, f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    assert sorted(f.data.tags["cv.fold"] for f in folds) == ["0", "1", "2"]
+    m = parent.data.metrics
+    for key in ("cv/test/auroc_mean", "cv/test/auroc_std", "cv/test/sensitivity_mean", "cv/test/specificity_mean",
+                "test/auroc", "int8/delta_auroc", "model/bytes", "mem/peak_rss_mb", "time/epochs"):
+        assert key in m, key
+    assert m["test/auroc"] == pytest.approx(sum(f.data.metrics["test/auroc"] for f in folds) / 3)
+    assert {"cv/folds.csv", "cv/summary.md"} <= artifacts(tmp_path, parent.info.run_id)
+    for f in folds:
+        assert f.info.status == "FINISHED" and f.data.tags["backend_used"] == "torch"
+        assert {"plots/roc.png", "plots/pr.png", "plots/confusion_matrix.png"} <= artifacts(tmp_path, f.info.run_id)
+        assert "sparsity/activations" in f.data.metrics and "backend/forwards/torch" in f.data.metrics
+
+
+def test_generations_sweep_writes_the_summary_table(tmp_path):
+    hqexp(["sweep", "sweep=generations", "model=g0,g4", *GEN_TINY], tmp_path, timeout=600)
+    (parent,) = runs(tmp_path, "tags.`hqexp.command` = 'sweep'")
+    assert {"study/generations.md", "study/generations.csv"} <= artifacts(tmp_path, parent.info.run_id)
+    import pandas as pd
+
+    c = client(tmp_path)
+    table = pd.read_csv(c.download_artifacts(parent.info.run_id, "study/generations.csv", str(tmp_path)))
+    assert [tuple(r) for r in table[["generation", "variant"]].itertuples(index=False)] == [
+        ("g0", "classical"), ("g4", "hybrid"), ("g4", "twin")]
+    assert table.auroc.notna().all() and table.peak_mem_mb.notna().all() and table.model_bytes.notna().all()
+    hybrid = table[table.variant == "hybrid"].iloc[0]
+    assert hybrid.int8_model_bytes > 0 and hybrid.trainable_params < table[table.variant == "classical"].iloc[
+        0].trainable_params + 1000
+
+
+def test_folds_can_run_as_parallel_sweep_jobs(tmp_path):
+    hqexp(["sweep", "model=g7", "cv.folds=2", "cv.fold=0,1", *GEN_TINY, "hydra/launcher=joblib",
+           "hydra.launcher.n_jobs=2"], tmp_path, timeout=600)
+    (parent,) = runs(tmp_path, "tags.`hqexp.command` = 'sweep'")
+    children = runs(tmp_path, f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    assert sorted(ch.data.tags["cv.fold"] for ch in children) == ["0", "1"]
+    c = client(tmp_path)
+    summary = Path(c.download_artifacts(parent.info.run_id, "sweep/summary.md", str(tmp_path))).read_text()
+    assert "| (base) | 2 |" in summary  # the folds pool into one configuration
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model,dataset,metric,floor", [
+    ("g9", "breast_cancer", "test/auroc", 0.99),   # 5-fold mean AUC
+    ("g6", "iris_binary", "test/f1", 0.93),        # 5-fold mean F1 on the hard pair
+])
+def test_generation_quality_targets(tmp_path, model, dataset, metric, floor):
+    hqexp(["train", f"model={model}", f"dataset={dataset}", "trainer.max_epochs=60",
+           "trainer.enable_progress_bar=false"], tmp_path, timeout=900)
+    (parent,) = runs(tmp_path, "tags.`cv.folds` = '5'")
+    assert parent.data.metrics[metric] >= floor
