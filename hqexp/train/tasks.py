@@ -55,39 +55,24 @@ def _metrics(n_classes: int) -> torchmetrics.MetricCollection:
     })
 
 
-class ClassificationTask(L.LightningModule):
-    """Cross-entropy classification with accuracy, AUROC, F1, sensitivity, specificity,
-    precision and average precision (torchmetrics). ``class_weights`` weight the loss.
+class _Task(L.LightningModule):
+    """What every task shares: the wrapped model, AdamW + scheduler, the ``lr`` log, the
+    test-output buffer, checkpoint metadata, and a training step that logs ``train/loss``
+    and the model's ``extra_metrics()``."""
 
-    ``val/auroc_tb`` is the validation AUROC rounded to 1e-3 minus 1e-4·val loss: AUC decides,
-    and among epochs with the same AUC (small validation sets saturate at 1.0 within a few
-    epochs) the lower loss wins. Monitoring raw ``val/auroc`` would stop training and keep the
-    first saturated epoch, whose ranking is perfect but whose 0.5 threshold is not yet learned.
-    """
-
-    def __init__(self, model: nn.Module, n_classes: int, lr: float = 1e-2, weight_decay: float = 1e-4,
-                 scheduler: Mapping | None = None, max_epochs: int = 20,
-                 class_weights: torch.Tensor | None = None) -> None:
+    def __init__(self, model: nn.Module, lr: float, weight_decay: float, scheduler: Mapping | None,
+                 max_epochs: int) -> None:
         super().__init__()
         self.model = model
-        self.n_classes = n_classes
         self.lr, self.weight_decay = lr, weight_decay
         self.scheduler_cfg = dict(scheduler or {"name": "none"})
         self.max_epochs = max_epochs
-        self.loss = nn.CrossEntropyLoss(weight=class_weights)
-        self.val_metrics = _metrics(n_classes).clone(prefix="val/")
-        self.test_metrics = _metrics(n_classes).clone(prefix="test/")
         self.test_outputs: dict[str, torch.Tensor] = {}
-        self._val_loss_sum, self._val_n = 0.0, 0
         self._test_batches: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.hqexp_meta: dict = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
-
-    def _probs(self, logits: torch.Tensor) -> torch.Tensor:
-        p = logits.float().softmax(-1)
-        return p[:, 1] if self.n_classes == 2 else p
 
     def training_step(self, batch, batch_idx):
         x, y = batch
@@ -101,6 +86,41 @@ class ClassificationTask(L.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=False, on_epoch=True)
+
+    def on_test_epoch_start(self) -> None:
+        self._test_batches = []
+
+    def configure_optimizers(self):
+        return build_optimizers(self, self.parameters(), self.lr, self.weight_decay, self.scheduler_cfg,
+                                self.max_epochs)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["hqexp"] = self.hqexp_meta  # config + run id: what `hqexp eval` rebuilds from
+
+
+class ClassificationTask(_Task):
+    """Cross-entropy classification with accuracy, AUROC, F1, sensitivity, specificity,
+    precision and average precision (torchmetrics). ``class_weights`` weight the loss.
+
+    ``val/auroc_tb`` is the validation AUROC rounded to 1e-3 minus 1e-4·val loss: AUC decides,
+    and among epochs with the same AUC (small validation sets saturate at 1.0 within a few
+    epochs) the lower loss wins. Monitoring raw ``val/auroc`` would stop training and keep the
+    first saturated epoch, whose ranking is perfect but whose 0.5 threshold is not yet learned.
+    """
+
+    def __init__(self, model: nn.Module, n_classes: int, lr: float = 1e-2, weight_decay: float = 1e-4,
+                 scheduler: Mapping | None = None, max_epochs: int = 20,
+                 class_weights: torch.Tensor | None = None) -> None:
+        super().__init__(model, lr, weight_decay, scheduler, max_epochs)
+        self.n_classes = n_classes
+        self.loss = nn.CrossEntropyLoss(weight=class_weights)
+        self.val_metrics = _metrics(n_classes).clone(prefix="val/")
+        self.test_metrics = _metrics(n_classes).clone(prefix="test/")
+        self._val_loss_sum, self._val_n = 0.0, 0
+
+    def _probs(self, logits: torch.Tensor) -> torch.Tensor:
+        p = logits.float().softmax(-1)
+        return p[:, 1] if self.n_classes == 2 else p
 
     def validation_step(self, batch, batch_idx):
         x, y = batch
@@ -123,9 +143,6 @@ class ClassificationTask(L.LightningModule):
         self.log_dict(out, prog_bar=False)
         self.val_metrics.reset()
 
-    def on_test_epoch_start(self) -> None:
-        self._test_batches = []
-
     def test_step(self, batch, batch_idx):
         x, y = batch
         logits = self(x)
@@ -139,18 +156,11 @@ class ClassificationTask(L.LightningModule):
         probs, ys = zip(*self._test_batches)
         self.test_outputs = {"probs": torch.cat(probs), "targets": torch.cat(ys)}
 
-    def configure_optimizers(self):
-        return build_optimizers(self, self.parameters(), self.lr, self.weight_decay, self.scheduler_cfg,
-                                self.max_epochs)
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["hqexp"] = self.hqexp_meta  # config + run id: what `hqexp eval` rebuilds from
-
 
 LOSSES = ("mse", "huber")
 
 
-class RegressionTask(L.LightningModule):
+class RegressionTask(_Task):
     """Regression with MSE or Huber loss on standardised targets; metrics in target units.
 
     ``target_mean``/``target_std`` undo the data module's standardisation, so
@@ -162,13 +172,9 @@ class RegressionTask(L.LightningModule):
     def __init__(self, model: nn.Module, lr: float = 1e-2, weight_decay: float = 1e-4,
                  scheduler: Mapping | None = None, max_epochs: int = 20, loss: str = "mse",
                  target_mean: float = 0.0, target_std: float = 1.0) -> None:
-        super().__init__()
         if loss not in LOSSES:
             raise ConfigError(f"unknown regression loss {loss!r}; choose one of: {', '.join(LOSSES)}")
-        self.model = model
-        self.lr, self.weight_decay = lr, weight_decay
-        self.scheduler_cfg = dict(scheduler or {"name": "none"})
-        self.max_epochs = max_epochs
+        super().__init__(model, lr, weight_decay, scheduler, max_epochs)
         self.loss = nn.MSELoss() if loss == "mse" else nn.HuberLoss()
         self.target_mean, self.target_std = target_mean, target_std
         metrics = torchmetrics.MetricCollection({
@@ -179,12 +185,6 @@ class RegressionTask(L.LightningModule):
         })
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
-        self.test_outputs: dict[str, torch.Tensor] = {}
-        self._test_batches: list[tuple[torch.Tensor, torch.Tensor]] = []
-        self.hqexp_meta: dict = {}
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
 
     def _units(self, t: torch.Tensor) -> torch.Tensor:
         return t.float() * self.target_std + self.target_mean
@@ -201,9 +201,6 @@ class RegressionTask(L.LightningModule):
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
         return loss
 
-    def on_train_epoch_start(self) -> None:
-        self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=False, on_epoch=True)
-
     def validation_step(self, batch, batch_idx):
         x, y = batch
         pred = self(x)
@@ -213,9 +210,6 @@ class RegressionTask(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         self.log_dict(self.val_metrics.compute(), prog_bar=False)
         self.val_metrics.reset()
-
-    def on_test_epoch_start(self) -> None:
-        self._test_batches = []
 
     def test_step(self, batch, batch_idx):
         x, y = batch
@@ -231,13 +225,6 @@ class RegressionTask(L.LightningModule):
         preds, ys = zip(*self._test_batches)
         self.test_outputs = {"preds": torch.cat(preds), "targets": torch.cat(ys)}
 
-    def configure_optimizers(self):
-        return build_optimizers(self, self.parameters(), self.lr, self.weight_decay, self.scheduler_cfg,
-                                self.max_epochs)
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["hqexp"] = self.hqexp_meta
-
 
 def _multilabel_metrics(n_labels: int) -> torchmetrics.MetricCollection:
     from torchmetrics import classification as C
@@ -249,7 +236,7 @@ def _multilabel_metrics(n_labels: int) -> torchmetrics.MetricCollection:
     })
 
 
-class MultiLabelTask(L.LightningModule):
+class MultiLabelTask(_Task):
     """Multi-label classification (BCE with logits) with the PTB-XL benchmark's metrics.
 
     ``test/auroc_macro`` is the benchmark's headline; per class it logs
@@ -260,13 +247,9 @@ class MultiLabelTask(L.LightningModule):
 
     def __init__(self, model: nn.Module, class_names: tuple[str, ...], lr: float = 1e-3,
                  weight_decay: float = 1e-4, scheduler: Mapping | None = None, max_epochs: int = 20) -> None:
-        super().__init__()
-        self.model = model
+        super().__init__(model, lr, weight_decay, scheduler, max_epochs)
         self.class_names = tuple(class_names)
         n = len(self.class_names)
-        self.lr, self.weight_decay = lr, weight_decay
-        self.scheduler_cfg = dict(scheduler or {"name": "none"})
-        self.max_epochs = max_epochs
         self.loss = nn.BCEWithLogitsLoss()
         self.val_metrics = _multilabel_metrics(n).clone(prefix="val/")
         self.test_metrics = _multilabel_metrics(n).clone(prefix="test/")
@@ -274,25 +257,6 @@ class MultiLabelTask(L.LightningModule):
 
         self.test_auroc_each = C.MultilabelAUROC(n, average=None)
         self.test_stats = C.MultilabelStatScores(n, average=None)
-        self.test_outputs: dict[str, torch.Tensor] = {}
-        self._test_batches: list[tuple[torch.Tensor, torch.Tensor]] = []
-        self.hqexp_meta: dict = {}
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
-
-    def training_step(self, batch, batch_idx):
-        x, y = batch
-        loss = self.loss(self(x).float(), y)
-        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
-        extra = getattr(self.model, "extra_metrics", None)
-        if extra is not None:
-            for k, v in extra().items():
-                self.log(k, v, on_step=False, on_epoch=True, batch_size=len(y))
-        return loss
-
-    def on_train_epoch_start(self) -> None:
-        self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=False, on_epoch=True)
 
     def validation_step(self, batch, batch_idx):
         x, y = batch
@@ -303,9 +267,6 @@ class MultiLabelTask(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         self.log_dict(self.val_metrics.compute())
         self.val_metrics.reset()
-
-    def on_test_epoch_start(self) -> None:
-        self._test_batches = []
 
     def test_step(self, batch, batch_idx):
         x, y = batch
@@ -331,10 +292,3 @@ class MultiLabelTask(L.LightningModule):
             m.reset()
         probs, ys = zip(*self._test_batches)
         self.test_outputs = {"scores": torch.cat(probs), "targets": torch.cat(ys)}
-
-    def configure_optimizers(self):
-        return build_optimizers(self, self.parameters(), self.lr, self.weight_decay, self.scheduler_cfg,
-                                self.max_epochs)
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["hqexp"] = self.hqexp_meta
