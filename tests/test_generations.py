@@ -159,6 +159,16 @@ def test_slow_backend_is_left_after_retries_and_results_agree():
     assert torch.allclose(outs[0], outs[2], atol=1e-5)
 
 
+def test_every_model_takes_retries_and_timeout_from_the_backend_config():
+    from hqexp.models.vqc import VQCClassifier
+
+    cfg = {"name": "torch", "fallback": ["default_qubit"], "options": {}, "retries": 2, "step_timeout_s": 5.0}
+    for m in (VQCClassifier(30, 2, quantum=Q, backend=cfg), GenerationNet(30, 2, quantum=Q, backend=cfg)):
+        assert (m.quantum.retries, m.quantum.step_timeout_s, m.quantum._remaining) == (2, 5.0, ["default_qubit"])
+    plain = QuantumLayer.from_config(Q, {"name": "torch"})  # checkpoints from before these keys existed
+    assert (plain.retries, plain.step_timeout_s) == (0, None)
+
+
 def test_failing_backend_is_retried_then_replaced():
     layer = QuantumLayer(Ansatz.from_config(Q), backend="torch", fallback=["default_qubit"], retries=2)
     real, calls = layer._backend.run, {"n": 0}

@@ -113,12 +113,14 @@ class FinanceDataModule(SplitDataModule):
 
     def __init__(self, source: str = "synthetic", path: str | None = None, n_periods: int = 3000,
                  val_fraction: float = 0.15, test_fraction: float = 0.15, batch_size: int = 64,
-                 num_workers: int = 0, seed: int = 0, data_seed: int = 0, **unsupported) -> None:
+                 num_workers: int = 0, seed: int = 0, data_seed: int = 0, cv_folds: int | None = None,
+                 fold: int | None = None, imbalance: str = "none", smote_k: int = 5) -> None:
         super().__init__()
-        if unsupported.get("fold") is not None:
+        # cv_folds, fold, imbalance, smote_k are accepted only to be refused clearly.
+        if fold is not None:
             raise ConfigError("k-fold CV shuffles across time; finance datasets use their time-ordered split "
                               "(set cv.folds=1)")
-        if unsupported.get("imbalance", "none") != "none":
+        if imbalance != "none":
             raise ConfigError("imbalance.method is for the shuffled tabular sets; finance keeps time order")
         if source not in ("synthetic", "csv"):
             raise ConfigError(f"dataset.source must be synthetic or csv, got {source!r}")

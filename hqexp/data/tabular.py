@@ -184,8 +184,9 @@ class TabularDataModule(SplitDataModule):
             from sklearn.decomposition import PCA
 
             k = min(self.pca_components, X_tr.shape[1], len(X_tr))
-            pca = PCA(k, random_state=self.seed).fit(scaler.transform(X_tr))
-            rescale = StandardScaler().fit(pca.transform(scaler.transform(X_tr)))
+            z_tr = scaler.transform(X_tr)
+            pca = PCA(k, random_state=self.seed).fit(z_tr)
+            rescale = StandardScaler().fit(pca.transform(z_tr))
             transform = lambda A: rescale.transform(pca.transform(scaler.transform(A)))  # noqa: E731
         X_tr, X_va, X_te = transform(X_tr), transform(X_va), transform(X_te)
         X_tr, y_tr = self._rebalance(X_tr, y_tr, names)
@@ -193,8 +194,7 @@ class TabularDataModule(SplitDataModule):
             self._splits[split] = TensorDataset(
                 torch.from_numpy(np.asarray(Xs, dtype=np.float32)), torch.from_numpy(np.asarray(ys, dtype=np.int64))
             )
-        X = X_tr
-        self.info = DataInfo(X.shape[1], len(names), tuple(names))
+        self.info = DataInfo(X_tr.shape[1], len(names), tuple(names))
 
     def _fold_split(self, X, y, names):
         """Fold ``fold`` of a stratified, seeded ``cv_folds``-fold split as the test set."""

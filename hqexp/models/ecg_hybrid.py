@@ -82,8 +82,7 @@ class QuantumPath(nn.Module):
         self.register_buffer("pair_i", iu[0], persistent=False)
         self.register_buffer("pair_j", iu[1], persistent=False)
         self.n_qubits, self.attn_dim = n, attn_dim
-        self.quantum = QuantumLayer(ansatz, backend=backend["name"], fallback=list(backend.get("fallback") or []),
-                                    backend_options=dict(backend.get("options") or {}), init=init)
+        self.quantum = QuantumLayer.from_config(ansatz, backend, init=init)
         self.n_out = ansatz.n_out
         self.last_strength: torch.Tensor | None = None
 

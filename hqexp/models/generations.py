@@ -124,10 +124,7 @@ class GenerationNet(nn.Module):
         else:
             if backend is None:
                 raise ValueError("a quantum generation needs a backend")
-            self.quantum = QuantumLayer(ansatz, backend=backend["name"], fallback=list(backend.get("fallback") or []),
-                                        backend_options=dict(backend.get("options") or {}), init=init,
-                                        retries=int(backend.get("retries") or 0),
-                                        step_timeout_s=backend.get("step_timeout_s"))
+            self.quantum = QuantumLayer.from_config(ansatz, backend, init=init)
             n_mid = ansatz.n_out
         self.head = nn.Linear(n_mid, n_classes)
         if lora:

@@ -52,8 +52,7 @@ class HQNNAutoencoder(_HQNNBase):
                  recon_weight: float = 0.1, init: str = "uniform") -> None:
         ansatz = Ansatz.from_config(quantum)
         super().__init__(n_features, n_outputs, ansatz, hidden, recon_weight)
-        self.quantum = QuantumLayer(ansatz, backend=backend["name"], fallback=list(backend.get("fallback") or []),
-                                    backend_options=dict(backend.get("options") or {}), init=init)
+        self.quantum = QuantumLayer.from_config(ansatz, backend, init=init)
 
     def core(self, z: torch.Tensor) -> torch.Tensor:
         return self.quantum(z)

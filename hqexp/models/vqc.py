@@ -43,13 +43,7 @@ class VQCClassifier(nn.Module):
         self.encoder = nn.Sequential(
             nn.Linear(n_features, hidden), nn.ReLU(), nn.Linear(hidden, ansatz.n_qubits), AngleScale()
         )
-        self.quantum = QuantumLayer(
-            ansatz,
-            backend=backend["name"],
-            fallback=list(backend.get("fallback") or []),
-            backend_options=dict(backend.get("options") or {}),
-            init=init,
-        )
+        self.quantum = QuantumLayer.from_config(ansatz, backend, init=init)
         self.head = nn.Linear(ansatz.n_out, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -151,6 +151,14 @@ class QuantumLayer(nn.Module):
                     self._failures = 0
                 return out
 
+    @classmethod
+    def from_config(cls, ansatz: Ansatz | Mapping, backend: Mapping, init: str = "uniform") -> QuantumLayer:
+        """A layer for a ``conf/backend/*.yaml`` mapping: ``name``, ``fallback``, ``options``,
+        ``retries``, ``step_timeout_s`` (the last four optional) — how every model builds one."""
+        return cls(ansatz, backend=backend["name"], fallback=list(backend.get("fallback") or []),
+                   backend_options=dict(backend.get("options") or {}), init=init,
+                   retries=int(backend.get("retries") or 0), step_timeout_s=backend.get("step_timeout_s"))
+
     def _fail(self, reason: str, raise_from: BaseException | None) -> None:
         """Count a failure; past ``retries`` move to the next backend that can run here."""
         self._failures += 1
