@@ -1,28 +1,37 @@
 """hqexp's own batched state-vector simulator in plain PyTorch (the ``torch`` backend).
 
 Layout: a batch of states ``psi[B, 2**n]``; wire 0 is the most significant bit of
-the basis index (PennyLane's convention). Everything is differentiable by autograd.
+the basis index (PennyLane's convention). Differentiable by torch autograd w.r.t.
+inputs and weights (once: the state passes have a hand-written backward, so
+double backward / ``create_graph=True`` through the circuit is not supported).
 
-Where the time goes, and what we do about it:
+At 4-12 qubits a step is dispatch-bound: per-op overhead, not arithmetic, sets the
+time, so the design counts operations (``hqexp bench backends`` measures it):
 
-* Embedding and the first layer's rotations act on a product state, so they are
-  folded into per-qubit 2-vectors and the state is built by Kronecker products —
-  no gate is ever applied to the full state for them.
-* The rotations of one qubit in one layer (e.g. ``Rot = RZ·RY·RZ``) are one 2×2.
-* Neighbouring qubits' 2×2s are merged by Kronecker product into one
-  ``2**k × 2**k`` matrix, so a layer costs ``ceil(n/k)`` passes over the state
-  instead of ``n``. Each pass is one bmm on the *last* wires whose output is
-  written transposed, which rotates the wire order; after all groups the order
-  is back where it started, so no pass ever needs a permute copy.
-* A whole CNOT ring is one basis permutation (one gather; its backward is a gather
-  with the inverse permutation, not a scatter); a CZ chain is one sign vector.
-* All ⟨Z_i⟩ come from one ``probs @ signs`` matmul.
+* Every fused single-qubit unitary (e.g. ``Rot = RZ·RY·RZ``) has entries that are
+  sums of cosines of linear forms of its angles: all layers' 2×2s are
+  ``cos(w @ A + off) @ M`` — a handful of ops instead of gate-by-gate products.
+* Embedding and the first layer's rotations act on a product state: they are
+  folded into per-qubit 2-vectors and the state is one gather + product per half
+  of the wires and one outer product — no gate is applied to the full state.
+* Neighbouring qubits' 2×2s are merged into one ``2**k × 2**k`` matrix (k=4), so a
+  layer costs ``ceil(n/k)`` passes instead of ``n``; all those Kronecker products
+  are one gather + product. Each pass is one bmm on the *last* wires whose output
+  is written transposed, which rotates the wire order; after all groups the order
+  is back where it started, so no pass needs a permute copy.
+* A whole CNOT ring is one basis permutation (one gather); a CZ chain is one sign
+  vector. The last layer's permutation is folded into the measurement table, and
+  every diagonal measurement is one ``|psi|² @ table`` matmul.
+* All passes and the measurement are one autograd node (:class:`_Passes`) whose
+  backward is two bmms per pass, and everything static about a circuit (groups,
+  pass plan, permutations, tables) is built once per ansatz (:func:`_program`).
 """
 
 from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
@@ -53,26 +62,72 @@ def rotation_matrix(name: str, theta: torch.Tensor) -> torch.Tensor:
     return torch.stack([torch.stack(r, dim=-1) for r in rows], dim=-2)
 
 
-def _embedding_vectors(embedding: str, x: torch.Tensor) -> torch.Tensor:
-    """Per-qubit states ``[B, n, 2]`` of the angle embedding applied to |0⟩."""
-    c, s = torch.cos(x / 2), torch.sin(x / 2)
-    z = torch.zeros_like(c)
-    if embedding == "angle_x":  # RX|0> = cos|0> - i sin|1>
-        return torch.stack([_c(c, z), _c(z, -s)], dim=-1)
-    if embedding == "angle_y":
-        return torch.stack([_c(c, z), _c(s, z)], dim=-1)
-    return torch.stack([_c(c, -s), _c(z, z)], dim=-1)  # angle_z: e^{-ix/2}|0>
+_HALF_SHIFT = {dt: torch.tensor([0.0, math.pi / 2], dtype=dt) for dt in REAL_OF.values()}
+_EMBED = {  # angle embedding applied to |0>, as a matrix on [cos x/2, sin x/2]
+    "angle_x": [[1, 0], [0, -1j]],  # RX|0> = cos|0> - i sin|1>
+    "angle_y": [[1, 0], [0, 1]],  # RY|0> = cos|0> + sin|1>
+    "angle_z": [[1, -1j], [0, 0]],  # RZ|0> = e^{-ix/2}|0>
+}
+
+
+@lru_cache(maxsize=64)
+def _embedding_matrix(embedding: str, pre_rotation: tuple | None, cdtype: torch.dtype, device: str) -> torch.Tensor:
+    """``[2, 2]`` complex: the embedding (and any fixed pre-rotation) as a matrix acting on
+    ``[cos x/2, sin x/2]``."""
+    E = torch.tensor(_EMBED[embedding], dtype=torch.complex128)
+    if pre_rotation is not None:
+        name, angle = pre_rotation
+        E = rotation_matrix(name, torch.tensor(angle, dtype=torch.float64)) @ E
+    return E.to(device=device, dtype=cdtype)
+
+
+# Every fused single-qubit unitary of a template has entries m·e^{iφ} with
+# m = cos(linear in the angles + const) and φ linear in the angles. Each real and
+# imaginary part is then cos(α)cos(β) = ½cos(α+β) + ½cos(α−β): the whole [.., 2, 2]
+# complex matrix is cos(w @ A + off) @ M, viewed as complex — six autograd nodes
+# instead of the ~25 a gate-by-gate closed form takes. At 8 qubits the simulator is
+# dispatch-bound, so op count is time.
+_H = math.pi / 2
+_TRIG_FORMS = {
+    # template: (mag coefficients [p, 4], mag offsets [4], phase coefficients [p, 4], phase offsets [4]),
+    # entries in row-major order [00, 01, 10, 11].
+    # Rot(φ,θ,ω) = RZ(ω)RY(θ)RZ(φ) = [[e^{-ia}c, -e^{ib}s], [e^{-ib}s, e^{ia}c]],
+    # a = (φ+ω)/2, b = (φ-ω)/2, c = cos θ/2, s = sin θ/2 (-s = cos(θ/2 + π/2)).
+    "strongly_entangling": (
+        [[0, 0, 0, 0], [0.5] * 4, [0, 0, 0, 0]], [0, _H, -_H, 0],
+        [[-0.5, 0.5, -0.5, 0.5], [0, 0, 0, 0], [-0.5, -0.5, 0.5, 0.5]], [0, 0, 0, 0],
+    ),
+    # RZ(β)RY(α) = [[e^{-iβ/2}c, -e^{-iβ/2}s], [e^{iβ/2}s, e^{iβ/2}c]]
+    "hardware_efficient": (
+        [[0.5] * 4, [0, 0, 0, 0]], [0, _H, -_H, 0],
+        [[0, 0, 0, 0], [-0.5, -0.5, 0.5, 0.5]], [0, 0, 0, 0],
+    ),
+    # RX(θ) = [[c, -is], [-is, c]]
+    "basic_entangler": ([[0.5] * 4], [0, -_H, -_H, 0], [[0, 0, 0, 0]], [0, -_H, -_H, 0]),
+}
+
+
+@lru_cache(maxsize=64)
+def _trig_tables(template: str, rdtype: torch.dtype, device: str):
+    """``A[p, 16]``, ``off[16]``, ``M[16, 8]`` of :data:`_TRIG_FORMS`: entry e's real part
+    (imaginary: phase − π/2) is ½cos(lin[4e+2j]) + ½cos(lin[4e+2j+1]), j = re/im."""
+    mc, mo, pc, po = (torch.tensor(t, dtype=torch.float64) for t in _TRIG_FORMS[template])
+    A = torch.zeros(mc.shape[0], 16, dtype=torch.float64)
+    off = torch.zeros(16, dtype=torch.float64)
+    M = torch.zeros(16, 8, dtype=torch.float64)
+    for e in range(4):
+        for j, shift in enumerate((0.0, -_H)):  # Re: cos φ, Im: sin φ = cos(φ − π/2)
+            col = 2 * e + j
+            for t, sign in enumerate((1.0, -1.0)):  # α + β, α − β
+                A[:, 2 * col + t] = mc[:, e] + sign * pc[:, e]
+                off[2 * col + t] = mo[e] + sign * (po[e] + shift)
+                M[2 * col + t, col] = 0.5
+    return tuple(t.to(device=device, dtype=rdtype) for t in (A, off, M))
 
 
 def layer_unitaries(ansatz: Ansatz, weights: torch.Tensor, cdtype: torch.dtype) -> torch.Tensor:
-    """Fused single-qubit unitaries ``[..., L, n, 2, 2]`` of every layer.
-
-    Closed forms (one ``torch.complex`` each) instead of multiplying gate matrices:
-    at 8 qubits the simulator is dispatch-bound, so op count is time.
-    """
+    """Fused single-qubit unitaries ``[..., L, n, 2, 2]`` of every layer."""
     w = weights.to(REAL_OF[cdtype])
-    if ansatz.template == "basic_entangler":
-        return rotation_matrix("RX", w)
     if ansatz.template == "random_pauli":
         # One closed form for all three axes, selected by constant 0/1 masks [L, n]:
         # RX=[[c,-is],[-is,c]], RY=[[c,-s],[s,c]], RZ=[[c-is,0],[0,c+is]].
@@ -82,23 +137,10 @@ def layer_unitaries(ansatz: Ansatz, weights: torch.Tensor, cdtype: torch.dtype) 
         re = torch.stack([c, -sy, sy, c], dim=-1)
         im = torch.stack([-sz, -sx, -sx, sz], dim=-1)
         return torch.complex(re, im).unflatten(-1, (2, 2))
-    if ansatz.template == "strongly_entangling":
-        # Rot(φ,θ,ω) = RZ(ω)RY(θ)RZ(φ) = [[e^{-ia}c, -e^{ib}s], [e^{-ib}s, e^{ia}c]],
-        # a = (φ+ω)/2, b = (φ-ω)/2, c = cos θ/2, s = sin θ/2.
-        phi, theta, omega = w.unbind(-1)
-        a, b = (phi + omega) / 2, (phi - omega) / 2
-        c, s = torch.cos(theta / 2), torch.sin(theta / 2)
-        ca, sa, cb, sb = torch.cos(a) * c, torch.sin(a) * c, torch.cos(b) * s, torch.sin(b) * s
-        re = torch.stack([ca, -cb, cb, ca], dim=-1)
-        im = torch.stack([-sa, -sb, -sb, sa], dim=-1)
-    else:
-        # hardware_efficient: RZ(β)RY(α) = [[e^{-iβ/2}c, -e^{-iβ/2}s], [e^{iβ/2}s, e^{iβ/2}c]].
-        alpha, beta = w.unbind(-1)
-        c, s = torch.cos(alpha / 2), torch.sin(alpha / 2)
-        cz, sz = torch.cos(beta / 2), torch.sin(beta / 2)
-        re = torch.stack([cz * c, -cz * s, cz * s, cz * c], dim=-1)
-        im = torch.stack([-sz * c, sz * s, sz * s, sz * c], dim=-1)
-    return torch.complex(re, im).unflatten(-1, (2, 2))
+    A, off, M = _trig_tables(ansatz.template, torch.float64, str(w.device))
+    w = weights.double().unsqueeze(-1) if ansatz.template == "basic_entangler" else weights.double()
+    re_im = torch.cos(torch.addmm(off, w.reshape(-1, A.shape[0]), A)) @ M  # [.., 8]
+    return torch.view_as_complex(re_im.view(*w.shape[:-1], 2, 2, 2)).to(cdtype)
 
 
 def _pauli_masks(ansatz: Ansatz, device, rdtype) -> torch.Tensor:
@@ -118,20 +160,6 @@ def _permute(psi: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     if psi.dtype == torch.complex64:
         return torch.gather(psi.view(torch.float64), 1, idx.expand(B, N)).view(torch.complex64)
     return psi[:, idx]
-
-
-class _Gather(torch.autograd.Function):
-    """``psi[:, idx]`` for a permutation ``idx``; backward gathers with the inverse."""
-
-    @staticmethod
-    def forward(ctx, psi, idx, inv):  # type: ignore[override]
-        ctx.save_for_backward(inv)
-        return _permute(psi.contiguous(), idx)
-
-    @staticmethod
-    def backward(ctx, grad):  # type: ignore[override]
-        (inv,) = ctx.saved_tensors
-        return _permute(grad.contiguous(), inv), None, None
 
 
 @lru_cache(maxsize=256)
@@ -222,34 +250,55 @@ def _apply_last_rotate(psi: torch.Tensor, u: torch.Tensor, k: int) -> torch.Tens
     return torch.bmm(ub, x).reshape(B, -1)
 
 
-def _group_unitaries(rest: torch.Tensor, groups: list[tuple[int, int]]) -> list[torch.Tensor]:
-    """Kronecker product of each wire group's 2×2s, for all layers at once: ``[.., L, K, K]``
-    per group, in the order of ``groups``.
+@lru_cache(maxsize=256)
+def _kron_index(wires: tuple[int, ...]) -> torch.Tensor:
+    """``[K*K, k]`` positions in a flattened ``[n, 2, 2]`` stack of 2×2s whose product is
+    entry (row, col) of the Kronecker product of those wires' matrices (first wire
+    most significant)."""
+    k = len(wires)
+    bits = _bits(2 * k)  # row bits then column bits
+    w = torch.tensor(wires, dtype=torch.int64)
+    return 4 * w + 2 * bits[:, :k] + bits[:, k:]
 
-    Full groups of a power-of-two size are built as a pairwise tree over all groups
-    together (log2 k batched products instead of k−1 per group): the preparation of
-    the fused matrices is dispatch-bound and costs as much as the passes over the state.
+
+def _group_unitaries(
+    U: torch.Tensor, groups: list[tuple[int, int]]
+) -> tuple[list[torch.Tensor], dict[tuple[int, int], tuple[int, int]]]:
+    """Kronecker products of each wire group's 2×2s in layers ``1 … L−1``.
+
+    ``U[.., L, n, 2, 2]`` → stacks ``[.., L−1, n_same, K, K]``, one per group size, and
+    ``where[group] = (stack, position)``. Every entry of a Kronecker product is a
+    product of one entry per factor, so all layers' matrices of one group size are one
+    ``index_select`` + one ``prod`` on the flattened ``U``: the preparation is
+    dispatch-bound, and this is 2 autograd nodes instead of a Kronecker tree's dozens.
     """
-    sizes = [stop - start for start, stop in groups]
-    k = sizes[0]
-    full = [g for g in groups if g[1] - g[0] == k]
-    out: dict[tuple[int, int], torch.Tensor] = {}
-    if k > 1 and k & (k - 1) == 0 and len(full) > 1:
-        lo = min(start for start, _ in full)  # full groups are contiguous and end at wire n
-        g = rest[..., lo:, :, :]
-        while g.shape[-3] > len(full):
-            a, b = g[..., 0::2, :, :], g[..., 1::2, :, :]
-            p = a.shape[-1]
-            g = (a[..., :, None, :, None] * b[..., None, :, None, :]).reshape(*a.shape[:-2], p * p, p * p)
-        for j, grp in enumerate(sorted(full)):
-            out[grp] = g[..., j, :, :]
-    for start, stop in groups:
-        if (start, stop) not in out:
-            g = rest[..., start, :, :]
-            for w in range(start + 1, stop):
-                g = _kron(g, rest[..., w, :, :])
-            out[(start, stop)] = g
-    return [out[grp] for grp in groups]
+    L, n = U.shape[-4], U.shape[-3]
+    flat = U.reshape(*U.shape[:-4], L * n * 4)
+    by_size, where = _layout(tuple(groups))
+    stacks = []
+    for same in by_size:
+        k = same[0][1] - same[0][0]
+        idx = _layer_kron_index(n, L, same, str(U.device))
+        K = 2**k
+        stacks.append(flat.index_select(-1, idx).view(*flat.shape[:-1], L - 1, len(same), K, K, k).prod(-1))
+    return stacks, where
+
+
+@lru_cache(maxsize=256)
+def _layout(groups: tuple[tuple[int, int], ...]):
+    """Groups of one size share a stack: ``(groups per stack, where[group] = (stack, position))``."""
+    by_size: dict[int, list[tuple[int, int]]] = {}
+    for grp in groups:
+        by_size.setdefault(grp[1] - grp[0], []).append(grp)
+    stacks = tuple(tuple(same) for same in by_size.values())
+    return stacks, {grp: (i, j) for i, same in enumerate(stacks) for j, grp in enumerate(same)}
+
+
+@lru_cache(maxsize=256)
+def _layer_kron_index(n: int, L: int, same: tuple[tuple[int, int], ...], device: str) -> torch.Tensor:
+    """Flat positions in ``U[L, n, 2, 2]`` for :func:`_group_unitaries`, layers 1 … L−1."""
+    per_layer = torch.cat([_kron_index(tuple(range(a, b))) for a, b in same]).flatten()
+    return torch.cat([per_layer + layer * n * 4 for layer in range(1, L)]).to(device)
 
 
 def _group_size(n: int) -> int:
@@ -274,6 +323,9 @@ def _available_bytes(device: torch.device) -> int | None:
     return None
 
 
+_ALWAYS_FITS = 64 * 2**20
+
+
 def check_memory(ansatz: Ansatz, batch: int, cdtype: torch.dtype, device: torch.device, grad: bool) -> None:
     """Raise :class:`QuantumMemoryError` when the state vectors cannot fit."""
     itemsize = torch.empty((), dtype=cdtype).element_size()
@@ -281,6 +333,8 @@ def check_memory(ansatz: Ansatz, batch: int, cdtype: torch.dtype, device: torch.
     # Autograd keeps one state per pass: groups per layer + entangler + measurement.
     passes = ansatz.n_layers * (math.ceil(ansatz.n_qubits / _group_size(ansatz.n_qubits)) + 1 + 2 * ansatz.n_pairs) + 3
     need = state * (passes if grad else 3)
+    if need <= _ALWAYS_FITS:  # reading /proc/meminfo costs more than a small circuit step
+        return
     have = _available_bytes(device)
     if have is not None and need > have:
         gib = 2**30
@@ -292,23 +346,38 @@ def check_memory(ansatz: Ansatz, batch: int, cdtype: torch.dtype, device: torch.
 
 
 # ------------------------------------------------------------------- the sim
+@lru_cache(maxsize=256)
+def _product_index(n: int, parts: tuple[tuple[int, int], ...], device: str) -> torch.Tensor:
+    """Positions in a flattened ``[n, 2]`` stack of qubit vectors: for each wire range in
+    ``parts``, ``2**k`` rows of ``k`` entries whose product is amplitude x of that range's
+    tensor product (first wire most significant)."""
+    rows = [(2 * torch.arange(a, b) + _bits(b - a)).flatten() for a, b in parts]
+    return torch.cat(rows).to(device)
+
+
 def _product_state(q: torch.Tensor) -> torch.Tensor:
     """``⊗_i q[:, i]`` for per-qubit vectors ``q[B, n, 2]``, as ``[B, 2**n]`` (wire 0 = MSB).
 
-    Pairwise tree: about log2(n) broadcasted products instead of n-1.
+    Each amplitude is a product of one entry per qubit: an ``index_select`` + ``prod``
+    per half of the wires (one for both when the halves are equal), then one outer
+    product of the halves (halves keep the gathered tensor at ``2**(n/2)`` rows
+    instead of ``n·2**n``).
     """
-    B = q.shape[0]
-    tails = []  # odd ones out, each less significant than everything paired after it
-    while q.shape[1] > 1:
-        if q.shape[1] % 2:
-            tails.append(q[:, -1])
-            q = q[:, :-1]
-        d = q.shape[-1]
-        q = (q[:, 0::2, :, None] * q[:, 1::2, None, :]).reshape(B, -1, d * d)
-    psi = q[:, 0]
-    for t in reversed(tails):
-        psi = (psi[:, :, None] * t[:, None, :]).reshape(B, -1)
-    return psi
+    B, n = q.shape[0], q.shape[1]
+    flat = q.reshape(B, 2 * n)
+    if n <= 4:
+        return flat.index_select(1, _product_index(n, ((0, n),), str(q.device))).view(B, 2**n, n).prod(-1)
+    h = n // 2
+    if n % 2 == 0:
+        idx = _product_index(n, ((0, h), (h, n)), str(q.device))
+        halves = flat.index_select(1, idx).view(B, 2, 2**h, h).prod(-1)
+        hi, lo = halves[:, 0], halves[:, 1]
+    else:
+        hi, lo = (
+            flat.index_select(1, _product_index(n, (part,), str(q.device))).view(B, 2 ** (part[1] - part[0]), -1).prod(-1)
+            for part in ((0, h), (h, n))
+        )
+    return (hi[:, :, None] * lo[:, None, :]).reshape(B, -1)
 
 
 def simulate(
@@ -321,36 +390,180 @@ def simulate(
 
     ``weights`` has ``ansatz.weight_shape`` (shared) or ``[B, *weight_shape]``.
     """
+    return _run(ansatz, inputs, weights, dtype, measure=False)
+
+
+def _run(ansatz: Ansatz, inputs: torch.Tensor, weights: torch.Tensor, dtype: torch.dtype, measure: bool):
+    """The circuit; with ``measure`` the last :class:`_Passes` also measures
+    (diagonal observables, ``n ≤ 16``, no ``pair_gate``) and expectation values are returned."""
     n = ansatz.n_qubits
     rdtype = REAL_OF[dtype]
     U = layer_unitaries(ansatz, weights, dtype)  # [.., L, n, 2, 2]
-    vec = _embedding_vectors(ansatz.embedding, inputs[:, :n].to(rdtype))  # [B, n, 2]
-    if ansatz.pre_rotation is not None:
-        name, angle = ansatz.pre_rotation
-        r = rotation_matrix(name, torch.tensor(angle, dtype=rdtype, device=vec.device))
-        vec = vec @ r.transpose(-1, -2)
-    # Layer 0's rotations act on a product state: fold them into the qubit vectors.
-    q = torch.matmul(U[..., 0, :, :, :], vec.unsqueeze(-1)).squeeze(-1)  # [B, n, 2]
+    # Layer 0's rotations act on the embedded product state: fold them into the qubit
+    # vectors. Every angle embedding of |0> is E @ [cos x/2, sin x/2] for a constant E.
+    cs = torch.cos(inputs[:, :n, None].to(rdtype) * 0.5 - _HALF_SHIFT[rdtype].to(inputs.device))
+    E = _embedding_matrix(ansatz.embedding, ansatz.pre_rotation, dtype, str(inputs.device))
+    q = ((U[..., 0, :, :, :] @ E) * cs[:, :, None, :]).sum(-1)  # [B, n, 2]
     psi = _product_state(q)
-    groups = _groups(n, _group_size(n))
-    if ansatz.n_layers > 1:
-        fused = _group_unitaries(U[..., 1:, :, :, :], groups)
-    kind = ansatz.entangler
-    if ansatz.pair_gate:
-        pair_u = rotation_matrix(ansatz.pair_gate[1:].upper(), inputs[:, n:].to(rdtype))  # [B, P, 2, 2]
+    prog = _program(ansatz, _group_size(n), str(psi.device), dtype, measure)
+    stacks = _group_unitaries(U, prog.groups)[0] if ansatz.n_layers > 1 else []
+    if not ansatz.pair_gate:
+        if prog.runs[0]:
+            psi = _Passes.apply(psi, prog.runs[0], *stacks)
+    else:  # one run per layer, each followed by the learned-entanglement fans
+        fans = _pair_fans(n, rotation_matrix(ansatz.pair_gate[1:].upper(), inputs[:, n:].to(rdtype)))
+        for layer, run in enumerate(prog.runs):
+            mine = [st[..., layer - 1 : layer, :, :, :] for st in stacks] if layer > 0 else []
+            psi = _apply_fans(_Passes.apply(psi, run, *mine) if run else psi, n, fans)
+    if not measure or prog.measured:
+        return psi
+    return measure_probs(ansatz, torch.view_as_real(psi).square().sum(-1))
+
+
+@dataclass(frozen=True)
+class _Program:
+    groups: list[tuple[int, int]]
+    runs: list[tuple]  # plans for _Passes: one, or one per layer with pair_gate
+    measured: bool  # the last run ends with the measurement
+
+
+@lru_cache(maxsize=256)
+def _program(ansatz: Ansatz, k: int, device: str, dtype: torch.dtype, measure: bool) -> _Program:
+    """The static part of a circuit step — wire groups, pass plans, entangler
+    permutations, measurement table — built once per ansatz and device, not per call."""
+    n = ansatz.n_qubits
+    groups = _groups(n, k)
+    where = _layout(tuple(groups))[1]
+    runs, plan = [], []
     for layer in range(ansatz.n_layers):
         if layer > 0:
-            for (start, stop), g in zip(groups, fused):  # last group first: see _apply_last_rotate
-                psi = _apply_last_rotate(psi, g[..., layer - 1, :, :], stop - start)
+            # with pair_gate every run gets its own layer's slice of the stacks: index 0
+            at = 0 if ansatz.pair_gate else layer - 1
+            for start, stop in groups:  # last group first: see _apply_last_rotate
+                plan.append(("u", stop - start, *where[(start, stop)], at))
         pairs = ansatz.entangling_pairs(layer)
         if pairs:
-            ent = _entangler(n, pairs, kind, psi.device, dtype)
-            psi = psi * ent if kind == "cz" else _Gather.apply(psi, *ent)
+            ent = _entangler(n, pairs, ansatz.entangler, device, dtype)
+            plan.append(("sign", ent) if ansatz.entangler == "cz" else ("perm", *ent))
         if ansatz.pair_gate:
-            if layer == 0:  # the pair angles are the same in every layer: build the fans once
-                fans = _pair_fans(n, pair_u)
-            psi = _apply_fans(psi, n, fans)
-    return psi
+            runs.append(tuple(plan))
+            plan = []
+    measured = measure and not ansatz.pair_gate and n <= _TABLE_MAX_QUBITS
+    if measured:
+        # The last entangler needs no pass: a CZ sign does not change probabilities,
+        # a CNOT permutation is folded into the measurement table.
+        last = plan.pop()[0] if plan and plan[-1][0] in ("sign", "perm") else None
+        plan.append(("measure", _measure_table(ansatz, last == "perm", device, REAL_OF[dtype])))
+    if not ansatz.pair_gate:
+        runs.append(tuple(plan))
+    return _Program(groups, runs, measured)
+
+
+_TABLE_MAX_QUBITS = 16  # a z_each table is 2**n x n reals
+
+
+def _measure_table(ansatz: Ansatz, fold_perm: bool, device, rdtype) -> torch.Tensor:
+    """``[2**n, n_out]``: expectation values are ``probs @ table`` for every diagonal
+    measurement. With ``fold_perm`` the last layer's CNOT permutation is folded into the
+    table's rows instead of being a pass over the state."""
+    n = ansatz.n_qubits
+    pairs = ansatz.entangling_pairs(ansatz.n_layers - 1) if fold_perm else ()
+    key = ("table", ansatz.measurement, n, pairs, str(device), rdtype)
+    hit = _DEVICE_CACHE.get(key)
+    if hit is None:
+        z = _z_signs(n, device, rdtype)
+        m = ansatz.measurement
+        if m == "z_each":
+            t = z
+        elif m == "z0":
+            t = z[:, :1]
+        elif m == "z0z1":
+            t = (z[:, 0] * z[:, 1]).unsqueeze(-1)
+        elif m == "global_projector":
+            t = torch.zeros_like(z[:, :1])
+            t[0] = 1
+        else:  # local_projector: (1/n) Σ_j |0><0|_j = (1 + mean_j Z_j) / 2
+            t = (1 + z.mean(-1, keepdim=True)) / 2
+        if pairs:
+            # after psi[y] = psi_pre[idx[y]]: Σ_y p_pre[idx[y]] t[y] = Σ_x p_pre[x] t[idx⁻¹[x]]
+            t = t[_entangler_cpu(n, pairs, "cnot")[1].to(device)]
+        hit = _DEVICE_CACHE[key] = t.contiguous()
+    return hit
+
+
+class _Passes(torch.autograd.Function):
+    """A run of passes over the state — fused group unitaries, CNOT permutations,
+    CZ signs, optionally the final measurement — as one autograd node with a
+    hand-written backward.
+
+    Why: at 8 qubits a pass is a ~50 µs bmm, and autograd's generic bmm backward
+    (conjugate copies, expanded-operand reductions, an engine node per pass) cost
+    more than the passes. Here the backward of a group pass ``X_out = G · P^T``
+    (``P = psi_in.view(B, M, K)``) is ``grad_P = grad_out^T · conj(G)``, one bmm on
+    strided views, and ``grad_G = Σ_b grad_out_b · conj(P_b)`` one more, stacked per
+    stack at the end. The measurement ``probs @ T`` has
+    ``grad_psi = 2 psi · (grad @ T^T)``. Every op in ``plan`` of a stack's layers must
+    be present (each stack entry is used exactly once). Not twice differentiable.
+    """
+
+    @staticmethod
+    def forward(ctx, psi, plan, *stacks):  # type: ignore[override]
+        saved = []
+        for op in plan:
+            if op[0] == "u":
+                saved.append(psi)
+                psi = _apply_last_rotate(psi, stacks[op[2]][..., op[4], op[3], :, :], op[1])
+            elif op[0] == "perm":
+                psi = _permute(psi, op[1])
+            elif op[0] == "sign":
+                psi = psi * op[1]
+            else:  # measure
+                saved.append(psi)
+                psi = torch.view_as_real(psi).square().sum(-1) @ op[1]
+        ctx.plan = plan
+        ctx.save_for_backward(*saved, *stacks)
+        return psi
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):  # type: ignore[override]
+        plan = ctx.plan
+        tensors = ctx.saved_tensors
+        want = ctx.needs_input_grad[2:]
+        n_saved = len(tensors) - len(want)
+        saved, stacks = tensors[:n_saved], tensors[n_saved:]
+        pending: list[list] = [[] for _ in stacks]  # (layer, position, grad_out, psi_in) per stack
+        B = grad.shape[0]
+        grad = grad.contiguous()
+        conj = [st.conj_physical() for st in stacks]  # once, not per pass
+        for op in reversed(plan):
+            kind = op[0]
+            if kind == "u":
+                n_saved -= 1
+                K = 2 ** op[1]
+                g = grad.view(B, K, -1)  # [B, K, M]: the pass wrote its output transposed
+                if want[op[2]]:  # grad_G = Σ_b grad_out_b · conj(P_b)
+                    gu = torch.bmm(g, saved[n_saved].view(B, -1, K).conj_physical())
+                    shared = stacks[op[2]].dim() == 4
+                    pending[op[2]].append((op[4], op[3], gu.sum(0) if shared else gu))
+                u = conj[op[2]][..., op[4], op[3], :, :]
+                grad = torch.bmm(g.transpose(1, 2), u.expand(B, K, K) if u.dim() == 2 else u).view(B, -1)
+            elif kind == "perm":
+                grad = _permute(grad, op[2])
+            elif kind == "sign":
+                grad = grad * op[1]
+            else:
+                n_saved -= 1
+                grad = saved[n_saved] * (2 * (grad @ op[1].T))
+        grads = [_stack_grad(st, rec) if rec else None for st, rec in zip(stacks, pending)]
+        return (grad if ctx.needs_input_grad[0] else None), None, *grads
+
+
+def _stack_grad(stack: torch.Tensor, records: list) -> torch.Tensor:
+    """The gradient of one stack from its passes' ``(layer, position, grad)``."""
+    records.sort(key=lambda r: (r[0], r[1]))
+    gu = torch.stack([r[2] for r in records], dim=-3)  # [(B,) R, K, K]
+    return gu.view(stack.shape)
 
 
 def _pair_fans(n: int, pair_u: torch.Tensor) -> list[torch.Tensor]:
@@ -413,6 +626,4 @@ def torch_expval(
 ) -> torch.Tensor:
     """Expectation values ``[B, n_out]`` (real dtype matching ``dtype``)."""
     check_memory(ansatz, inputs.shape[0], dtype, inputs.device, torch.is_grad_enabled())
-    psi = simulate(ansatz, inputs, weights, dtype)
-    probs = torch.view_as_real(psi).pow(2).sum(-1)
-    return measure_probs(ansatz, probs)
+    return _run(ansatz, inputs, weights, dtype, measure=True)
