@@ -453,7 +453,8 @@ def _program(ansatz: Ansatz, k: int, device: str, dtype: torch.dtype, measure: b
         # The last entangler needs no pass: a CZ sign does not change probabilities,
         # a CNOT permutation is folded into the measurement table.
         last = plan.pop()[0] if plan and plan[-1][0] in ("sign", "perm") else None
-        plan.append(("measure", _measure_table(ansatz, last == "perm", device, REAL_OF[dtype])))
+        table = _measure_table(ansatz, last == "perm", device, REAL_OF[dtype])
+        plan.append(("measure", table, (2 * table.T).contiguous()))  # d(re²)/d(re) = 2 re
     if not ansatz.pair_gate:
         runs.append(tuple(plan))
     return _Program(groups, runs, measured)
@@ -463,7 +464,7 @@ _TABLE_MAX_QUBITS = 16  # a z_each table is 2**n x n reals
 
 
 def _measure_table(ansatz: Ansatz, fold_perm: bool, device, rdtype) -> torch.Tensor:
-    """``[2**n, n_out]``: expectation values are ``probs @ table`` for every diagonal
+    """``[2·2**n, n_out]``: expectation values are ``|psi|² @ table`` for every diagonal
     measurement. With ``fold_perm`` the last layer's CNOT permutation is folded into the
     table's rows instead of being a pass over the state."""
     n = ansatz.n_qubits
@@ -487,7 +488,7 @@ def _measure_table(ansatz: Ansatz, fold_perm: bool, device, rdtype) -> torch.Ten
         if pairs:
             # after psi[y] = psi_pre[idx[y]]: Σ_y p_pre[idx[y]] t[y] = Σ_x p_pre[x] t[idx⁻¹[x]]
             t = t[_entangler_cpu(n, pairs, "cnot")[1].to(device)]
-        hit = _DEVICE_CACHE[key] = t.contiguous()
+        hit = _DEVICE_CACHE[key] = t.repeat_interleave(2, dim=0)  # rows for re² and im²
     return hit
 
 
@@ -519,7 +520,8 @@ class _Passes(torch.autograd.Function):
                 psi = psi * op[1]
             else:  # measure
                 saved.append(psi)
-                psi = torch.view_as_real(psi).square().sum(-1) @ op[1]
+                re_im = torch.view_as_real(psi).view(psi.shape[0], -1)  # [B, 2N], re and im interleaved
+                psi = (re_im * re_im) @ op[1]  # the table has each row twice: re², im²
         ctx.plan = plan
         ctx.save_for_backward(*saved, *stacks)
         return psi
@@ -554,7 +556,8 @@ class _Passes(torch.autograd.Function):
                 grad = grad * op[1]
             else:
                 n_saved -= 1
-                grad = saved[n_saved] * (2 * (grad @ op[1].T))
+                re_im = torch.view_as_real(saved[n_saved]).view(B, -1)
+                grad = torch.view_as_complex(((grad @ op[2]) * re_im).view(B, -1, 2))
         grads = [_stack_grad(st, rec) if rec else None for st, rec in zip(stacks, pending)]
         return (grad if ctx.needs_input_grad[0] else None), None, *grads
 
