@@ -2,8 +2,9 @@
 
 Layout: a batch of states ``psi[B, 2**n]``; wire 0 is the most significant bit of
 the basis index (PennyLane's convention). Differentiable by torch autograd w.r.t.
-inputs and weights (once: the state passes have a hand-written backward, so
-double backward / ``create_graph=True`` through the circuit is not supported).
+inputs and weights; the state passes have a hand-written first-order backward,
+and ``create_graph=True`` (Hessians, gradient penalties) recomputes them with
+ordinary autograd ops, correct at plain-autograd speed.
 
 At 4-12 qubits a step is dispatch-bound: per-op overhead, not arithmetic, sets the
 time, so the design counts operations (``hqexp bench backends`` measures it):
@@ -157,9 +158,10 @@ def _permute(psi: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     """``psi[:, idx]``, fast: ``gather`` on an 8-byte real view beats ``index_select``
     along the last dim by ~10x on CPU (measured at 256 x 4096)."""
     B, N = psi.shape
-    if psi.dtype == torch.complex64:
+    if psi.dtype == torch.complex64 and not (psi.requires_grad and torch.is_grad_enabled()):
+        # the dtype view is not differentiable: only the hand-written backward takes it
         return torch.gather(psi.view(torch.float64), 1, idx.expand(B, N)).view(torch.complex64)
-    return psi[:, idx]
+    return psi.index_select(1, idx.view(-1))
 
 
 @lru_cache(maxsize=256)
@@ -504,11 +506,21 @@ class _Passes(torch.autograd.Function):
     strided views, and ``grad_G = Σ_b grad_out_b · conj(P_b)`` one more, stacked per
     stack at the end. The measurement ``probs @ T`` has
     ``grad_psi = 2 psi · (grad @ T^T)``. Every op in ``plan`` of a stack's layers must
-    be present (each stack entry is used exactly once). Not twice differentiable.
+    be present (each stack entry is used exactly once). Twice differentiable by
+    replaying the passes with ordinary ops (:meth:`replay_backward`).
     """
 
     @staticmethod
     def forward(ctx, psi, plan, *stacks):  # type: ignore[override]
+        out, saved = _Passes.run(psi, plan, stacks)
+        ctx.plan = plan
+        # the input itself goes last: only the double-backward path reads it
+        ctx.save_for_backward(*saved, *stacks, psi)
+        return out
+
+    @staticmethod
+    def run(psi: torch.Tensor, plan: tuple, stacks: tuple) -> tuple[torch.Tensor, list]:
+        """The passes with plain torch ops; returns the output and each pass's input."""
         saved = []
         for op in plan:
             if op[0] == "u":
@@ -522,18 +534,21 @@ class _Passes(torch.autograd.Function):
                 saved.append(psi)
                 re_im = torch.view_as_real(psi).view(psi.shape[0], -1)  # [B, 2N], re and im interleaved
                 psi = (re_im * re_im) @ op[1]  # the table has each row twice: re², im²
-        ctx.plan = plan
-        ctx.save_for_backward(*saved, *stacks)
-        return psi
+        return psi, saved
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, grad):  # type: ignore[override]
         plan = ctx.plan
         tensors = ctx.saved_tensors
         want = ctx.needs_input_grad[2:]
-        n_saved = len(tensors) - len(want)
-        saved, stacks = tensors[:n_saved], tensors[n_saved:]
+        n_saved = len(tensors) - len(want) - 1
+        saved, stacks = tensors[:n_saved], tensors[n_saved:-1]
+        if torch.is_grad_enabled():
+            # create_graph=True: the intermediate states saved by forward carry no
+            # history, so the hand-written backward would silently drop second-order
+            # terms. Replay the passes with ordinary autograd ops from the graph-connected
+            # inputs instead (like reentrant checkpointing) and differentiate that.
+            return _Passes.replay_backward(ctx, grad, tensors[-1], stacks)
         pending: list[list] = [[] for _ in stacks]  # (layer, position, grad_out, psi_in) per stack
         B = grad.shape[0]
         grad = grad.contiguous()
@@ -560,6 +575,16 @@ class _Passes(torch.autograd.Function):
                 grad = torch.view_as_complex(((grad @ op[2]) * re_im).view(B, -1, 2))
         grads = [_stack_grad(st, rec) if rec else None for st, rec in zip(stacks, pending)]
         return (grad if ctx.needs_input_grad[0] else None), None, *grads
+
+    @staticmethod
+    def replay_backward(ctx, grad: torch.Tensor, psi: torch.Tensor, stacks: tuple) -> tuple:
+        """First-order gradients as a differentiable graph (the ``create_graph`` path)."""
+        need = [ctx.needs_input_grad[0], *ctx.needs_input_grad[2:]]
+        leaves = [t for t, w in zip((psi, *stacks), need) if w]
+        out, _ = _Passes.run(psi, ctx.plan, stacks)
+        found = iter(torch.autograd.grad(out, leaves, grad, create_graph=True, allow_unused=True))
+        grads = [next(found) if w else None for w in need]
+        return grads[0], None, *grads[1:]
 
 
 def _stack_grad(stack: torch.Tensor, records: list) -> torch.Tensor:
