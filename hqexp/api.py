@@ -26,9 +26,9 @@ def run(model: str = "vqc_classifier", dataset: str = "breast_cancer", overrides
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
-    from hqexp.cli import check_overrides, config_dir
-    from hqexp.entrypoints import register_resolvers
-    from hqexp.train.run import train
+    from hqexp.cli import check_overrides
+    from hqexp.config import config_dir, register_resolvers
+    from hqexp.train.loop import train
 
     args = [f"model={model}", f"dataset={dataset}", *overrides]
 

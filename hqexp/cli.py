@@ -11,7 +11,8 @@ subcommand that runs.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
+
+from hqexp.config import config_dir
 
 SUBCOMMANDS = {
     "train": ("train", "train a model; one MLflow run (add -m for a multirun)"),
@@ -39,27 +40,6 @@ examples:
 
 Runs land in MLflow (default sqlite:///<project>/outputs/mlflow.db); `make ui` opens it.
 """
-
-
-def config_dir() -> Path:
-    """The ``conf/`` tree: $HQEXP_CONFIG_DIR, else the one beside the package."""
-    import os
-
-    env = os.environ.get("HQEXP_CONFIG_DIR")
-    if env:
-        return Path(env).resolve()
-    return Path(__file__).resolve().parent.parent / "conf"
-
-
-def project_root() -> Path:
-    """$HQEXP_ROOT, else the checkout hqexp runs from (the parent of ``conf/``), else cwd."""
-    import os
-
-    env = os.environ.get("HQEXP_ROOT")
-    if env:
-        return Path(env).resolve()
-    conf = config_dir()
-    return conf.parent if conf.is_dir() else Path.cwd()
 
 
 def _fail(msg: str, code: int = 2) -> None:
@@ -131,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     from hqexp import entrypoints
 
     sys.argv = [f"hqexp {sub}", *rest]
-    entrypoints.run(SUBCOMMANDS[sub][0])
+    entrypoints.dispatch(SUBCOMMANDS[sub][0])
 
 
 if __name__ == "__main__":  # pragma: no cover

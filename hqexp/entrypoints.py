@@ -2,7 +2,8 @@
 
 Each wraps its work so that a :class:`~hqexp.errors.HqexpError` is one line on
 stderr and a non-zero exit in a single run; in a multirun the job is recorded as
-failed and the other jobs go on.
+failed and the other jobs go on. Whatever ends a job, every MLflow run it opened is
+closed with a truthful status.
 """
 
 from __future__ import annotations
@@ -13,70 +14,57 @@ import traceback
 from collections.abc import Callable
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from hqexp.cli import config_dir, project_root
+from hqexp.config import config_dir, is_multirun, register_resolvers
 from hqexp.errors import HqexpError
 
 log = logging.getLogger("hqexp")
-
-
-def register_resolvers() -> None:
-    if not OmegaConf.has_resolver("hqexp_root"):
-        OmegaConf.register_new_resolver("hqexp_root", lambda: str(project_root()))
-
 
 register_resolvers()
 _CONF = str(config_dir())
 
 
-def _is_multirun() -> bool:
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
+def _record_failure(cfg: DictConfig, status: str, error: str, outer: set[str]) -> None:
+    """End every run this job left open with ``status`` (not ``outer`` ones, such as the
+    sweep's parent in this process); in a sweep, a job that failed before opening a run
+    gets one that says so."""
+    from hqexp.tracking import record
+    from hqexp.tracking.store import open_runs
 
     try:
-        return HydraConfig.get().mode == RunMode.MULTIRUN
-    except ValueError:
-        return False
-
-
-def _record_failure(cfg: DictConfig, status: str, error: str) -> None:
-    """Mark this job's MLflow run ``status``; create one if it failed before having one."""
-    from hqexp.train import run as runmod
-
-    rec = runmod.CURRENT.get("recorder")
-    try:
-        if rec is None:
-            if not _is_multirun() or "mlflow" not in cfg:
+        recs = [r for r in open_runs() if r.run_id not in outer]
+        if not recs:
+            if not is_multirun() or "mlflow" not in cfg:
                 return  # a single run that failed before starting has nothing to record
-            rec = runmod.start_recorder(cfg, "train")
-        rec.set_tags({"hqexp.error": error[:5000]})
-        if rec.status() == "RUNNING":
+            recs = [record.start_run(cfg, "train")]
+        for rec in recs:
+            rec.set_tags({"hqexp.error": error[:5000]})
             rec.terminate(status)
     except Exception as exc:  # recording the failure must not hide the failure itself
         log.warning("could not record the failure in MLflow: %s", exc)
 
 
 def _guard(work: Callable[[DictConfig], object], cfg: DictConfig):
-    from hqexp.train import run as runmod
+    from hqexp.tracking.store import open_runs
 
-    runmod.CURRENT.clear()
+    outer = {r.run_id for r in open_runs()}
     try:
         return work(cfg)
     except HqexpError as exc:
-        _record_failure(cfg, "FAILED", str(exc))
-        if _is_multirun():
+        _record_failure(cfg, "FAILED", str(exc), outer)
+        if is_multirun():
             log.error("job failed: %s", exc)
             return None  # recorded as FAILED in MLflow; the sweep goes on
         print(f"hqexp: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
-        _record_failure(cfg, "KILLED", "interrupted (Ctrl-C)")
+        _record_failure(cfg, "KILLED", "interrupted (Ctrl-C)", outer)
         print("hqexp: interrupted", file=sys.stderr)
         raise SystemExit(130) from None
     except Exception as exc:
-        _record_failure(cfg, "FAILED", f"{type(exc).__name__}: {exc}")
-        if _is_multirun():
+        _record_failure(cfg, "FAILED", f"{type(exc).__name__}: {exc}", outer)
+        if is_multirun():
             log.error("job failed:\n%s", traceback.format_exc())
             return None
         raise
@@ -84,14 +72,14 @@ def _guard(work: Callable[[DictConfig], object], cfg: DictConfig):
 
 @hydra.main(config_path=_CONF, config_name="train", version_base="1.3")
 def train_main(cfg: DictConfig):
-    from hqexp.train.run import train
+    from hqexp.train.loop import train
 
     return _guard(train, cfg)
 
 
 @hydra.main(config_path=_CONF, config_name="eval", version_base="1.3")
 def eval_main(cfg: DictConfig):
-    from hqexp.train.run import evaluate
+    from hqexp.train.evaluate import evaluate
 
     return _guard(evaluate, cfg)
 
@@ -105,7 +93,7 @@ def bench_main(cfg: DictConfig):
 
 @hydra.main(config_path=_CONF, config_name="diagnose", version_base="1.3")
 def diagnose_main(cfg: DictConfig):
-    from hqexp.diagnostics.run import run_diagnose
+    from hqexp.diagnostics.scan import run_diagnose
 
     return _guard(run_diagnose, cfg)
 
@@ -113,5 +101,6 @@ def diagnose_main(cfg: DictConfig):
 MAINS = {"train": train_main, "eval": eval_main, "bench": bench_main, "diagnose": diagnose_main}
 
 
-def run(config_name: str) -> None:
+def dispatch(config_name: str) -> None:
+    """Call the ``@hydra.main`` function of ``config_name`` (``sys.argv`` already rewritten)."""
     MAINS[config_name]()

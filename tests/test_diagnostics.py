@@ -16,7 +16,7 @@ from hqexp.diagnostics.landscape import (
     gradient_variance,
     random_weights,
 )
-from hqexp.diagnostics.run import parse_depth
+from hqexp.diagnostics.scan import parse_depth
 from hqexp.errors import ConfigError
 from hqexp.quantum import Ansatz
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from hqexp.data.base import require
 from hqexp.data.finance import FinanceDataModule, features, read_prices
 from hqexp.data.tabular import TabularDataModule
 from hqexp.errors import ConfigError, DataError
@@ -139,7 +140,7 @@ def test_finance_csv_errors_are_clear(tmp_path):
     with pytest.raises(DataError, match="missing column\\(s\\) open, high, low, volume"):
         read_prices(tmp_path / "cols.csv")
     with pytest.raises(ConfigError, match="k-fold CV shuffles across time"):
-        FinanceDataModule(fold=0, cv_folds=5)
+        require(FinanceDataModule, "cv", "finance")
 
 
 def test_finance_synthetic_is_balanced_enough_and_reproducible():
@@ -171,18 +172,18 @@ def test_every_model_takes_retries_and_timeout_from_the_backend_config():
 
 def test_failing_backend_is_retried_then_replaced():
     layer = QuantumLayer(Ansatz.from_config(Q), backend="torch", fallback=["default_qubit"], retries=2)
-    real, calls = layer._backend.run, {"n": 0}
+    real, calls = layer.backend.execute, {"n": 0}
 
     def flaky(*args):  # a backend whose driver errors out on every call
         calls["n"] += 1
         raise RuntimeError("device lost")
 
-    layer._backend.run = flaky
+    layer.backend.execute = flaky
     out = layer(torch.rand(2, 4))
     assert calls["n"] == 3 and layer.backend_used == "default_qubit" and out.shape == (2, 4)
     assert "RuntimeError: device lost" in layer.events[0]
     lonely = QuantumLayer(Ansatz.from_config(Q), backend="torch", retries=0)
-    lonely._backend.run = flaky
+    lonely.backend.execute = flaky
     with pytest.raises(RuntimeError, match="device lost"):  # nothing left to try: the error surfaces
         lonely(torch.rand(2, 4))
     del real

@@ -7,7 +7,7 @@ from collections import deque
 import lightning as L
 import torch
 
-from hqexp.callbacks._util import _model
+from hqexp.callbacks.util import task_model
 
 
 class BarrenPlateauCallback(L.Callback):
@@ -30,7 +30,7 @@ class BarrenPlateauCallback(L.Callback):
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
         from hqexp.models import quantum_layers
 
-        layers = quantum_layers(_model(pl_module))
+        layers = quantum_layers(task_model(pl_module))
         for name, layer in layers.items():
             g = layer.weights.grad
             if g is None:

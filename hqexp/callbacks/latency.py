@@ -7,7 +7,7 @@ import time
 import lightning as L
 from lightning.pytorch.callbacks import TQDMProgressBar
 
-from hqexp.callbacks._util import _model, _sync
+from hqexp.callbacks.util import sync, task_model
 
 
 class LatencyCallback(L.Callback):
@@ -25,16 +25,16 @@ class LatencyCallback(L.Callback):
         self.last_ms_per_sample: float | None = None
 
     def setup(self, trainer, pl_module, stage: str) -> None:
-        model = _model(pl_module)
+        model = task_model(pl_module)
 
         def pre(module, args):
-            _sync(pl_module.device)
+            sync(pl_module.device)
             self._t0 = time.perf_counter()
 
         def post(module, args, output):
             if self._t0 is None:
                 return
-            _sync(pl_module.device)
+            sync(pl_module.device)
             dt = time.perf_counter() - self._t0
             self._t0 = None
             phase = "train" if module.training else "eval"

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from hqexp.data.tabular import DataInfo, SplitDataModule
+from hqexp.data.base import DataInfo, SplitDataModule
 from hqexp.errors import ConfigError, DataError
 
 log = logging.getLogger("hqexp")

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
-from hqexp.data.tabular import DataInfo, SplitDataModule
+from hqexp.data.base import DataInfo, SplitDataModule
 from hqexp.errors import ConfigError, DataError
 
 COLUMNS = ("date", "open", "high", "low", "close", "volume")
@@ -111,17 +111,15 @@ def finance_synthetic(n: int = 3000, seed: int = 0) -> np.ndarray:
 class FinanceDataModule(SplitDataModule):
     """Next-period direction from a price series, split in time order."""
 
+    REFUSALS = {
+        "cv": "k-fold CV shuffles across time; finance datasets use their time-ordered split (set cv.folds=1)",
+        "imbalance": "imbalance.method is for the shuffled tabular sets; finance keeps time order",
+    }
+
     def __init__(self, source: str = "synthetic", path: str | None = None, n_periods: int = 3000,
                  val_fraction: float = 0.15, test_fraction: float = 0.15, batch_size: int = 64,
-                 num_workers: int = 0, seed: int = 0, data_seed: int = 0, cv_folds: int | None = None,
-                 fold: int | None = None, imbalance: str = "none", smote_k: int = 5) -> None:
+                 num_workers: int = 0, seed: int = 0, data_seed: int = 0) -> None:
         super().__init__()
-        # cv_folds, fold, imbalance, smote_k are accepted only to be refused clearly.
-        if fold is not None:
-            raise ConfigError("k-fold CV shuffles across time; finance datasets use their time-ordered split "
-                              "(set cv.folds=1)")
-        if imbalance != "none":
-            raise ConfigError("imbalance.method is for the shuffled tabular sets; finance keeps time order")
         if source not in ("synthetic", "csv"):
             raise ConfigError(f"dataset.source must be synthetic or csv, got {source!r}")
         if source == "csv" and not path:

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
-from hqexp.data.tabular import DataInfo, SplitDataModule
+from hqexp.data.base import DataInfo, SplitDataModule
 from hqexp.errors import ConfigError
 
 FEATURES = ("moneyness", "log_moneyness", "time_to_expiry", "rate", "volatility", "is_call")

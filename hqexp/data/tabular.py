@@ -8,13 +8,11 @@ fitted on the training split only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
 
+from hqexp.data.base import DataInfo, SplitDataModule
 from hqexp.errors import ConfigError
 
 
@@ -44,7 +42,8 @@ def genomics_synthetic(n: int = 600, n_snps: int = 500, n_pops: int = 3, fst: fl
     return X, y, ["control", "case"]
 
 
-def _load(name: str, seed: int = 0):
+def load_tabular(name: str, seed: int = 0):
+    """``(X, y, class names)`` of a named tabular set (scikit-learn's, or the synthetic genomics one)."""
     from sklearn import datasets
 
     loaders = {
@@ -68,45 +67,10 @@ IRIS_BINARY = {
 }
 
 
-@dataclass(frozen=True)
-class DataInfo:
-    """What a model needs to know about the data to build itself."""
-
-    n_features: int
-    n_classes: int
-    class_names: tuple[str, ...]
-    task: str = "classification"
-
-
-class SplitDataModule(L.LightningDataModule):
-    """Loaders over ``self._splits`` ("train" / "val" / "test" datasets), built in ``setup``.
-
-    Subclasses set ``batch_size``, ``num_workers``, ``seed`` and fill ``_splits``; the
-    training loader shuffles with a generator seeded from ``seed``, so order is reproducible.
-    """
-
-    batch_size: int
-    num_workers: int
-    seed: int
-    _splits: dict
-
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        g = torch.Generator().manual_seed(self.seed)
-        return DataLoader(self._splits[split], batch_size=self.batch_size, shuffle=shuffle,
-                          num_workers=self.num_workers, generator=g)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", False)
-
-
 class TabularDataModule(SplitDataModule):
     """A scikit-learn dataset as a LightningDataModule."""
+
+    SUPPORTS = frozenset({"cv", "imbalance"})
 
     def __init__(
         self,
@@ -163,7 +127,7 @@ class TabularDataModule(SplitDataModule):
         from sklearn.model_selection import train_test_split
         from sklearn.preprocessing import StandardScaler
 
-        X, y, names = _load(self.name, self.data_seed)
+        X, y, names = load_tabular(self.name, self.data_seed)
         if self.binary:
             keep = [names.index(c) for c in IRIS_BINARY[self.binary]]
             mask = np.isin(y, keep)

@@ -1,4 +1,5 @@
-"""Expressibility and entangling capability of an ansatz (states from the torch simulator).
+"""Expressibility and entangling capability of an ansatz (states from a backend; by default
+the torch simulator in double precision).
 
 * Expressibility (Sim, Johnson & Aspuru-Guzik 2019): KL divergence between the
   distribution of fidelities F = |⟨ψ(θ)|ψ(φ)⟩|² over random parameter pairs and the
@@ -15,24 +16,26 @@ import math
 import numpy as np
 import torch
 
+from hqexp.diagnostics.landscape import scan_backend
 from hqexp.errors import ConfigError
 from hqexp.quantum import Ansatz
-from hqexp.quantum.statevector import simulate
+from hqexp.quantum.backends import Backend
 
 # Only guards underflow of the Haar tail at large n; any real floor would bias the KL.
 _EPS = np.finfo(float).tiny
 
 
 def states(ansatz: Ansatz, weights: torch.Tensor, inputs: torch.Tensor | None = None,
-           chunk: int = 1024) -> torch.Tensor:
+           chunk: int = 1024, backend: Backend | str = "torch") -> torch.Tensor:
     """Final states ``[S, 2**n]`` (complex128) for per-sample weights ``[S, *weight_shape]``."""
+    be = scan_backend(backend)
     out = []
     with torch.no_grad():
         for start in range(0, weights.shape[0], chunk):
             w = weights[start:start + chunk].to(torch.float64)
             x = (torch.zeros(w.shape[0], ansatz.n_qubits, dtype=torch.float64) if inputs is None
                  else inputs[start:start + chunk].to(torch.float64))
-            out.append(simulate(ansatz, x, w, torch.complex128))
+            out.append(be.states(ansatz, x, w))
     return torch.cat(out)
 
 
@@ -55,13 +58,14 @@ def kl_to_haar(fidelities: np.ndarray, n_qubits: int, bins: int = 75) -> float:
     return float((p[mask] * np.log(p[mask] / q[mask])).sum())
 
 
-def expressibility(ansatz: Ansatz, pairs: int = 5000, bins: int = 75, seed: int = 0) -> float:
+def expressibility(ansatz: Ansatz, pairs: int = 5000, bins: int = 75, seed: int = 0,
+                   backend: Backend | str = "torch") -> float:
     """Sim et al.'s expressibility (lower = closer to Haar) over ``pairs`` random pairs."""
     if pairs < 1:
         raise ConfigError(f"expressibility needs pairs >= 1, got {pairs}")
     g = torch.Generator().manual_seed(seed)
     w = torch.rand((2 * pairs, *ansatz.weight_shape), generator=g, dtype=torch.float64) * (2 * math.pi)
-    psi = states(ansatz, w)
+    psi = states(ansatz, w, backend=backend)
     fid = (psi[:pairs].conj() * psi[pairs:]).sum(-1).abs().pow(2)
     return kl_to_haar(fid.numpy(), ansatz.n_qubits, bins)
 
@@ -85,13 +89,14 @@ def meyer_wallach(psi: torch.Tensor) -> torch.Tensor:
     return 2.0 * (1.0 - single_qubit_purities(psi).mean(-1))
 
 
-def entangling_capability(ansatz: Ansatz, samples: int = 1000, seed: int = 0) -> float:
+def entangling_capability(ansatz: Ansatz, samples: int = 1000, seed: int = 0,
+                          backend: Backend | str = "torch") -> float:
     """Mean Meyer–Wallach Q over ``samples`` uniform random parameter sets."""
     if ansatz.n_qubits < 2:
         return 0.0
     g = torch.Generator().manual_seed(seed)
     w = torch.rand((samples, *ansatz.weight_shape), generator=g, dtype=torch.float64) * (2 * math.pi)
-    return float(meyer_wallach(states(ansatz, w)).mean())
+    return float(meyer_wallach(states(ansatz, w, backend=backend)).mean())
 
 
 def half_chain_entropy(psi: torch.Tensor) -> torch.Tensor:
@@ -112,7 +117,8 @@ def page_entropy(n_qubits: int) -> float:
     return sum(1.0 / k for k in range(N + 1, m * N + 1)) - (m - 1) / (2 * N)
 
 
-def data_entropy(ansatz: Ansatz, features: np.ndarray, seed: int = 0, max_samples: int = 2000) -> dict:
+def data_entropy(ansatz: Ansatz, features: np.ndarray, seed: int = 0, max_samples: int = 2000,
+                 backend: Backend | str = "torch") -> dict:
     """Half-chain entropy of data-encoded states: features ``[S, n]`` → embedding → ansatz.
 
     The template weights are one uniform random draw (fixed by ``seed``): the question is
@@ -125,7 +131,7 @@ def data_entropy(ansatz: Ansatz, features: np.ndarray, seed: int = 0, max_sample
     g = torch.Generator().manual_seed(seed)
     w = torch.rand(ansatz.weight_shape, generator=g, dtype=torch.float64) * (2 * math.pi)
     w = w.expand(x.shape[0], *ansatz.weight_shape)
-    ent = half_chain_entropy(states(ansatz, w, inputs=x))
+    ent = half_chain_entropy(states(ansatz, w, inputs=x, backend=backend))
     page = page_entropy(ansatz.n_qubits)
     mean = float(ent.mean())
     return {"entropy_mean": mean, "entropy_std": float(ent.std()) if len(ent) > 1 else 0.0,

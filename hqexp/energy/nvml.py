@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from hqexp.energy import Counter, CounterMeter, Meter, Unavailable
+from hqexp.energy.meter import Counter, CounterMeter, Meter, Unavailable
 
 
 def nvml_meter(device_index: int = 0, sync: Callable[[], None] | None = None, pci_bus_id: str | None = None) -> Meter:

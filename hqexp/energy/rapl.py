@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hqexp.energy import Counter, CounterMeter, Meter, Unavailable
+from hqexp.energy.meter import Counter, CounterMeter, Meter, Unavailable
 
 RAPL_ROOT = Path("/sys/class/powercap")
 

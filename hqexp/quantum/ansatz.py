@@ -15,19 +15,17 @@ PennyLane template is an independent check of our own simulator.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import NamedTuple
 
 from hqexp.errors import ConfigError
+from hqexp.quantum.templates import REGISTRY, Template, pauli_table
 
 EMBEDDINGS = ("angle_x", "angle_y", "angle_z")
-TEMPLATES = ("strongly_entangling", "basic_entangler", "hardware_efficient", "random_pauli")
+TEMPLATES = tuple(REGISTRY)
 ENTANGLERS = ("cnot", "cz")
 MEASUREMENTS = ("z_each", "z0", "z0z1", "global_projector", "local_projector")
-PAULI_ROTATIONS = ("RX", "RY", "RZ")
 PAIR_GATES = ("crx", "cry", "crz")
 
 # A state vector of 2**MAX_QUBITS complex64 amplitudes is 8 GiB per sample: past
@@ -46,15 +44,6 @@ class Gate(NamedTuple):
     name: str
     wires: tuple[int, ...]
     param: tuple[str, float] | None = None
-
-
-@lru_cache(maxsize=256)
-def _pauli_table(seed: int, n_layers: int, n_qubits: int) -> tuple[tuple[str, ...], ...]:
-    def pick(layer: int, q: int) -> str:
-        digest = hashlib.sha256(f"hqexp-random-pauli:{seed}:{layer}:{q}".encode()).digest()
-        return PAULI_ROTATIONS[int.from_bytes(digest[:8], "big") % 3]
-
-    return tuple(tuple(pick(layer, q) for q in range(n_qubits)) for layer in range(n_layers))
 
 
 def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -98,9 +87,9 @@ class Ansatz:
     pair_gate: str | None = None
 
     def __post_init__(self) -> None:
-        if self.entangler is None:
+        if self.entangler is None and self.template in REGISTRY:
             # Frozen dataclass: resolve the template default once, at construction.
-            object.__setattr__(self, "entangler", "cz" if self.template == "random_pauli" else "cnot")
+            object.__setattr__(self, "entangler", REGISTRY[self.template].default_entangler)
         for key in ("n_qubits", "n_layers", "pauli_seed"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int):
@@ -122,15 +111,14 @@ class Ansatz:
 
     # ------------------------------------------------------------------ shapes
     @property
+    def spec(self) -> Template:
+        """The template object (``hqexp.quantum.templates``) that knows this circuit's layers."""
+        return REGISTRY[self.template]
+
+    @property
     def weight_shape(self) -> tuple[int, ...]:
         """Shape of the trainable weights this ansatz consumes."""
-        n, L = self.n_qubits, self.n_layers
-        return {
-            "strongly_entangling": (L, n, 3),
-            "basic_entangler": (L, n),
-            "hardware_efficient": (L, n, 2),
-            "random_pauli": (L, n),
-        }[self.template]
+        return self.spec.weight_shape(self.n_qubits, self.n_layers)
 
     @property
     def n_weights(self) -> int:
@@ -159,13 +147,7 @@ class Ansatz:
     # --------------------------------------------------------------- structure
     def rotation_gates(self, layer: int = 0, qubit: int = 0) -> tuple[str, ...]:
         """Single-qubit gates applied to ``qubit`` in ``layer``, in time order."""
-        if self.template == "random_pauli":
-            return (self.pauli_choices[layer][qubit],)
-        return {
-            "strongly_entangling": ("RZ", "RY", "RZ"),  # PennyLane Rot(φ, θ, ω)
-            "basic_entangler": ("RX",),
-            "hardware_efficient": ("RY", "RZ"),
-        }[self.template]
+        return self.spec.rotation_gates(self, layer, qubit)
 
     @property
     def pauli_choices(self) -> tuple[tuple[str, ...], ...]:
@@ -174,26 +156,16 @@ class Ansatz:
         Derived by hashing rather than from a PRNG stream so that the same seed names
         the same circuit on every Python/NumPy version.
         """
-        return _pauli_table(self.pauli_seed, self.n_layers, self.n_qubits)
+        return pauli_table(self.pauli_seed, self.n_layers, self.n_qubits)
 
     @property
     def pre_rotation(self) -> tuple[str, float] | None:
         """A fixed rotation applied to every qubit after the embedding, before layer 0."""
-        return ("RY", math.pi / 4) if self.template == "random_pauli" else None
+        return self.spec.pre_rotation()
 
     def entangling_pairs(self, layer: int) -> tuple[tuple[int, int], ...]:
         """(control, target) pairs of the entangling block of ``layer``, in order."""
-        n = self.n_qubits
-        if n == 1:
-            return ()
-        if self.template == "strongly_entangling":
-            r = (layer % (n - 1)) + 1  # PennyLane's default ranges
-            return tuple((i, (i + r) % n) for i in range(n))
-        if self.template == "basic_entangler":
-            if n == 2:
-                return ((0, 1),)
-            return tuple((i, (i + 1) % n) for i in range(n))
-        return tuple((i, i + 1) for i in range(n - 1))  # hardware_efficient, random_pauli: open chain
+        return self.spec.entangling_pairs(self.n_qubits, layer)
 
     def gates(self) -> list[Gate]:
         """The canonical gate list (reference semantics for every backend)."""

@@ -54,7 +54,7 @@ def expval(
     """
     _validate(ansatz, inputs, weights)
     be = backend if isinstance(backend, Backend) else resolve_backend(backend, fallback, options)
-    return be.run(ansatz, inputs, weights).to(inputs.dtype)
+    return be.execute(ansatz, inputs, weights).to(inputs.dtype)
 
 
 _INITS = ("uniform", "normal", "zeros", "small")
@@ -120,6 +120,11 @@ class QuantumLayer(nn.Module):
         else:
             nn.init.zeros_(w)
         self.weights = nn.Parameter(w)
+
+    @property
+    def backend(self) -> Backend:
+        """The backend object that runs this layer now (after any fallback or switch)."""
+        return self._backend
 
     @property
     def backend_used(self) -> str:

@@ -74,7 +74,7 @@ def record_generations(recorder) -> list[dict]:
     """Compute the table from the parent's children; log Markdown + CSV on the parent."""
     import pandas as pd
 
-    from hqexp.tracking.mlflow_run import search_children
+    from hqexp.tracking.store import search_children
 
     rows = generation_rows(search_children(recorder.client, [recorder.experiment_id], recorder.run_id))
     if not rows:

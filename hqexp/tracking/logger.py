@@ -14,7 +14,7 @@ from typing import Any
 from lightning.pytorch.loggers.logger import Logger
 from lightning.pytorch.utilities import rank_zero_only
 
-from hqexp.tracking.mlflow_run import Recorder
+from hqexp.tracking.store import Recorder
 
 
 class RecorderLogger(Logger):
@@ -35,7 +35,7 @@ class RecorderLogger(Logger):
 
     @rank_zero_only
     def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
-        pass  # the resolved Hydra config is logged as params by hqexp.train.run
+        pass  # the resolved Hydra config is logged as params by hqexp.tracking.record
 
     @rank_zero_only
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
@@ -55,7 +55,7 @@ class RecorderLogger(Logger):
     def save(self) -> None:
         if not self._buffer:
             return
-        from hqexp.tracking.mlflow_run import retry
+        from hqexp.tracking.store import retry
 
         chunk, self._buffer = self._buffer, []
         for i in range(0, len(chunk), 1000):
@@ -64,4 +64,4 @@ class RecorderLogger(Logger):
 
     @rank_zero_only
     def finalize(self, status: str) -> None:
-        self.save()  # the run's status is set by hqexp.train.run, which knows why it ended
+        self.save()  # the run's status is set by hqexp.train.loop, which knows why it ended

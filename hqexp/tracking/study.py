@@ -149,7 +149,7 @@ def record_hqnn_study(recorder) -> list[dict]:
     """Compute the study table from the parent's children and log it on the parent."""
     import pandas as pd
 
-    from hqexp.tracking.mlflow_run import search_children
+    from hqexp.tracking.store import search_children
 
     children = search_children(recorder.client, [recorder.experiment_id], recorder.run_id)
     rows = study_rows(children)

@@ -33,14 +33,13 @@ class MlflowSweepCallback(Callback):
         self.recorder = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from hqexp.tracking.mlflow_run import Recorder
-        from hqexp.train.run import PARENT_FILE
+        from hqexp.tracking.record import write_parent_file
+        from hqexp.tracking.store import Recorder
 
         mcfg = _mlflow_cfg(config)
         if mcfg is None:
             return
         sweep_dir = Path(config.hydra.sweep.dir)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
         overrides = list(config.hydra.overrides.task)
         raw = OmegaConf.select(config, "hydra.sweeper.params", default=None)
         params = OmegaConf.to_container(raw, resolve=True) if isinstance(raw, DictConfig) else {}
@@ -51,7 +50,7 @@ class MlflowSweepCallback(Callback):
         })
         self.recorder.log_params({f"sweep.{k}": v for k, v in (params or {}).items()}
                                  | {"sweep.overrides": " ".join(overrides)})
-        (sweep_dir / PARENT_FILE).write_text(self.recorder.run_id)
+        write_parent_file(sweep_dir, self.recorder.run_id)
         print(f"hqexp sweep: MLflow parent run {self.recorder.run_id}")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -86,7 +85,7 @@ def _config_key(overrides: str, common: set[str]) -> str:
 
 def summarize(recorder, metric: str) -> list[dict]:
     """Children table + per-configuration mean/std of ``metric``, logged to the parent."""
-    from hqexp.tracking.mlflow_run import search_children
+    from hqexp.tracking.store import search_children
 
     children = search_children(recorder.client, [recorder.experiment_id], recorder.run_id)
     rows = []

@@ -22,7 +22,7 @@ def _copy(model: nn.Module) -> nn.Module:
     lightning devices cannot be copied; they hold no trained state)."""
     from hqexp.models import quantum_layers
 
-    memo = {id(q._backend): q._backend for q in quantum_layers(model).values()}
+    memo = {id(q.backend): q.backend for q in quantum_layers(model).values()}
     return copy.deepcopy(model, memo)
 
 
@@ -56,7 +56,7 @@ def int8_report(model: nn.Module, loader, n_classes: int) -> dict[str, float]:
     Returns ``int8/test/<metric>``, ``int8/delta_<metric>`` (INT8 − float), and
     ``model/bytes_float`` / ``int8/model_bytes``.
     """
-    from hqexp.train.tasks import _metrics
+    from hqexp.tracking.metrics import classification_metrics
 
     ref = _copy(model).cpu().eval()
     q = quantize_int8(model)
@@ -64,7 +64,7 @@ def int8_report(model: nn.Module, loader, n_classes: int) -> dict[str, float]:
     results = {}
     for name, m in (("float", ref), ("int8", q)):
         p, y = _scores(m, loader)
-        metrics = _metrics(n_classes)
+        metrics = classification_metrics(n_classes)
         metrics.update(p[:, 1] if n_classes == 2 else p, y)
         results[name] = {k: float(v) for k, v in metrics.compute().items()}
     for k, v in results["int8"].items():

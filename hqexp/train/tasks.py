@@ -6,10 +6,10 @@ from collections.abc import Mapping
 
 import lightning as L
 import torch
-import torchmetrics
 from torch import nn
 
 from hqexp.errors import ConfigError
+from hqexp.tracking.metrics import classification_metrics, multilabel_metrics, regression_metrics
 
 SCHEDULERS = ("none", "cosine", "cosine_warm_restarts", "plateau")
 
@@ -32,27 +32,6 @@ def build_optimizers(module: L.LightningModule, params, lr: float, weight_decay:
     else:
         raise ConfigError(f"unknown scheduler {name!r}; choose one of: {', '.join(SCHEDULERS)}")
     return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
-
-
-def _metrics(n_classes: int) -> torchmetrics.MetricCollection:
-    # Binary problems report the positive class (label 1); multiclass ones macro averages.
-    # Sensitivity = recall; ap = average precision (area under the precision-recall curve).
-    c = torchmetrics.classification
-    if n_classes == 2:
-        return torchmetrics.MetricCollection({
-            "acc": c.BinaryAccuracy(), "auroc": c.BinaryAUROC(), "f1": c.BinaryF1Score(),
-            "sensitivity": c.BinaryRecall(), "specificity": c.BinarySpecificity(),
-            "precision": c.BinaryPrecision(), "ap": c.BinaryAveragePrecision(),
-        })
-    return torchmetrics.MetricCollection({
-        "acc": c.MulticlassAccuracy(n_classes, average="micro"),
-        "auroc": c.MulticlassAUROC(n_classes, average="macro"),
-        "f1": c.MulticlassF1Score(n_classes, average="macro"),
-        "sensitivity": c.MulticlassRecall(n_classes, average="macro"),
-        "specificity": c.MulticlassSpecificity(n_classes, average="macro"),
-        "precision": c.MulticlassPrecision(n_classes, average="macro"),
-        "ap": c.MulticlassAveragePrecision(n_classes, average="macro"),
-    })
 
 
 class _Task(L.LightningModule):
@@ -114,8 +93,8 @@ class ClassificationTask(_Task):
         super().__init__(model, lr, weight_decay, scheduler, max_epochs)
         self.n_classes = n_classes
         self.loss = nn.CrossEntropyLoss(weight=class_weights)
-        self.val_metrics = _metrics(n_classes).clone(prefix="val/")
-        self.test_metrics = _metrics(n_classes).clone(prefix="test/")
+        self.val_metrics = classification_metrics(n_classes).clone(prefix="val/")
+        self.test_metrics = classification_metrics(n_classes).clone(prefix="test/")
         self._val_loss_sum, self._val_n = 0.0, 0
 
     def _probs(self, logits: torch.Tensor) -> torch.Tensor:
@@ -177,12 +156,7 @@ class RegressionTask(_Task):
         super().__init__(model, lr, weight_decay, scheduler, max_epochs)
         self.loss = nn.MSELoss() if loss == "mse" else nn.HuberLoss()
         self.target_mean, self.target_std = target_mean, target_std
-        metrics = torchmetrics.MetricCollection({
-            "rmse": torchmetrics.MeanSquaredError(squared=False),
-            "mse": torchmetrics.MeanSquaredError(),
-            "mae": torchmetrics.MeanAbsoluteError(),
-            "r2": torchmetrics.R2Score(),
-        })
+        metrics = regression_metrics()
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
 
@@ -226,16 +200,6 @@ class RegressionTask(_Task):
         self.test_outputs = {"preds": torch.cat(preds), "targets": torch.cat(ys)}
 
 
-def _multilabel_metrics(n_labels: int) -> torchmetrics.MetricCollection:
-    from torchmetrics import classification as C
-
-    return torchmetrics.MetricCollection({
-        "auroc_macro": C.MultilabelAUROC(n_labels, average="macro"),
-        "f1_macro": C.MultilabelF1Score(n_labels, average="macro"),
-        "acc_exact": C.MultilabelExactMatch(n_labels),
-    })
-
-
 class MultiLabelTask(_Task):
     """Multi-label classification (BCE with logits) with the PTB-XL benchmark's metrics.
 
@@ -251,8 +215,8 @@ class MultiLabelTask(_Task):
         self.class_names = tuple(class_names)
         n = len(self.class_names)
         self.loss = nn.BCEWithLogitsLoss()
-        self.val_metrics = _multilabel_metrics(n).clone(prefix="val/")
-        self.test_metrics = _multilabel_metrics(n).clone(prefix="test/")
+        self.val_metrics = multilabel_metrics(n).clone(prefix="val/")
+        self.test_metrics = multilabel_metrics(n).clone(prefix="test/")
         from torchmetrics import classification as C
 
         self.test_auroc_each = C.MultilabelAUROC(n, average=None)

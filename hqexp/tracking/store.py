@@ -1,4 +1,4 @@
-"""MLflow helpers: open the store, start (child) runs, write with retries.
+"""The MLflow store: open it, start (child) runs, write with retries, know which runs are open.
 
 SQLite is the default store. Several processes writing to one SQLite file (a
 joblib sweep) can meet "database is locked"; every write here retries with
@@ -106,11 +106,22 @@ def flatten(d: Mapping, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+# Runs this process started and has not ended yet, oldest first: whatever stops the
+# process (an error, Ctrl-C, SIGTERM) can end each with a truthful status.
+_OPEN: dict[str, Recorder] = {}
+
+
+def open_runs() -> list[Recorder]:
+    """The runs this process started and has not terminated, newest first."""
+    return list(reversed(_OPEN.values()))
+
+
 class Recorder:
     """One MLflow run, written through a client with retries."""
 
-    def __init__(self, client, run_id: str, experiment_id: str) -> None:
+    def __init__(self, client, run_id: str, experiment_id: str, tracking_uri: str = "") -> None:
         self.client, self.run_id, self.experiment_id = client, run_id, experiment_id
+        self.tracking_uri = tracking_uri
 
     @classmethod
     def start(
@@ -128,7 +139,9 @@ class Recorder:
         if parent_run_id:
             all_tags["mlflow.parentRunId"] = parent_run_id
         run = retry(lambda: client.create_run(exp_id, run_name=run_name, tags=all_tags), "create run")
-        return cls(client, run.info.run_id, exp_id)
+        rec = cls(client, run.info.run_id, exp_id, mlflow_cfg["tracking_uri"])
+        _OPEN[rec.run_id] = rec
+        return rec
 
     @property
     def ui_path(self) -> str:
@@ -171,6 +184,7 @@ class Recorder:
 
     def terminate(self, status: str = "FINISHED") -> None:
         retry(lambda: self.client.set_terminated(self.run_id, status), "end run")
+        _OPEN.pop(self.run_id, None)
 
     def status(self) -> str:
         return retry(lambda: self.client.get_run(self.run_id)).info.status

@@ -1,4 +1,4 @@
-"""Qiskit Aer backend: the canonical gate list run on ``AerSimulator``.
+"""``aer``: Qiskit Aer, the canonical gate list run on ``AerSimulator``.
 
 Exact by default (saved probabilities of the statevector); ``shots=N`` samples.
 Gradients use parameter-shift rules *per gate occurrence* (each parametrised gate
@@ -17,7 +17,7 @@ import torch
 
 from hqexp.errors import BackendUnavailable
 from hqexp.quantum.ansatz import Ansatz
-from hqexp.quantum.backends import Backend, _need_module
+from hqexp.quantum.backends.base import Backend, need_module
 
 
 class AerBackend(Backend):
@@ -32,8 +32,8 @@ class AerBackend(Backend):
         self._sim = None
 
     def check_available(self) -> None:
-        _need_module("aer", "qiskit", "pip install 'hqexp[aer]' (qiskit, qiskit-aer)")
-        _need_module("aer", "qiskit_aer", "pip install 'hqexp[aer]' (qiskit, qiskit-aer)")
+        need_module("aer", "qiskit", "pip install 'hqexp[aer]' (qiskit, qiskit-aer)")
+        need_module("aer", "qiskit_aer", "pip install 'hqexp[aer]' (qiskit, qiskit-aer)")
 
     def _circuit(self, ansatz: Ansatz):
         hit = self._circuits.get(ansatz)
@@ -107,7 +107,7 @@ class AerBackend(Backend):
         probs = torch.from_numpy(self.probabilities(ansatz, values))
         return measure_probs(ansatz, probs).numpy()
 
-    def run(self, ansatz, inputs, weights):
+    def execute(self, ansatz, inputs, weights):
         return _AerFunction.apply(inputs, weights, self, ansatz)
 
 

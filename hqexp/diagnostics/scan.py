@@ -57,9 +57,9 @@ def _features(cfg: DictConfig, n: int) -> np.ndarray:
     from sklearn.decomposition import PCA
     from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
-    from hqexp.data.tabular import _load
+    from hqexp.data.tabular import load_tabular
 
-    X, _, _ = _load(cfg.entanglement.dataset)
+    X, _, _ = load_tabular(cfg.entanglement.dataset)
     X = StandardScaler().fit_transform(X)
     k = min(n, X.shape[1])
     Z = PCA(n_components=k, random_state=0).fit_transform(X)
@@ -114,6 +114,7 @@ def run_diagnose(cfg: DictConfig) -> dict:
 
     from hqexp.diagnostics import expressibility as ex
     from hqexp.diagnostics.landscape import SCALAR_MEASUREMENTS, fit_decay, gradient_variance
+    from hqexp.quantum import from_config
 
     qubits = _ints("qubits", cfg.qubits)
     depths = [parse_depth(d) for d in (cfg.depths if OmegaConf.is_list(cfg.depths) else [cfg.depths])]
@@ -127,6 +128,7 @@ def run_diagnose(cfg: DictConfig) -> dict:
         torch.set_num_threads(int(cfg.threads))
     out_dir = Path(cfg.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    backend = from_config(OmegaConf.to_container(cfg.backend, resolve=True))
     t0 = time.perf_counter()
 
     var_rows, fit_rows, struct_rows, figures = [], [], [], {}
@@ -137,21 +139,21 @@ def run_diagnose(cfg: DictConfig) -> dict:
                 if c == "z0z1" and n < 2:
                     continue
                 a = _ansatz(cfg, n, depth_of(n), c)
-                r = gradient_variance(a, cfg.samples, seed=cfg.seed + 1000 * n, backend=cfg.backend,
-                                      dtype=cfg.dtype)
+                r = gradient_variance(a, cfg.samples, seed=cfg.seed + 1000 * n, backend=backend)
                 results[c].append(r)
                 var_rows.append({"depth": label, "cost": c, **r.row()})
             a = _ansatz(cfg, n, depth_of(n), "z0")
             row = {"depth": label, "n_qubits": n, "n_layers": a.n_layers}
             if cfg.expressibility.enabled and n <= cfg.expressibility.max_qubits:
                 row["expressibility_kl"] = ex.expressibility(a, cfg.expressibility.pairs, cfg.expressibility.bins,
-                                                             seed=cfg.seed)
+                                                             seed=cfg.seed, backend=backend)
             if cfg.entanglement.enabled and n <= cfg.entanglement.max_qubits:
-                row["meyer_wallach_q"] = ex.entangling_capability(a, cfg.entanglement.samples, seed=cfg.seed)
+                row["meyer_wallach_q"] = ex.entangling_capability(a, cfg.entanglement.samples, seed=cfg.seed,
+                                                                  backend=backend)
                 row["haar_meyer_wallach_q"] = (2**n - 2) / (2**n + 1)
                 if cfg.entanglement.dataset:
                     d = ex.data_entropy(a, _features(cfg, n), seed=cfg.seed,
-                                        max_samples=cfg.entanglement.samples)
+                                        max_samples=cfg.entanglement.samples, backend=backend)
                     row.update({f"data_{k}": v for k, v in d.items() if k != "n_states"})
             struct_rows.append(row)
         fits = {}
@@ -175,7 +177,7 @@ def run_diagnose(cfg: DictConfig) -> dict:
         pngs.append(p)
 
     print(f"hqexp diagnose — template {cfg.ansatz.template}, {cfg.samples} parameter sets per point, "
-          f"backend {cfg.backend}, {elapsed:.1f} s")
+          f"backend {backend.name}, {elapsed:.1f} s")
     print("\ngradient variance (mean over parameters k of Var[dC/dθ_k]):")
     print(_table(var_rows, ["depth", "cost", "n_qubits", "n_layers", "var_mean", "var_first", "abs_mean"]))
     if fit_rows:
@@ -187,18 +189,19 @@ def run_diagnose(cfg: DictConfig) -> dict:
 
     summary = {"var_rows": var_rows, "fit_rows": fit_rows, "struct_rows": struct_rows, "elapsed_s": elapsed}
     if cfg.log_to_mlflow:
-        summary["run_id"] = _record(cfg, var_rows, fit_rows, struct_rows, [*paths.values(), *pngs], elapsed)
+        summary["run_id"] = _record(cfg, var_rows, fit_rows, struct_rows, [*paths.values(), *pngs], elapsed,
+                                   backend)
     return summary
 
 
-def _record(cfg, var_rows, fit_rows, struct_rows, files, elapsed) -> str:
-    from hqexp.cli import project_root
-    from hqexp.tracking.mlflow_run import Recorder, flatten, git_sha
+def _record(cfg, var_rows, fit_rows, struct_rows, files, elapsed, backend) -> str:
+    from hqexp.config import project_root
+    from hqexp.tracking.store import Recorder, flatten, git_sha
 
     mcfg = OmegaConf.to_container(cfg.mlflow, resolve=True)
     rec = Recorder.start(mcfg, run_name=f"diagnose {cfg.ansatz.template}",
                          tags={"hqexp.command": "diagnose", "template": cfg.ansatz.template,
-                               "backend": cfg.backend, "git_sha": git_sha(project_root())})
+                               "backend": backend.name, "git_sha": git_sha(project_root())})
     rec.log_params(flatten(OmegaConf.to_container(cfg, resolve=True)))
     metrics = {"time/diagnose_s": elapsed}
     for r in fit_rows:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 
 
-def _model(pl_module) -> torch.nn.Module:
+def task_model(pl_module) -> torch.nn.Module:
     return getattr(pl_module, "model", pl_module)
 
 
-def _sync(device: torch.device) -> None:
+def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)

@@ -1,0 +1,108 @@
+"""``hqexp bench backends``: every available backend timed against the reference backend.
+
+For each (n_qubits, n_layers, batch) of the grid, the median time of forward and of
+forward+backward for every available backend, after warm-up, and its ratio to the
+reference (the ``backend`` group, default ``torch``). For ``torch`` also the achieved
+memory traffic: a modelled byte count (every pass over the state reads and writes it
+once) divided by time.
+"""
+
+from __future__ import annotations
+
+import math
+
+from omegaconf import DictConfig, OmegaConf
+
+from hqexp.bench.table import format_table, median_time
+from hqexp.errors import ConfigError
+
+COLUMNS = ["n_qubits", "n_layers", "batch", "backend", "fwd_ms", "fwd_bwd_ms", "ratio_fwd", "ratio_fwd_bwd",
+           "torch_fwd_GBps", "status"]
+
+
+def modelled_forward_bytes(n: int, layers: int, batch: int, itemsize: int = 8) -> int:
+    """Bytes the torch simulator's forward moves, by its pass structure.
+
+    Product-state build ~1 write; per later layer ceil(n/k) group passes; one
+    entangler pass per layer; the measurement reads once. A pass = read + write.
+    """
+    from hqexp.quantum.statevector import group_size
+
+    state = batch * 2**n * itemsize
+    passes = 0.5 + (layers - 1) * math.ceil(n / group_size(n)) + layers + 0.5
+    return int(2 * state * passes)
+
+
+def peer_configs(cfg: DictConfig) -> dict[str, dict]:
+    """``{name: conf/backend mapping}``: the reference from ``cfg.backend``, the peers from
+    their own group files (composed, so every backend is built by the same function)."""
+    from hydra import compose
+
+    ref = OmegaConf.to_container(cfg.backend, resolve=True)
+    out = {ref["name"]: ref}
+    for name in cfg.backends:
+        if name in out:
+            continue
+        try:
+            out[name] = OmegaConf.to_container(compose(config_name="bench", overrides=[f"backend={name}"]).backend,
+                                               resolve=True)
+        except Exception as exc:
+            raise ConfigError(f"bench: unknown backend {name!r} ({str(exc).splitlines()[0]})") from None
+    return out
+
+
+def bench_backends(cfg: DictConfig) -> list[dict]:
+    """One row per grid point and backend (see the module docstring)."""
+    import torch
+
+    from hqexp.errors import BackendUnavailable
+    from hqexp.quantum import Ansatz, expval, from_config
+
+    if cfg.threads:
+        torch.set_num_threads(int(cfg.threads))
+    peers = peer_configs(cfg)
+    ref_name = cfg.backend.name
+    rows = []
+    for point in cfg.grid:
+        if len(point) != 3:
+            raise ConfigError(f"each grid entry must be [n_qubits, n_layers, batch], got {list(point)}")
+        n, L, B = (int(v) for v in point)
+        ansatz = Ansatz(n, L, **OmegaConf.to_container(cfg.ansatz, resolve=True))
+        g = torch.Generator().manual_seed(0)
+        dev = torch.device(cfg.device)
+        x = (torch.rand(B, n, generator=g) * math.pi).to(dev)
+        w = (torch.rand(ansatz.weight_shape, generator=g) * 2 * math.pi).to(dev)
+        ref = {}
+        for name, bcfg in peers.items():
+            base = {"n_qubits": n, "n_layers": L, "batch": B, "backend": name}
+            try:
+                be = from_config({**bcfg, "fallback": []})
+            except BackendUnavailable as exc:
+                rows.append({**base, "status": f"unavailable: {exc}"})
+                continue
+
+            def fwd():
+                with torch.no_grad():
+                    expval(ansatz, x, w, be)
+
+            def fwd_bwd():
+                xx, ww = x.clone().requires_grad_(), w.clone().requires_grad_()
+                expval(ansatz, xx, ww, be).sum().backward()
+
+            t_f = median_time(fwd, cfg.warmup, cfg.repeats, cfg.max_seconds_per_call)
+            t_fb = median_time(fwd_bwd, cfg.warmup, cfg.repeats, cfg.max_seconds_per_call) if t_f else None
+            row = {**base, "status": "ok" if t_fb else f"skipped: slower than {cfg.max_seconds_per_call}s per call",
+                   "fwd_ms": t_f * 1e3 if t_f else None, "fwd_bwd_ms": t_fb * 1e3 if t_fb else None}
+            if name == ref_name:
+                ref = row
+                if t_f and name == "torch":
+                    row["torch_fwd_GBps"] = modelled_forward_bytes(n, L, B) / t_f / 1e9
+            for k in ("fwd_ms", "fwd_bwd_ms"):
+                if row.get(k) and ref.get(k):
+                    row[f"ratio_{k[:-3]}"] = row[k] / ref[k]
+            rows.append(row)
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    return format_table(rows, COLUMNS)

@@ -1,0 +1,42 @@
+"""Timing and tables shared by the benchmark suites."""
+
+from __future__ import annotations
+
+import csv
+import statistics
+import time
+from pathlib import Path
+
+
+def median_time(fn, warmup: int, repeats: int, budget: float) -> float | None:
+    """Median seconds of ``fn()``; None when one warm-up call exceeds ``budget``."""
+    for _ in range(max(1, warmup)):
+        t0 = time.perf_counter()
+        fn()
+        if time.perf_counter() - t0 > budget:
+            return None
+    ts = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts)
+
+
+def format_table(rows: list[dict], cols: list[str]) -> str:
+    """A fixed-width text table of ``cols`` (floats to 3 significant digits)."""
+    fmt = lambda v: f"{v:.3g}" if isinstance(v, float) else ("" if v is None else str(v))  # noqa: E731
+    body = [[fmt(r.get(c)) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(b[i][:60]) for b in body)) for i, c in enumerate(cols)]
+    line = lambda vals: "  ".join(v[:60].ljust(w) for v, w in zip(vals, widths))  # noqa: E731
+    return "\n".join([line(cols), line(["-" * w for w in widths]), *(line(b) for b in body)])
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    """``rows`` as CSV, columns in first-seen order."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    keys = sorted({k for r in rows for k in r}, key=lambda k: list(rows[0]).index(k) if k in rows[0] else 99)
+    with path.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)

@@ -1,0 +1,82 @@
+"""Hydra and path plumbing that every layer may use (bottom layer: imports no hqexp module).
+
+Where the config tree and the project live, the ``${hqexp_root:}`` resolver, and small
+readers of the running Hydra job (its choices, its output folder, whether it is part of
+a multirun). Each reader works outside a Hydra job too, with a neutral answer.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def config_dir() -> Path:
+    """The ``conf/`` tree: $HQEXP_CONFIG_DIR, else the one beside the package."""
+    env = os.environ.get("HQEXP_CONFIG_DIR")
+    if env:
+        return Path(env).resolve()
+    return Path(__file__).resolve().parent.parent / "conf"
+
+
+def project_root() -> Path:
+    """$HQEXP_ROOT, else the checkout hqexp runs from (the parent of ``conf/``), else cwd."""
+    env = os.environ.get("HQEXP_ROOT")
+    if env:
+        return Path(env).resolve()
+    conf = config_dir()
+    return conf.parent if conf.is_dir() else Path.cwd()
+
+
+def register_resolvers() -> None:
+    """Register ``${hqexp_root:}`` (idempotent)."""
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver("hqexp_root"):
+        OmegaConf.register_new_resolver("hqexp_root", lambda: str(project_root()))
+
+
+def group_choices(group: str) -> list[str]:
+    """The options of config group ``group`` (the YAML files of ``conf/<group>/``)."""
+    return sorted(p.stem for p in (config_dir() / group).glob("*.yaml"))
+
+
+def _hydra():
+    from hydra.core.hydra_config import HydraConfig
+
+    try:
+        return HydraConfig.get()
+    except ValueError:  # not inside a Hydra job
+        return None
+
+
+def choice(group: str) -> str:
+    """The option chosen for ``group`` in the running Hydra job (``?`` outside one)."""
+    hc = _hydra()
+    return "?" if hc is None else str(hc.runtime.choices.get(group))
+
+
+def is_multirun() -> bool:
+    """True inside a job of a Hydra multirun (a sweep)."""
+    from hydra.types import RunMode
+
+    hc = _hydra()
+    return hc is not None and hc.mode == RunMode.MULTIRUN
+
+
+def output_dir() -> Path:
+    """The running job's output folder (the current directory outside a Hydra job)."""
+    hc = _hydra()
+    return Path(hc.runtime.output_dir) if hc is not None else Path.cwd()
+
+
+def sweep_dir() -> Path | None:
+    """The sweep's folder in a multirun job, else None."""
+    hc = _hydra()
+    return Path(hc.sweep.dir) if hc is not None and is_multirun() else None
+
+
+def task_overrides() -> list[str]:
+    """The overrides the user gave this job (empty outside a Hydra job)."""
+    hc = _hydra()
+    return list(hc.overrides.task) if hc is not None else []

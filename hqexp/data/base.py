@@ -1,0 +1,110 @@
+"""What every dataset shares: :class:`DataInfo`, the split data module, and the capability
+declaration that tells the training code which run-level options a dataset supports.
+
+A data module declares ``SUPPORTS`` (a set of :data:`CAPABILITIES`) and, for the ones it
+refuses for a reason worth telling, ``REFUSALS``; :func:`require` turns a request the
+dataset does not support into one clear :class:`~hqexp.errors.ConfigError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from hqexp.errors import ConfigError
+
+#: run-level options a dataset may support: k-fold CV (``cv.folds``), oversampling or
+#: class weights on the training split (``imbalance.method``), and a natural client of
+#: every sample (``federation.partition=natural``).
+CAPABILITIES = {
+    "cv": "cv.folds > 1 (k-fold cross-validation)",
+    "imbalance": "imbalance.method (SMOTE / class weights)",
+    "groups": "federation.partition=natural (a subject / device / patient id per sample)",
+}
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """What a model needs to know about the data to build itself, and what the
+    federated code needs to know about its samples.
+
+    ``n_features`` is the number of input features (tabular) or channels (signals);
+    ``length`` the time steps per sample for signals (``None`` for tabular rows).
+    ``groups`` maps each split to the natural group id (subject, device, patient) of
+    every sample in it, with ``group_kind`` naming what a group is.
+    """
+
+    n_features: int
+    n_classes: int
+    class_names: tuple[str, ...]
+    task: str = "classification"
+    length: int | None = None
+    group_kind: str | None = None
+    groups: Mapping[str, np.ndarray] | None = field(default=None, compare=False, hash=False, repr=False)
+
+
+def require(datamodule_cls: type, capability: str, dataset: str = "?") -> None:
+    """Raise :class:`ConfigError` unless ``datamodule_cls`` declares ``capability``."""
+    if capability not in CAPABILITIES:  # pragma: no cover - a programming error
+        raise ValueError(f"unknown capability {capability!r}")
+    if capability in getattr(datamodule_cls, "SUPPORTS", frozenset()):
+        return
+    reason = getattr(datamodule_cls, "REFUSALS", {}).get(capability)
+    raise ConfigError(reason or f"{CAPABILITIES[capability]} is not supported by dataset={dataset}")
+
+
+class SplitDataModule(L.LightningDataModule):
+    """Loaders over ``self._splits`` ("train" / "val" / "test" datasets), built in ``setup``.
+
+    Subclasses set ``batch_size``, ``num_workers``, ``seed`` and fill ``_splits`` (and
+    ``info``); the training loader shuffles with a generator seeded from ``seed``, so the
+    order is reproducible.
+    """
+
+    SUPPORTS: frozenset[str] = frozenset()
+    REFUSALS: dict[str, str] = {}
+
+    batch_size: int
+    num_workers: int
+    seed: int
+    _splits: dict
+    info: DataInfo | None
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        g = torch.Generator().manual_seed(self.seed)
+        return DataLoader(self._splits[split], batch_size=self.batch_size, shuffle=shuffle,
+                          num_workers=self.num_workers, generator=g)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", False)
+
+    def dataset(self, split: str) -> Dataset:
+        """The ``train`` / ``val`` / ``test`` dataset (after ``setup``)."""
+        return self._splits[split]
+
+    def targets(self, split: str) -> np.ndarray:
+        """The label of every sample of ``split``, in dataset order (after ``setup``)."""
+        ds = self._splits[split]
+        tensors = getattr(ds, "tensors", None)
+        if tensors is not None:
+            return tensors[1].numpy()
+        labels = getattr(ds, "labels", None)
+        idx = getattr(ds, "idx", None)
+        if labels is not None and idx is not None:
+            return np.asarray(labels)[idx]
+        return np.stack([np.asarray(ds[i][1]) for i in range(len(ds))])
+
+    def subset(self, split: str, indices: np.ndarray) -> Dataset:
+        """The samples ``indices`` of ``split`` as a dataset (a client's share)."""
+        return Subset(self._splits[split], np.asarray(indices, dtype=np.int64).tolist())

@@ -1,0 +1,147 @@
+"""PennyLane devices (``default_qubit``, ``lightning_qubit``, ``lightning_gpu``) running
+PennyLane's own templates: an independent reference for our simulator.
+
+PennyLane is imported only when a circuit is first built, so importing hqexp never
+imports it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from hqexp.errors import BackendUnavailable
+from hqexp.quantum.ansatz import Ansatz
+from hqexp.quantum.backends.base import Backend, need_module
+
+_ROT = {"angle_x": "X", "angle_y": "Y", "angle_z": "Z"}
+
+
+class PennyLaneBackend(Backend):
+    """A PennyLane ``device`` with ``diff_method``; ``shots`` samples instead of exact values."""
+
+    def __init__(self, device: str, diff_method: str, name: str, shots: int | None = None) -> None:
+        self.device_name, self.diff_method, self.name = device, diff_method, name
+        self.shots = shots
+        self.exact = shots is None
+        self._qnodes: dict = {}
+
+    def check_available(self) -> None:
+        need_module(self.name, "pennylane", "pip install pennylane pennylane-lightning")
+        if self.device_name == "lightning.gpu":
+            need_module(self.name, "pennylane_lightning.lightning_gpu_ops",
+                        "pip install 'hqexp[gpu]' (pennylane-lightning-gpu, needs an NVIDIA GPU with CUDA)")
+            if not torch.cuda.is_available():
+                raise BackendUnavailable("backend 'lightning_gpu' needs an NVIDIA GPU with CUDA; none is visible")
+        elif self.device_name == "lightning.qubit":
+            need_module(self.name, "pennylane_lightning", "pip install pennylane-lightning")
+
+    def _qnode(self, ansatz: Ansatz) -> Callable:
+        hit = self._qnodes.get(ansatz)
+        if hit is None:
+            hit = build_qnode(ansatz, self.device_name, self.diff_method, self.shots)
+            self._qnodes[ansatz] = hit
+        return hit
+
+    def execute(self, ansatz, inputs, weights):
+        qnode = self._qnode(ansatz)
+        x = inputs.to(torch.float64)
+        w = weights.to(torch.float64)
+        if w.dim() == len(ansatz.weight_shape):
+            if self.diff_method == "adjoint":
+                # Adjoint differentiation does not take broadcast tapes: one tape per sample.
+                out = torch.stack([_as_row(qnode(x[b], w), ansatz) for b in range(x.shape[0])])
+            else:
+                out = _as_matrix(qnode(x, w), ansatz, x.shape[0])
+        else:
+            out = torch.stack([_as_row(qnode(x[b], w[b]), ansatz) for b in range(x.shape[0])])
+        return out.to(inputs.dtype)
+
+
+    def states(self, ansatz, inputs, weights):
+        key = ("state", ansatz)
+        qnode = self._qnodes.get(key)
+        if qnode is None:
+            qnode = self._qnodes[key] = build_qnode(ansatz, self.device_name, "best", None, state=True)
+        x, w = inputs.to(torch.float64), weights.to(torch.float64)
+        with torch.no_grad():
+            rows = [torch.as_tensor(qnode(x[b], w[b] if w.dim() > len(ansatz.weight_shape) else w))
+                    for b in range(x.shape[0])]
+        return torch.stack(rows).to(torch.complex128)
+
+
+def _as_row(res, ansatz: Ansatz) -> torch.Tensor:
+    if isinstance(res, (tuple, list)):
+        return torch.stack([torch.as_tensor(r) for r in res])
+    return torch.as_tensor(res).reshape(ansatz.n_out)
+
+
+def _as_matrix(res, ansatz: Ansatz, batch: int) -> torch.Tensor:
+    if isinstance(res, (tuple, list)):
+        return torch.stack([torch.as_tensor(r).reshape(batch) for r in res], dim=-1)
+    return torch.as_tensor(res).reshape(batch, ansatz.n_out)
+
+
+# ------------------------------------------------------------------ the QNode
+def _pair_block(ansatz: Ansatz, inputs) -> None:
+    import pennylane as qml
+
+    gate = {"crx": qml.CRX, "cry": qml.CRY, "crz": qml.CRZ}[ansatz.pair_gate]
+    for p, (c, t) in enumerate(ansatz.pairs()):
+        gate(inputs[..., ansatz.n_qubits + p], wires=[c, t])
+
+
+def _layers(ansatz: Ansatz, weights, wires, inputs=None) -> None:
+    import pennylane as qml
+
+    spec = ansatz.spec
+    two = qml.CNOT if ansatz.entangler == "cnot" else qml.CZ
+    if ansatz.pre_rotation is not None:
+        name, angle = ansatz.pre_rotation
+        for q in wires:
+            getattr(qml, name)(angle, wires=q)
+    if not ansatz.pair_gate:
+        spec.pennylane_layers(ansatz, weights, wires, two)
+        return
+    # The learned-entanglement block sits after every layer: one layer at a time.
+    for layer in range(ansatz.n_layers):
+        spec.pennylane_layer(ansatz, weights, layer, two)
+        _pair_block(ansatz, inputs)
+
+
+def _measure(ansatz: Ansatz, wires):
+    import pennylane as qml
+
+    n = ansatz.n_qubits
+    m = ansatz.measurement
+    if m == "z_each":
+        return [qml.expval(qml.PauliZ(w)) for w in wires]
+    if m == "z0":
+        return qml.expval(qml.PauliZ(0))
+    if m == "z0z1":
+        return qml.expval(qml.PauliZ(0) @ qml.PauliZ(1))
+    if m == "global_projector":
+        return qml.expval(qml.Projector([0] * n, wires=wires))
+    # local_projector: (1/n) Σ_j |0><0|_j as one observable
+    return qml.expval(qml.sum(*[qml.s_prod(1.0 / n, qml.Projector([0], wires=[w])) for w in wires]))
+
+
+def build_qnode(ansatz: Ansatz, device: str, diff_method: str, shots: int | None = None,
+                state: bool = False) -> Callable:
+    """A torch-interface QNode ``f(inputs, weights)`` for ``ansatz`` on ``device`` (its final
+    state instead of the measurement with ``state``)."""
+    import pennylane as qml
+
+    wires = list(range(ansatz.n_qubits))
+    dev = qml.device(device, wires=wires)
+
+    @qml.qnode(dev, interface="torch", diff_method=diff_method)
+    def circuit(inputs, weights):
+        qml.AngleEmbedding(inputs[..., : ansatz.n_qubits], wires=wires, rotation=_ROT[ansatz.embedding])
+        _layers(ansatz, weights, wires, inputs)
+        return qml.state() if state else _measure(ansatz, wires)
+
+    if shots is not None:
+        circuit = qml.set_shots(circuit, shots=shots)
+    return circuit

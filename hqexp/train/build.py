@@ -1,0 +1,154 @@
+"""Building a run from its config: data module, model, task, callbacks and trainer, each
+with ``hydra.utils.instantiate`` from its ``_target_``; errors become one line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from hqexp.config import choice
+from hqexp.errors import ConfigError, HqexpError
+from hqexp.train.checks import device_of, hardware
+
+
+def unwrap(exc: BaseException, group: str) -> BaseException:
+    """The :class:`HqexpError` inside an instantiate error, or one line naming the group."""
+    cur: BaseException | None = exc
+    while cur is not None:
+        if isinstance(cur, HqexpError):
+            return cur
+        cur = cur.__cause__ or cur.__context__
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return ConfigError(f"cannot build {group} ({choice(group)}): {msg}")
+
+
+def build_datamodule(cfg: DictConfig, fold: int | None = None, stage: str | None = "fit"):
+    """The dataset's data module, set up; run-level options only where the dataset supports them."""
+    from hydra.utils import get_class, instantiate
+
+    from hqexp.data.base import require
+
+    extra = {}
+    try:
+        cls = get_class(cfg.dataset._target_)
+    except Exception as exc:
+        raise unwrap(exc, "dataset") from None
+    if int(cfg.cv.folds) > 1 or fold is not None:
+        require(cls, "cv", choice("dataset"))
+        extra.update(cv_folds=int(cfg.cv.folds), fold=cfg.cv.fold if fold is None else fold)
+    if cfg.imbalance.method != "none":
+        require(cls, "imbalance", choice("dataset"))
+        extra.update(imbalance=cfg.imbalance.method, smote_k=cfg.imbalance.smote_k)
+    try:
+        dm = instantiate(cfg.dataset, seed=cfg.seed, **extra)
+    except Exception as exc:  # Hydra wraps constructor errors; surface ours as one line
+        raise unwrap(exc, "dataset") from None
+    if stage is not None:
+        dm.setup(stage)
+    return dm
+
+
+def model_task(cfg: DictConfig) -> str:
+    """``classification``, ``regression`` or ``multilabel``: the ``task`` attribute of the model's class."""
+    from hydra.utils import get_class
+
+    try:
+        return getattr(get_class(cfg.model._target_), "task", "classification")
+    except Exception as exc:
+        raise ConfigError(f"cannot import model {cfg.model.get('_target_')!r}: {exc}") from None
+
+
+def build_model(cfg: DictConfig, info):
+    """The model for the data described by ``info`` (a :class:`~hqexp.data.base.DataInfo`)."""
+    from hydra.utils import instantiate
+
+    kind = model_task(cfg)
+    if kind != info.task:
+        want = {"regression": "a regression dataset (options)",
+                "multilabel": "an ECG dataset (ptbxl, cinc2021, synthetic_ecg)"}.get(kind, "a classification dataset")
+        raise ConfigError(f"model={choice('model')} is a {kind} model but dataset={choice('dataset')} is a "
+                          f"{info.task} dataset; use {want}")
+    size = {"n_outputs": info.n_classes} if kind == "regression" else {"n_classes": info.n_classes}
+    try:
+        return instantiate(cfg.model, n_features=info.n_features, **size, _convert_="all")
+    except Exception as exc:
+        raise unwrap(exc, "model") from None
+
+
+def build_task(cfg: DictConfig, model, dm):
+    """The LightningModule for the dataset's task kind."""
+    from hqexp.train.tasks import ClassificationTask, MultiLabelTask, RegressionTask
+
+    sched = OmegaConf.to_container(cfg.scheduler, resolve=True)
+    loss = cfg.get("loss", "auto")
+    if dm.info.task == "regression":
+        return RegressionTask(model, cfg.optim.lr, cfg.optim.weight_decay, sched, cfg.trainer.max_epochs,
+                              loss="mse" if loss == "auto" else loss, target_mean=dm.target_mean,
+                              target_std=dm.target_std)
+    if dm.info.task == "multilabel":
+        if loss not in ("auto", "bce"):
+            raise ConfigError(f"loss={loss!r} does not fit multi-label data; use bce (or auto)")
+        return MultiLabelTask(model, dm.info.class_names, cfg.optim.lr, cfg.optim.weight_decay, sched,
+                              cfg.trainer.max_epochs)
+    if loss not in ("auto", "cross_entropy"):
+        raise ConfigError(f"loss={loss!r} is for regression; classification uses cross_entropy (or auto)")
+    return ClassificationTask(model, dm.info.n_classes, cfg.optim.lr, cfg.optim.weight_decay, sched,
+                              cfg.trainer.max_epochs, class_weights=getattr(dm, "class_weights", None))
+
+
+def energy_meter(cfg: DictConfig):
+    """The energy meter for this run's hardware (``Unavailable`` with a reason if none)."""
+    from hqexp.energy import select_meter
+
+    c = cfg.callbacks.get("energy")
+    if c is None or not c.get("enabled", True):
+        return select_meter(prefer="none")
+    try:
+        return select_meter(device_of(cfg), c.meter)
+    except ValueError as exc:
+        raise ConfigError(f"callbacks.energy.meter: {exc}") from None
+
+
+def build_callbacks(cfg: DictConfig, ckpt_dir: Path, meter=None) -> dict:
+    """``{name: callback}`` for every enabled ``callbacks.<name>`` with a ``_target_``, plus the
+    interrupt flag and (with a progress bar) the bar that shows latency and energy.
+
+    ``meter``: the energy meter; without an available one, no energy callback is built.
+    """
+    from hydra.utils import instantiate
+
+    from hqexp.callbacks.interrupt import InterruptFlag
+    from hqexp.callbacks.latency import CostProgressBar
+
+    runtime = {"checkpoint": {"dirpath": str(ckpt_dir)}, "energy": {"meter": meter}}
+    out: dict = {}
+    for name, spec in cfg.callbacks.items():
+        if not isinstance(spec, DictConfig) or "_target_" not in spec or not spec.get("enabled", True):
+            continue
+        if name == "energy" and (meter is None or not meter.available):
+            continue
+        args = {k: v for k, v in spec.items() if k != "enabled"}
+        try:
+            out[name] = instantiate(args, **runtime.get(name, {}))
+        except Exception as exc:
+            root = unwrap(exc, "callbacks")
+            if isinstance(root, HqexpError):
+                raise root from None
+            cause = exc.__cause__ or exc
+            if isinstance(cause, ValueError):
+                raise ConfigError(f"callbacks.{cause}") from None
+            raise ConfigError(f"cannot build callbacks.{name}: {str(cause).splitlines()[0]}") from None
+    out["interrupt"] = InterruptFlag()
+    if cfg.trainer.get("enable_progress_bar", True):
+        out["progress_bar"] = CostProgressBar(out.get("latency"), out.get("energy"))
+    return out
+
+
+def build_trainer(cfg: DictConfig, logger, callbacks: dict, root: Path):
+    """The Lightning Trainer of ``cfg.trainer`` on ``cfg.hardware``."""
+    import lightning as L
+
+    kw = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items() if v is not None}
+    return L.Trainer(**hardware(cfg), **kw, logger=logger, callbacks=list(callbacks.values()),
+                     default_root_dir=str(root), enable_model_summary=False)

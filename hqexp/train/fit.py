@@ -1,0 +1,103 @@
+"""One ordinary training run: build, fit and test a model with Lightning, record it in MLflow."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from hqexp.config import choice, output_dir
+from hqexp.errors import ConfigError
+from hqexp.tracking import record
+from hqexp.train.build import (build_callbacks, build_datamodule, build_model, build_task, build_trainer,
+                               energy_meter)
+from hqexp.train.checks import device_of
+from hqexp.train.facts import backend_report, model_facts
+
+GROUPS = ("model", "dataset", "backend", "hardware")
+
+
+def fit_and_test(cfg: DictConfig, rec, task, dm, ckpt: str | None, do_fit: bool,
+                 out_dir: Path | None = None) -> dict:
+    """Fit (unless ``do_fit`` is False) and test; log metrics, tables, plots, best checkpoint.
+
+    The run is marked KILLED on Ctrl-C (and KeyboardInterrupt re-raised) or FAILED on an
+    error; on success it is left open for the caller to add to and close.
+    """
+    from hqexp.tracking.logger import RecorderLogger
+    from hqexp.train.memory import PeakMemory
+
+    out_dir = out_dir or output_dir()
+    logger = RecorderLogger(rec)
+    meter = energy_meter(cfg)
+    rec.set_tags({"energy_source": meter.source})
+    callbacks = build_callbacks(cfg, out_dir / "checkpoints", meter if do_fit else None)
+    trainer = build_trainer(cfg, logger, callbacks, out_dir)
+    flag, ckpt_cb = callbacks["interrupt"], callbacks.get("checkpoint")
+    started = time.perf_counter()
+    with PeakMemory(device_of(cfg)) as peak:
+        try:
+            if do_fit:
+                trainer.fit(task, datamodule=dm, ckpt_path=ckpt)
+                if flag.interrupted:
+                    raise KeyboardInterrupt
+                best = (ckpt_cb.best_model_path or None) if ckpt_cb is not None else None
+                trainer.test(task, datamodule=dm, ckpt_path=best, weights_only=False, verbose=False)
+            else:
+                trainer.test(task, datamodule=dm, verbose=False)
+        except (SystemExit, KeyboardInterrupt):
+            logger.save()
+            rec.terminate("KILLED" if flag.interrupted or not do_fit else "FAILED")
+            raise KeyboardInterrupt from None
+        except BaseException:
+            logger.save()
+            rec.terminate("FAILED")
+            raise
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
+    elapsed = time.perf_counter() - started
+    cost = {"time/fit_s": elapsed, **peak.metrics()}
+    if do_fit:
+        cost["time/epochs"] = trainer.current_epoch
+    rec.log_metrics({**metrics, **cost}, step=trainer.global_step)
+    metrics.update(cost)
+    logger.save()
+    figures = task.model.figures() if hasattr(task.model, "figures") else {}
+    record.log_plots(rec, logger.history, task.test_outputs, dm.info.class_names, type(task.loss).__name__, figures)
+    record.log_tables(rec, logger.history, task.test_outputs, metrics, elapsed)
+    if do_fit and ckpt_cb is not None and ckpt_cb.best_model_path:
+        rec.log_artifact(ckpt_cb.best_model_path, "checkpoints")
+    return metrics
+
+
+def train_one(cfg: DictConfig, fold: int | None, parent: str | None = None,
+              out_dir: Path | None = None) -> tuple[dict, object]:
+    """Fit and test one model (one fold when ``fold`` is set); the run is left open."""
+    import lightning as L
+
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    dm = build_datamodule(cfg, fold)
+    model = build_model(cfg, dm.info)
+    task = build_task(cfg, model, dm)
+    tags = {"resumed_from": cfg.ckpt_path} if cfg.ckpt_path else {}
+    if fold is not None:
+        tags["cv.fold"] = str(fold)
+    rec = record.start_run(cfg, "train", tags, parent=parent, name_suffix=f" fold {fold}" if parent else "")
+    facts, used = model_facts(model)
+    rec.set_tags({"backend_used": used})
+    record.log_config(rec, cfg)
+    rec.log_metrics({**facts, **({"data/skipped": dm.n_skipped} if hasattr(dm, "n_skipped") else {})})
+    task.hqexp_meta = {"config": OmegaConf.to_container(cfg, resolve=True), "run_id": rec.run_id,
+                       "choices": {g: choice(g) for g in GROUPS}}
+    metrics = fit_and_test(cfg, rec, task, dm, cfg.ckpt_path, do_fit=True, out_dir=out_dir)
+    metrics.update(facts)
+    backend_report(rec, model)
+    if cfg.quantize.int8:
+        if task.__class__.__name__ != "ClassificationTask":
+            raise ConfigError("quantize.int8 is measured with classification metrics; use a classification dataset")
+        from hqexp.train.int8 import int8_report
+
+        q = int8_report(task.model, dm.test_dataloader(), dm.info.n_classes)
+        rec.log_metrics(q)
+        metrics.update(q)
+    return metrics, rec
