@@ -16,7 +16,7 @@ ARGS ?=
 PYTEST_ARGS ?= -n 2
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-all train sweep hqnn-study generations diagnose ui bench clean
+.PHONY: help install test test-all train sweep hqnn-study generations sfl-study diagnose ui bench clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -47,6 +47,9 @@ hqnn-study: install ## HQNN regressor vs classical twin: 54 runs, study table on
 
 generations: install ## G-0..G-10 (+ classical twins) on breast_cancer and binary iris: one summary table
 	$(BIN)/hqexp sweep sweep=generations hydra/launcher=joblib hydra.launcher.n_jobs=2 $(ARGS)
+
+sfl-study: install ## {none, fl, sl, sflv1, sflv2} x {quantum, classical} server head x 3 seeds: study table
+	$(BIN)/hqexp sweep sweep=sfl_study hydra/launcher=joblib hydra.launcher.n_jobs=2 $(ARGS)
 
 diagnose: install ## barren-plateau / expressibility scan (ARGS="ansatz.template=strongly_entangling")
 	$(BIN)/hqexp diagnose $(ARGS)

@@ -10,41 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-
-HQEXP = [sys.executable, "-m", "hqexp.cli"]
-TINY = ["trainer.max_epochs=2", "trainer.enable_progress_bar=false"]
-
-
-def hqexp(args, tmp: Path, check=True, timeout=300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp}/mlflow.db", "HYDRA_FULL_ERROR": "0",
-           "PYTHONWARNINGS": "ignore"}
-    extra = [] if args and args[0] in ("bench",) else []
-    out = subprocess.run([*HQEXP, *args, *extra, f"hydra.run.dir={tmp}/run_{time.time_ns()}",
-                          f"hydra.sweep.dir={tmp}/sweep_{time.time_ns()}"],
-                         capture_output=True, text=True, env=env, timeout=timeout)
-    if check and out.returncode != 0:
-        raise AssertionError(f"hqexp {' '.join(args)} failed ({out.returncode}):\n{out.stdout[-3000:]}\n"
-                             f"{out.stderr[-3000:]}")
-    return out
-
-
-def client(tmp: Path):
-    from mlflow.tracking import MlflowClient
-
-    return MlflowClient(f"sqlite:///{tmp}/mlflow.db")
-
-
-def runs(tmp: Path, filter_string: str = ""):
-    c = client(tmp)
-    exp_ids = [e.experiment_id for e in c.search_experiments()]
-    return c.search_runs(exp_ids, filter_string=filter_string, max_results=1000)
-
-
-def artifacts(tmp: Path, run_id: str, path: str = "") -> set[str]:
-    c, out = client(tmp), set()
-    for a in c.list_artifacts(run_id, path):
-        out |= artifacts(tmp, run_id, a.path) if a.is_dir else {a.path}
-    return out
+from helpers import HQEXP, TINY, artifacts, client, hqexp, runs
 
 
 @pytest.fixture(scope="module")

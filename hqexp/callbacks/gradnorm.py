@@ -6,6 +6,22 @@ import lightning as L
 import torch
 
 
+def grad_norms(parts) -> dict[str, torch.Tensor]:
+    """L2 norms of the current gradients: ``{name: norm}`` for each ``(name, module)`` of
+    ``parts`` that has gradients, and ``total`` over all of them (tensors, no host sync)."""
+    sq_total: torch.Tensor | float = 0.0
+    out: dict[str, torch.Tensor] = {}
+    for name, module in parts:
+        grads = [p.grad.detach().float() for p in module.parameters() if p.grad is not None]
+        if not grads:
+            continue
+        sq = sum((g * g).sum() for g in grads)
+        sq_total = sq_total + sq
+        out[name] = sq.sqrt()
+    out["total"] = torch.as_tensor(sq_total).sqrt()
+    return out
+
+
 class GradNormCallback(L.Callback):
     """Logs ``grad_norm/total`` and ``grad_norm/<module>`` (L2, before the optimiser step).
 
@@ -28,16 +44,7 @@ class GradNormCallback(L.Callback):
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
         model = getattr(pl_module, "model", pl_module)
-        sq_total = torch.zeros((), device=pl_module.device)
-        out: dict[str, torch.Tensor] = {}
-        for name, child in model.named_children():
-            grads = [p.grad.detach().float() for p in child.parameters() if p.grad is not None]
-            if not grads:
-                continue
-            sq = sum((g * g).sum() for g in grads)
-            sq_total = sq_total + sq
-            out[name] = sq.sqrt()
-        out["total"] = sq_total.sqrt()
+        out = grad_norms(model.named_children())
         # Epoch sums stay on the device: no host sync on steps that are not logged.
         for k, v in out.items():
             self._sums[k] = self._sums.get(k, 0.0) + v

@@ -492,7 +492,7 @@ class ECGDataModule(SplitDataModule):
         mean = s1 / count
         std = np.sqrt(np.maximum(s2 / count - mean**2, 1e-12))
         self._splits = {k: _Signals(arr.signals, arr.labels, v, mean, std) for k, v in parts.items()}
-        self.info = DataInfo(N_LEADS, len(SUPERCLASSES), SUPERCLASSES, task="multilabel")
+        self.info = DataInfo(N_LEADS, len(SUPERCLASSES), SUPERCLASSES, task="multilabel", length=arr.signals.shape[2])
 
     @property
     def n_skipped(self) -> int:

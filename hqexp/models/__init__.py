@@ -20,3 +20,12 @@ def quantum_layers(model: nn.Module) -> dict[str, nn.Module]:
     from hqexp.quantum import QuantumLayer
 
     return {name: m for name, m in model.named_modules() if isinstance(m, QuantumLayer)}
+
+
+def clone(model: nn.Module) -> nn.Module:
+    """A deep copy that shares backend objects: simulator handles such as PennyLane's
+    lightning devices cannot be copied, and they hold no trained state."""
+    import copy
+
+    memo = {id(q.backend): q.backend for q in quantum_layers(model).values()}
+    return copy.deepcopy(model, memo)

@@ -42,5 +42,9 @@ class MLPClassifier(nn.Module):
         self.classical = MatchedBlock(ansatz.n_qubits, ansatz.n_out, ansatz.n_weights)
         self.head = nn.Linear(ansatz.n_out, n_classes)
 
+    def stages(self) -> list[tuple[str, nn.Module]]:
+        """Ordered ``(name, module)`` stages (what split learning cuts between)."""
+        return [("encoder", self.encoder), ("classical", self.classical), ("head", self.head)]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.classical(self.encoder(x)))

@@ -46,5 +46,9 @@ class VQCClassifier(nn.Module):
         self.quantum = QuantumLayer.from_config(ansatz, backend, init=init)
         self.head = nn.Linear(ansatz.n_out, n_classes)
 
+    def stages(self) -> list[tuple[str, nn.Module]]:
+        """Ordered ``(name, module)`` stages (what split learning cuts between)."""
+        return [("encoder", self.encoder), ("quantum", self.quantum), ("head", self.head)]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.quantum(self.encoder(x)))

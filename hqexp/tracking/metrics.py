@@ -65,3 +65,31 @@ def multilabel_metrics(n_labels: int) -> torchmetrics.MetricCollection:
         "f1_macro": C.MultilabelF1Score(n_labels, average="macro"),
         "acc_exact": C.MultilabelExactMatch(n_labels),
     })
+
+
+def client_scores(kind: str, n_classes: int, probs, targets) -> dict[str, float]:
+    """``acc`` (multi-label: ``acc_exact``) and ``f1_macro`` of one client's predictions:
+    the per-client numbers of federated runs (functional forms, no AUROC on tiny shares).
+
+    ``probs``: class probabilities ``[N, C]`` (classification) or label scores ``[N, L]``.
+    """
+    from torchmetrics.functional import classification as F
+
+    if kind == "multilabel":
+        y = targets.int()
+        return {"acc_exact": float(F.multilabel_exact_match(probs, y, num_labels=n_classes)),
+                "f1_macro": float(F.multilabel_f1_score(probs, y, num_labels=n_classes, average="macro"))}
+    pred = probs.argmax(-1)
+    return {"acc": float((pred == targets).float().mean()),
+            "f1_macro": float(F.multiclass_f1_score(pred, targets, num_classes=n_classes, average="macro"))}
+
+
+def task_scores(kind: str, n_classes: int, probs, targets) -> dict[str, float]:
+    """The full collection of ``kind`` on pooled predictions (no prefix)."""
+    if kind == "multilabel":
+        m = multilabel_metrics(n_classes)
+        m.update(probs, targets.int())
+    else:
+        m = classification_metrics(n_classes)
+        m.update(probs[:, 1] if n_classes == 2 else probs, targets)
+    return {k: float(v) for k, v in m.compute().items()}

@@ -147,3 +147,19 @@ def multilabel_roc(y_true: np.ndarray, scores: np.ndarray, class_names: list[str
     """One ROC curve per label."""
     return _roc_figure([(name, y_true[:, c] > 0.5, scores[:, c]) for c, name in enumerate(class_names)],
                        "ROC per class (test)", fontsize=8)
+
+
+def lines(series: dict[str, tuple], title: str, xlabel: str, ylabel: str, logx: bool = False):
+    """Line plot of named ``(xs, ys)`` series (e.g. validation F1 against round or MB sent)."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, (xs, ys) in series.items():
+        ax.plot(xs, ys, marker="." if len(xs) < 60 else None, label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    if logx:
+        ax.set_xscale("log")
+    if series:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

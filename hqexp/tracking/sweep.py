@@ -21,6 +21,13 @@ from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger("hqexp")
 
+# study name (the `study` key of a sweep preset) -> (module, function) writing its table on the parent
+STUDIES = {
+    "hqnn": ("hqexp.tracking.study", "record_hqnn_study"),
+    "generations": ("hqexp.tracking.generations", "record_generations"),
+    "sfl": ("hqexp.tracking.sfl_study", "record_sfl_study"),
+}
+
 
 def _mlflow_cfg(config: DictConfig) -> dict | None:
     if "mlflow" not in config:
@@ -59,16 +66,13 @@ class MlflowSweepCallback(Callback):
         metric = OmegaConf.select(config, "sweep_metric", default=None) or "test/acc"
         rows = summarize(self.recorder, metric)
         study = OmegaConf.select(config, "study", default=None)
-        if study == "hqnn" and rows:
-            from hqexp.tracking.study import record_hqnn_study
+        if study and study not in STUDIES:
+            log.warning("unknown study %r: no study table written (known: %s)", study, ", ".join(STUDIES))
+        elif study and rows:
+            import importlib
 
-            record_hqnn_study(self.recorder)
-        elif study == "generations" and rows:
-            from hqexp.tracking.generations import record_generations
-
-            record_generations(self.recorder)
-        elif study:
-            log.warning("unknown study %r: no study table written (known: hqnn, generations)", study)
+            module, fn = STUDIES[study]
+            getattr(importlib.import_module(module), fn)(self.recorder)
         failed = [r for r in rows if r["status"] != "FINISHED"]
         self.recorder.terminate("FAILED" if failed or not rows else "FINISHED")
         print(f"hqexp sweep: {len(rows)} job(s), {len(failed)} failed; parent run {self.recorder.run_id}")

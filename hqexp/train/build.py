@@ -49,27 +49,31 @@ def build_datamodule(cfg: DictConfig, fold: int | None = None, stage: str | None
     return dm
 
 
-def model_task(cfg: DictConfig) -> str:
-    """``classification``, ``regression`` or ``multilabel``: the ``task`` attribute of the model's class."""
+def model_tasks(cfg: DictConfig) -> tuple[str, ...]:
+    """The task kinds (``classification``, ``regression``, ``multilabel``) the model's class
+    declares in its ``task`` attribute (one name, or a tuple of them)."""
     from hydra.utils import get_class
 
     try:
-        return getattr(get_class(cfg.model._target_), "task", "classification")
+        kind = getattr(get_class(cfg.model._target_), "task", "classification")
     except Exception as exc:
         raise ConfigError(f"cannot import model {cfg.model.get('_target_')!r}: {exc}") from None
+    return (kind,) if isinstance(kind, str) else tuple(kind)
 
 
 def build_model(cfg: DictConfig, info):
     """The model for the data described by ``info`` (a :class:`~hqexp.data.base.DataInfo`)."""
     from hydra.utils import instantiate
 
-    kind = model_task(cfg)
-    if kind != info.task:
+    kinds = model_tasks(cfg)
+    if info.task not in kinds:
         want = {"regression": "a regression dataset (options)",
-                "multilabel": "an ECG dataset (ptbxl, cinc2021, synthetic_ecg)"}.get(kind, "a classification dataset")
-        raise ConfigError(f"model={choice('model')} is a {kind} model but dataset={choice('dataset')} is a "
-                          f"{info.task} dataset; use {want}")
-    size = {"n_outputs": info.n_classes} if kind == "regression" else {"n_classes": info.n_classes}
+                "multilabel": "an ECG dataset (ptbxl, cinc2021, synthetic_ecg)"}.get(kinds[0], "a classification dataset")
+        raise ConfigError(f"model={choice('model')} is a {' or '.join(kinds)} model but dataset={choice('dataset')} "
+                          f"is a {info.task} dataset; use {want}")
+    size = {"n_outputs": info.n_classes} if info.task == "regression" else {"n_classes": info.n_classes}
+    if "input_length" in cfg.model.keys():  # the model asks for the window length the data gives
+        size["input_length"] = info.length
     try:
         return instantiate(cfg.model, n_features=info.n_features, **size, _convert_="all")
     except Exception as exc:

@@ -79,7 +79,7 @@ def train_one(cfg: DictConfig, fold: int | None, parent: str | None = None,
     dm = build_datamodule(cfg, fold)
     model = build_model(cfg, dm.info)
     task = build_task(cfg, model, dm)
-    tags = {"resumed_from": cfg.ckpt_path} if cfg.ckpt_path else {}
+    tags = {"federation": "none", **({"resumed_from": cfg.ckpt_path} if cfg.ckpt_path else {})}
     if fold is not None:
         tags["cv.fold"] = str(fold)
     rec = record.start_run(cfg, "train", tags, parent=parent, name_suffix=f" fold {fold}" if parent else "")

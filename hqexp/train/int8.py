@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import io
 import warnings
 
@@ -17,24 +16,16 @@ def model_bytes(model: nn.Module) -> int:
     return buf.getbuffer().nbytes
 
 
-def _copy(model: nn.Module) -> nn.Module:
-    """A deep copy that shares backend objects (simulator handles such as PennyLane's
-    lightning devices cannot be copied; they hold no trained state)."""
-    from hqexp.models import quantum_layers
-
-    memo = {id(q.backend): q.backend for q in quantum_layers(model).values()}
-    return copy.deepcopy(model, memo)
-
-
 def quantize_int8(model: nn.Module) -> nn.Module:
     """A CPU copy with LoRA merged and every ``nn.Linear`` dynamically quantised to INT8.
 
     Weights become int8 with a per-tensor scale; activations are quantised on the fly.
     QuantumLayers and other modules stay float.
     """
+    from hqexp.models import clone
     from hqexp.models.generations import merge_lora
 
-    m = merge_lora(_copy(model).cpu().eval())
+    m = merge_lora(clone(model).cpu().eval())
     with warnings.catch_warnings():
         # torch.ao.quantization is deprecated in favour of torchao, but is what ships with torch.
         warnings.simplefilter("ignore")
@@ -56,9 +47,10 @@ def int8_report(model: nn.Module, loader, n_classes: int) -> dict[str, float]:
     Returns ``int8/test/<metric>``, ``int8/delta_<metric>`` (INT8 − float), and
     ``model/bytes_float`` / ``int8/model_bytes``.
     """
+    from hqexp.models import clone
     from hqexp.tracking.metrics import classification_metrics
 
-    ref = _copy(model).cpu().eval()
+    ref = clone(model).cpu().eval()
     q = quantize_int8(model)
     out = {"model/bytes_float": float(model_bytes(ref)), "int8/model_bytes": float(model_bytes(q))}
     results = {}

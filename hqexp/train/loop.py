@@ -26,7 +26,7 @@ def train(cfg: DictConfig) -> dict:
     if federation != "none":
         if folds > 1:
             raise ConfigError(f"federation={federation} trains one split across clients; set cv.folds=1")
-        from hqexp.federated import train_federated
+        from hqexp.train.federated import train_federated
 
         return train_federated(cfg)
     if folds > 1 and cfg.cv.fold is None:
