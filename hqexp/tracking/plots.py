@@ -62,7 +62,7 @@ def confusion(y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str]):
     fig, ax = plt.subplots(figsize=(5, 5))
     ConfusionMatrixDisplay.from_predictions(
         y_true, y_pred, labels=list(range(len(class_names))), display_labels=class_names, ax=ax,
-        colorbar=False,
+        colorbar=False, xticks_rotation=45 if len(class_names) > 3 else "horizontal",
     )
     ax.set_title("confusion matrix (test)")
     fig.tight_layout()

@@ -44,7 +44,7 @@ def study_rows(children) -> list[dict]:
                      "f1_macro_std": float(np.std(f1, ddof=1)) if len(f1) > 1 else math.nan, "f1_macro_ci95": half,
                      "total_mb": float(np.mean([m.get("comm/total_bytes", 0.0) for m in ms])) / 1e6,
                      "mb_to_target": float(np.mean(reached)) if reached else math.nan,
-                     "reached_target": f"{len(reached)}/{len(ms)}",
+                     "reached_target": "n/a" if mode == "none" else f"{len(reached)}/{len(ms)}",
                      "s_per_round": float(np.mean(per_round))})
     return rows
 
@@ -56,9 +56,10 @@ def markdown(rows: list[dict]) -> str:
     lines = ["| federation | server head | test F1 macro (mean ± std) | 95% CI half-width | total MB | "
              "MB to target (reached) | s / round | seeds |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        target = "n/a" if r["federation"] == "none" else f"{f(r['mb_to_target'], '.1f')} ({r['reached_target']})"
         lines.append(f"| {r['federation']} | {r['server_head']} | {f(r['f1_macro_mean'])} ± {f(r['f1_macro_std'])} | "
-                     f"{f(r['f1_macro_ci95'])} | {f(r['total_mb'], '.1f')} | {f(r['mb_to_target'], '.1f')} "
-                     f"({r['reached_target']}) | {f(r['s_per_round'], '.2f')} | {r['seeds']} |")
+                     f"{f(r['f1_macro_ci95'])} | {f(r['total_mb'], '.1f')} | {target} | "
+                     f"{f(r['s_per_round'], '.2f')} | {r['seeds']} |")
     lines += ["", "`none` is centralised training (no communication). A quantum-vs-classical difference "
               "is evidence only where the intervals do not overlap."]
     return "\n".join(lines) + "\n"
