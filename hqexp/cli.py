@@ -20,6 +20,7 @@ SUBCOMMANDS = {
     "sweep": ("train", "a multirun of train: one MLflow parent run, one child per job"),
     "bench": ("bench", "benchmarks: hqexp bench backends [grid=...]"),
     "diagnose": ("diagnose", "barren plateaus, expressibility, entanglement of an ansatz over qubits x depths"),
+    "runs": ("runs", "runs left RUNNING by a process that is gone: hqexp runs stale | close-stale"),
 }
 
 USAGE = """usage: hqexp <command> [hydra overrides...]
@@ -81,6 +82,72 @@ def check_overrides(args: list[str], fail=None) -> None:
                 _fail(f"unknown {group} {str(v)!r}; choose one of: {', '.join(choices)}")
 
 
+def _first_values(args: list[str]) -> list[str]:
+    """The overrides with each sweep replaced by its first value (what one job composes)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    out = []
+    parser = OverridesParser.create()
+    for text in args:
+        if text.startswith("-") or ("=" not in text and not text.startswith("~")) or text.lstrip("+~").startswith(
+                "hydra"):
+            continue
+        (ov,) = parser.parse_overrides([text])
+        if not ov.is_sweep_override():
+            out.append(text)
+            continue
+        prefix = text[: len(text) - len(text.lstrip("+~"))]
+        key = ov.key_or_group + (f"@{ov.package}" if ov.package else "")
+        out.append(f"{prefix}{key}={next(iter(ov.sweep_string_iterator()))}")
+    return out
+
+
+def check_keys(config_name: str, args: list[str], fail=None) -> None:
+    """One line, with the nearest valid key, for an override of a key the config does not have
+    (Hydra's own message spans six lines)."""
+    _fail = fail or globals()["_fail"]
+    import difflib
+    import re
+
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    from hqexp.config import register_resolvers
+
+    overrides = _first_values(args)
+    if not overrides:
+        return
+    register_resolvers()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(str(config_dir()), version_base="1.3"):
+            try:
+                compose(config_name, overrides=overrides)
+                return
+            except Exception as exc:  # noqa: BLE001 - every composition error becomes one line
+                msg = str(exc)
+                m = re.search(r"Could not override '([^']+)'", msg)
+                if m is None:
+                    _fail(msg.strip().splitlines()[0] if msg.strip() else type(exc).__name__)
+                key = m.group(1)
+                base = compose(config_name, overrides=[o for o in overrides if not o.lstrip("+~").startswith(key + "=")])
+                keys = _flat_keys(OmegaConf.to_container(base, resolve=False))
+                near = difflib.get_close_matches(key, keys, n=1, cutoff=0.6)
+                hint = f"; did you mean {near[0]!r}?" if near else ""
+                _fail(f"unknown config key {key!r}{hint} (to add a new key: +{key}=…)")
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def _flat_keys(d, prefix: str = "") -> list[str]:
+    out = []
+    for k, v in (d.items() if isinstance(d, dict) else ()):
+        out.append(f"{prefix}{k}")
+        out += _flat_keys(v, f"{prefix}{k}.")
+    return out
+
+
 def _help() -> str:
     width = max(len(k) for k in SUBCOMMANDS)
     lines = [f"  {k.ljust(width)}  {v[1]}" for k, v in SUBCOMMANDS.items()]
@@ -103,15 +170,30 @@ def main(argv: list[str] | None = None) -> None:
         _fail(f"unknown command {sub!r}; choose one of: {', '.join(SUBCOMMANDS)}")
     if sub == "bench" and rest and "=" not in rest[0] and not rest[0].startswith("-"):
         rest = [f"suite={rest[0]}", *rest[1:]]  # `hqexp bench backends` reads naturally
+    if sub == "runs" and rest and "=" not in rest[0] and (not rest[0].startswith("-") or
+                                                          rest[0] in ("--stale", "--close-stale")):
+        rest = [f"action={rest[0].lstrip('-')}", *rest[1:]]  # `hqexp runs stale`, `hqexp runs --stale`
     if not any(a in ("--help", "-h", "--hydra-help") for a in rest):
         check_overrides(rest)
+        check_keys(SUBCOMMANDS[sub][0], rest)
     if sub == "sweep" and not any(a in ("-m", "--multirun") for a in rest):
         rest = ["--multirun", *rest]
 
-    from hqexp import entrypoints
+    from hqexp import entrypoints, interrupts
 
+    interrupts.install()
     sys.argv = [f"hqexp {sub}", *rest]
-    entrypoints.dispatch(SUBCOMMANDS[sub][0])
+    try:
+        entrypoints.dispatch(SUBCOMMANDS[sub][0])
+    except (KeyboardInterrupt, SystemExit) as exc:
+        if interrupts.received() is None and not isinstance(exc, KeyboardInterrupt):
+            raise  # an ordinary exit (an error, or a sweep with failed jobs)
+        name, code = interrupts.describe(exc)
+        with interrupts.shielded():
+            closed = entrypoints.close_open_runs(f"interrupted by {name}")
+        if closed:
+            print(f"hqexp: interrupted by {name}; {closed} open MLflow run(s) marked KILLED", file=sys.stderr)
+        raise SystemExit(code) from None
 
 
 if __name__ == "__main__":  # pragma: no cover

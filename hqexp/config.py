@@ -28,12 +28,20 @@ def project_root() -> Path:
     return conf.parent if conf.is_dir() else Path.cwd()
 
 
+def default_output_dir() -> Path:
+    """$HQEXP_OUTPUT_DIR, else ``<project>/outputs`` (what ``paths.output_dir`` resolves to by default)."""
+    env = os.environ.get("HQEXP_OUTPUT_DIR")
+    return Path(env).resolve() if env else project_root() / "outputs"
+
+
 def register_resolvers() -> None:
-    """Register ``${hqexp_root:}`` (idempotent)."""
+    """Register ``${hqexp_root:}`` and ``${hqexp_pid:}`` (idempotent)."""
     from omegaconf import OmegaConf
 
     if not OmegaConf.has_resolver("hqexp_root"):
         OmegaConf.register_new_resolver("hqexp_root", lambda: str(project_root()))
+    if not OmegaConf.has_resolver("hqexp_pid"):
+        OmegaConf.register_new_resolver("hqexp_pid", lambda: str(os.getpid()))
 
 
 def group_choices(group: str) -> list[str]:

@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 
 from hqexp.config import config_dir, is_multirun, register_resolvers
 from hqexp.errors import HqexpError
+from hqexp.interrupts import describe, shielded
 
 log = logging.getLogger("hqexp")
 
@@ -45,6 +46,27 @@ def _record_failure(cfg: DictConfig, status: str, error: str, outer: set[str]) -
         log.warning("could not record the failure in MLflow: %s", exc)
 
 
+def close_open_runs(reason: str) -> int:
+    """End every run this process left open — a sweep's parent and the children its workers
+    were running included — as KILLED, tagged with ``reason``. Returns how many it ended."""
+    from hqexp.tracking.store import open_runs, search_children
+
+    n = 0
+    for rec in open_runs():
+        try:
+            for child in search_children(rec.client, [rec.experiment_id], rec.run_id):
+                if child.info.status == "RUNNING":  # a worker process that could not close it
+                    rec.client.set_tag(child.info.run_id, "hqexp.error", f"{reason} (sweep parent)")
+                    rec.client.set_terminated(child.info.run_id, "KILLED")
+                    n += 1
+            rec.set_tags({"hqexp.error": reason})
+            rec.terminate("KILLED")
+            n += 1
+        except Exception as exc:  # noqa: BLE001 - closing one run must not stop closing the others
+            log.warning("could not close MLflow run %s: %s", rec.run_id, exc)
+    return n
+
+
 def _guard(work: Callable[[DictConfig], object], cfg: DictConfig):
     from hqexp.tracking.store import open_runs
 
@@ -58,10 +80,12 @@ def _guard(work: Callable[[DictConfig], object], cfg: DictConfig):
             return None  # recorded as FAILED in MLflow; the sweep goes on
         print(f"hqexp: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    except KeyboardInterrupt:
-        _record_failure(cfg, "KILLED", "interrupted (Ctrl-C)", outer)
-        print("hqexp: interrupted", file=sys.stderr)
-        raise SystemExit(130) from None
+    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP (hqexp.interrupts)
+        name, code = describe(exc)
+        with shielded():
+            _record_failure(cfg, "KILLED", f"interrupted by {name}", outer)
+        print(f"hqexp: interrupted by {name}", file=sys.stderr)
+        raise SystemExit(code) from None
     except Exception as exc:
         _record_failure(cfg, "FAILED", f"{type(exc).__name__}: {exc}", outer)
         if is_multirun():
@@ -98,7 +122,14 @@ def diagnose_main(cfg: DictConfig):
     return _guard(run_diagnose, cfg)
 
 
-MAINS = {"train": train_main, "eval": eval_main, "bench": bench_main, "diagnose": diagnose_main}
+@hydra.main(config_path=_CONF, config_name="runs", version_base="1.3")
+def runs_main(cfg: DictConfig):
+    from hqexp.runs import run_runs
+
+    return _guard(run_runs, cfg)
+
+
+MAINS = {"train": train_main, "eval": eval_main, "bench": bench_main, "diagnose": diagnose_main, "runs": runs_main}
 
 
 def dispatch(config_name: str) -> None:

@@ -23,7 +23,9 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _quiet_env():
+def _quiet_env(tmp_path_factory):
     os.environ.setdefault("MPLBACKEND", "Agg")
     os.environ.setdefault("HYDRA_FULL_ERROR", "0")
+    # Every run folder, store, artifact and cache of the tests goes to a temp dir, never outputs/.
+    os.environ["HQEXP_OUTPUT_DIR"] = str(tmp_path_factory.mktemp("outputs"))
     yield

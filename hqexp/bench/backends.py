@@ -55,7 +55,7 @@ def bench_backends(cfg: DictConfig) -> list[dict]:
     """One row per grid point and backend (see the module docstring)."""
     import torch
 
-    from hqexp.errors import BackendUnavailable
+    from hqexp.errors import BackendUnavailable, QuantumMemoryError
     from hqexp.quantum import Ansatz, expval, from_config
 
     if cfg.threads:
@@ -63,6 +63,7 @@ def bench_backends(cfg: DictConfig) -> list[dict]:
     peers = peer_configs(cfg)
     ref_name = cfg.backend.name
     rows = []
+    total, done = len(cfg.grid) * len(peers), 0
     for point in cfg.grid:
         if len(point) != 3:
             raise ConfigError(f"each grid entry must be [n_qubits, n_layers, batch], got {list(point)}")
@@ -74,11 +75,14 @@ def bench_backends(cfg: DictConfig) -> list[dict]:
         w = (torch.rand(ansatz.weight_shape, generator=g) * 2 * math.pi).to(dev)
         ref = {}
         for name, bcfg in peers.items():
+            done += 1
             base = {"n_qubits": n, "n_layers": L, "batch": B, "backend": name}
+            print(f"[{done}/{total}] n={n} L={L} B={B} {name} ...", end=" ", flush=True)
             try:
                 be = from_config({**bcfg, "fallback": []})
             except BackendUnavailable as exc:
                 rows.append({**base, "status": f"unavailable: {exc}"})
+                print("unavailable", flush=True)
                 continue
 
             def fwd():
@@ -89,10 +93,27 @@ def bench_backends(cfg: DictConfig) -> list[dict]:
                 xx, ww = x.clone().requires_grad_(), w.clone().requires_grad_()
                 expval(ansatz, xx, ww, be).sum().backward()
 
-            t_f = median_time(fwd, cfg.warmup, cfg.repeats, cfg.max_seconds_per_call)
-            t_fb = median_time(fwd_bwd, cfg.warmup, cfg.repeats, cfg.max_seconds_per_call) if t_f else None
-            row = {**base, "status": "ok" if t_fb else f"skipped: slower than {cfg.max_seconds_per_call}s per call",
-                   "fwd_ms": t_f * 1e3 if t_f else None, "fwd_bwd_ms": t_fb * 1e3 if t_fb else None}
+            budget = float(cfg.max_seconds_per_call)
+            try:
+                t_f = median_time(fwd, cfg.warmup, cfg.repeats, budget)
+                # a backward costs several forwards (parameter shift: 2 per angle): skip hopeless ones
+                est = t_f * (1 + be.backward_cost(ansatz)) if t_f else None
+                t_fb = median_time(fwd_bwd, cfg.warmup, cfg.repeats, budget) if est and est < budget else None
+                if t_fb:
+                    status = "ok"
+                elif not t_f:
+                    status = f"skipped: one call takes more than {budget:g} s"
+                elif est >= budget:
+                    status = f"fwd+bwd skipped: estimated {est:.2g} s per call (max_seconds_per_call={budget:g})"
+                else:
+                    status = f"fwd+bwd skipped: one call took more than {budget:g} s"
+            except QuantumMemoryError as exc:
+                t_f = t_fb = None
+                status = f"skipped: {exc}"
+            row = {**base, "status": status, "fwd_ms": t_f * 1e3 if t_f else None,
+                   "fwd_bwd_ms": t_fb * 1e3 if t_fb else None}
+            print(f"fwd {row['fwd_ms'] or float('nan'):.3g} ms, fwd+bwd {row['fwd_bwd_ms'] or float('nan'):.3g} ms"
+                  + ("" if status == "ok" else f" ({status[:80]})"), flush=True)
             if name == ref_name:
                 ref = row
                 if t_f and name == "torch":

@@ -9,14 +9,19 @@ from pathlib import Path
 
 
 def median_time(fn, warmup: int, repeats: int, budget: float) -> float | None:
-    """Median seconds of ``fn()``; None when one warm-up call exceeds ``budget``."""
+    """Median seconds of ``fn()`` over ``repeats`` calls after ``warmup``; slow callables get
+    fewer repeats so one measurement stays within about ``budget`` seconds, and None when a
+    single call exceeds it."""
+    first = None
     for _ in range(max(1, warmup)):
         t0 = time.perf_counter()
         fn()
-        if time.perf_counter() - t0 > budget:
+        first = time.perf_counter() - t0
+        if first > budget:
             return None
+    n = max(1, min(repeats, int(budget / max(first, 1e-9))))
     ts = []
-    for _ in range(repeats):
+    for _ in range(n):
         t0 = time.perf_counter()
         fn()
         ts.append(time.perf_counter() - t0)

@@ -1,11 +1,10 @@
-"""Forward-pass latency from forward hooks, and the progress bar that shows it."""
+"""Forward-pass latency from forward hooks."""
 
 from __future__ import annotations
 
 import time
 
 import lightning as L
-from lightning.pytorch.callbacks import TQDMProgressBar
 
 from hqexp.callbacks.util import sync, task_model
 
@@ -77,35 +76,3 @@ class LatencyCallback(L.Callback):
 
     def on_test_epoch_end(self, trainer, pl_module) -> None:
         self._flush(pl_module, "eval")
-
-
-class CostProgressBar(TQDMProgressBar):
-    """Lightning's bar, with ``Lat: <ms per sample> ms | E: <mJ per sample> mJ`` where measured."""
-
-    def __init__(self, latency: LatencyCallback | None, energy, **kw) -> None:
-        super().__init__(**kw)
-        self.latency, self.energy = latency, energy
-
-    def _cost(self) -> str:
-        parts = []
-        if self.latency is not None and self.latency.last_ms_per_sample is not None:
-            parts.append(f"Lat: {self.latency.last_ms_per_sample:.3g} ms")
-        if self.energy is not None and self.energy.last_mj_per_sample is not None:
-            parts.append(f"E: {self.energy.last_mj_per_sample:.3g} mJ")
-        return " | ".join(parts)
-
-    def _postfix(self, trainer, pl_module) -> str:
-        metrics = self.get_metrics(trainer, pl_module)
-        items = [f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()]
-        return ", ".join(items + ([self._cost()] if self._cost() else []))
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
-        if self.train_progress_bar is not None and not self.train_progress_bar.disable:
-            self.train_progress_bar.set_postfix_str(self._postfix(trainer, pl_module), refresh=False)
-
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        super().on_train_epoch_end(trainer, pl_module)
-        if self.train_progress_bar is not None and not self.train_progress_bar.disable:
-            self.train_progress_bar.set_postfix_str(self._postfix(trainer, pl_module))
-

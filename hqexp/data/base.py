@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import lightning as L
 import numpy as np
@@ -48,6 +49,32 @@ class DataInfo:
     groups: Mapping[str, np.ndarray] | None = field(default=None, compare=False, hash=False, repr=False)
 
 
+class EpochShuffle(torch.utils.data.Sampler):
+    """The order of epoch ``e`` as a function of (seed, e) alone, so a run resumed at epoch e
+    sees the same batches as one never interrupted. Lightning calls :meth:`set_epoch` before
+    each epoch; the permutations are exactly those of a ``DataLoader(shuffle=True)`` with one
+    generator seeded once (each epoch that loader draws its workers' base seed, the order, and
+    an empty remainder permutation)."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed)
+        for _ in range(self.epoch):  # replay the draws of the epochs before
+            torch.empty((), dtype=torch.int64).random_(generator=g)
+            torch.randperm(self.n, generator=g)
+            torch.randperm(self.n, generator=g)  # RandomSampler's (empty) remainder draw
+        torch.empty((), dtype=torch.int64).random_(generator=g)
+        yield from torch.randperm(self.n, generator=g).tolist()
+
+
 def require(datamodule_cls: type, capability: str, dataset: str = "?") -> None:
     """Raise :class:`ConfigError` unless ``datamodule_cls`` declares ``capability``."""
     if capability not in CAPABILITIES:  # pragma: no cover - a programming error
@@ -76,9 +103,10 @@ class SplitDataModule(L.LightningDataModule):
     info: DataInfo | None
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        ds = self._splits[split]
         g = torch.Generator().manual_seed(self.seed)
-        return DataLoader(self._splits[split], batch_size=self.batch_size, shuffle=shuffle,
-                          num_workers=self.num_workers, generator=g)
+        sampler = EpochShuffle(len(ds), self.seed) if shuffle else None
+        return DataLoader(ds, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers, generator=g)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", True)
@@ -108,3 +136,27 @@ class SplitDataModule(L.LightningDataModule):
     def subset(self, split: str, indices: np.ndarray) -> Dataset:
         """The samples ``indices`` of ``split`` as a dataset (a client's share)."""
         return Subset(self._splits[split], np.asarray(indices, dtype=np.int64).tolist())
+
+
+def read_table(path: str | Path, what: str = "CSV file", **read_csv_kw):
+    """``pandas.read_csv(path)`` with one clear :class:`DataError` for a missing path, a folder,
+    an empty or binary file, or text pandas cannot parse (e.g. an unterminated quote)."""
+    import pandas as pd
+
+    from hqexp.errors import DataError
+
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{what} {str(path)!r} is a folder, not a file")
+    if not path.is_file():
+        raise DataError(f"{what} {str(path)!r} does not exist")
+    if path.stat().st_size == 0:
+        raise DataError(f"{what} {path} is empty")
+    with path.open("rb") as fh:
+        if b"\x00" in fh.read(8192):
+            raise DataError(f"{what} {path} is binary, not text")
+    try:
+        return pd.read_csv(path, **read_csv_kw)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{what} {path} cannot be parsed: {first}") from None

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from hqexp.data.base import DataInfo, SplitDataModule
+from hqexp.data.base import DataInfo, SplitDataModule, read_table
 from hqexp.errors import ConfigError, DataError
 
 log = logging.getLogger("hqexp")
@@ -103,28 +103,40 @@ def ptbxl_labels(root: str | Path):
 
     Records without any diagnostic superclass are dropped (the benchmark's rule).
     """
-    import pandas as pd
 
     root = Path(root)
     for name in ("ptbxl_database.csv", "scp_statements.csv"):
         if not (root / name).is_file():
             raise DataError(f"dataset.root {str(root)!r} is not a PTB-XL folder: {name} is missing")
-    db = pd.read_csv(root / "ptbxl_database.csv", index_col="ecg_id")
-    scp = pd.read_csv(root / "scp_statements.csv", index_col=0)
+    db = read_table(root / "ptbxl_database.csv", "PTB-XL table")
+    if "ecg_id" not in db.columns:
+        raise DataError(f"{root / 'ptbxl_database.csv'} has no ecg_id column (it has: {', '.join(map(str, db.columns))})")
+    db = db.set_index("ecg_id")
+    scp = read_table(root / "scp_statements.csv", "PTB-XL statements", index_col=0)
+    if not {"diagnostic", "diagnostic_class"} <= set(scp.columns):
+        raise DataError(f"{root / 'scp_statements.csv'} lacks the diagnostic / diagnostic_class columns")
     need = {"scp_codes", "strat_fold", "filename_lr", "filename_hr"}
     if need - set(db.columns):
         raise DataError(f"ptbxl_database.csv lacks column(s) {', '.join(sorted(need - set(db.columns)))}")
     diag = scp[scp["diagnostic"] == 1]["diagnostic_class"].to_dict()
 
-    def classes(codes: str) -> np.ndarray:
+    def classes(item) -> np.ndarray:
+        ecg_id, codes = item
         y = np.zeros(len(SUPERCLASSES), dtype=np.float32)
-        for code in ast.literal_eval(codes):
+        try:
+            parsed = ast.literal_eval(codes)
+            if not isinstance(parsed, dict):
+                raise ValueError("not a dict")
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            raise DataError(f"ptbxl_database.csv: ecg_id {ecg_id}: scp_codes {str(codes)[:60]!r} is not a dict "
+                            "such as {'NORM': 100.0}") from None
+        for code in parsed:
             cls = diag.get(code)
             if isinstance(cls, str) and cls in SUPERCLASSES:
                 y[SUPERCLASSES.index(cls)] = 1.0
         return y
 
-    db["labels"] = db["scp_codes"].map(classes)
+    db["labels"] = [classes(item) for item in db["scp_codes"].items()]
     keep = db["labels"].map(lambda y: y.any())
     return db[keep], int((~keep).sum())
 

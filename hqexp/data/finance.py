@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
-from hqexp.data.base import DataInfo, SplitDataModule
+from hqexp.data.base import DataInfo, SplitDataModule, read_table
 from hqexp.errors import ConfigError, DataError
 
 COLUMNS = ("date", "open", "high", "low", "close", "volume")
@@ -31,13 +31,8 @@ def read_prices(path: str | Path):
     """The price CSV as a DataFrame, checked: columns, numbers, positive prices, sorted dates."""
     import pandas as pd
 
+    df = read_table(path, "price CSV")
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"price CSV {str(path)!r} does not exist")
-    try:
-        df = pd.read_csv(path)
-    except Exception as exc:
-        raise DataError(f"cannot read price CSV {path}: {exc}") from None
     df.columns = [str(c).strip().lower() for c in df.columns]
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:

@@ -200,7 +200,7 @@ class MIMIC3WDBDataModule(GroupedDataModule):
         last = n - w - (hz + lw if self.label_source == "abp" else 0)
         if last < 0:
             raise DataError(f"the record ({n / fs:.0f} s) is shorter than dataset.window_s={self.window_s}"
-                            + (f" + horizon_s + label_window_s" if self.label_source == "abp" else ""))
+                            + (" + horizon_s + label_window_s" if self.label_source == "abp" else ""))
         numerics = self._numerics(rec, r) if self.label_source == "numerics" else None
         C = len(self.signals)
         X, y, t = [], [], []

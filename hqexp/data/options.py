@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
-from hqexp.data.base import DataInfo, SplitDataModule
+from hqexp.data.base import DataInfo, SplitDataModule, read_table
 from hqexp.errors import ConfigError
 
 FEATURES = ("moneyness", "log_moneyness", "time_to_expiry", "rate", "volatility", "is_call")
@@ -93,10 +93,8 @@ def read_option_chain(path: str | Path, rate: float = 0.0) -> tuple[np.ndarray, 
     """Features, target and quote dates (``datetime64[D]``) from an option-chain CSV."""
     import pandas as pd
 
+    df = read_table(path, "dataset.path")
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"dataset.path {str(path)!r} does not exist")
-    df = pd.read_csv(path)
     df.columns = [c.strip().lower() for c in df.columns]
     missing = [c for c in CSV_COLUMNS if c not in df.columns]
     if missing:

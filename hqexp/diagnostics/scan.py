@@ -108,6 +108,24 @@ def _plot(results: dict, fits: dict, depth: str, template: str):
     return fig
 
 
+def _structure(cfg: DictConfig, ex, label: str, a, backend) -> dict:
+    """Expressibility, Meyer–Wallach and the data's entanglement entropy of one grid point."""
+    n = a.n_qubits
+    row = {"depth": label, "n_qubits": n, "n_layers": a.n_layers}
+    if cfg.expressibility.enabled and n <= cfg.expressibility.max_qubits:
+        row["expressibility_kl"] = ex.expressibility(a, cfg.expressibility.pairs, cfg.expressibility.bins,
+                                                     seed=cfg.seed, backend=backend)
+    if cfg.entanglement.enabled and n <= cfg.entanglement.max_qubits:
+        row["meyer_wallach_q"] = ex.entangling_capability(a, cfg.entanglement.samples, seed=cfg.seed,
+                                                          backend=backend)
+        row["haar_meyer_wallach_q"] = (2**n - 2) / (2**n + 1)
+        if cfg.entanglement.dataset:
+            d = ex.data_entropy(a, _features(cfg, n), seed=cfg.seed, max_samples=cfg.entanglement.samples,
+                                backend=backend)
+            row.update({f"data_{k}": v for k, v in d.items() if k != "n_states"})
+    return row
+
+
 def run_diagnose(cfg: DictConfig) -> dict:
     """Scan qubits × depths × costs; print, write CSV/PNG and record one MLflow run."""
     import torch
@@ -132,30 +150,22 @@ def run_diagnose(cfg: DictConfig) -> dict:
     t0 = time.perf_counter()
 
     var_rows, fit_rows, struct_rows, figures = [], [], [], {}
+    total, done = len(depths) * len(qubits), 0
     for label, depth_of in depths:
         results: dict[str, list] = {c: [] for c in costs}
         for n in qubits:
+            done += 1
+            t_point = time.perf_counter()
+            print(f"[{done}/{total}] depth {label}, {n} qubits ({depth_of(n)} layers) ...", end=" ", flush=True)
             for c in costs:
                 if c == "z0z1" and n < 2:
                     continue
-                a = _ansatz(cfg, n, depth_of(n), c)
-                r = gradient_variance(a, cfg.samples, seed=cfg.seed + 1000 * n, backend=backend)
+                r = gradient_variance(_ansatz(cfg, n, depth_of(n), c), cfg.samples, seed=cfg.seed + 1000 * n,
+                                      backend=backend)
                 results[c].append(r)
                 var_rows.append({"depth": label, "cost": c, **r.row()})
-            a = _ansatz(cfg, n, depth_of(n), "z0")
-            row = {"depth": label, "n_qubits": n, "n_layers": a.n_layers}
-            if cfg.expressibility.enabled and n <= cfg.expressibility.max_qubits:
-                row["expressibility_kl"] = ex.expressibility(a, cfg.expressibility.pairs, cfg.expressibility.bins,
-                                                             seed=cfg.seed, backend=backend)
-            if cfg.entanglement.enabled and n <= cfg.entanglement.max_qubits:
-                row["meyer_wallach_q"] = ex.entangling_capability(a, cfg.entanglement.samples, seed=cfg.seed,
-                                                                  backend=backend)
-                row["haar_meyer_wallach_q"] = (2**n - 2) / (2**n + 1)
-                if cfg.entanglement.dataset:
-                    d = ex.data_entropy(a, _features(cfg, n), seed=cfg.seed,
-                                        max_samples=cfg.entanglement.samples, backend=backend)
-                    row.update({f"data_{k}": v for k, v in d.items() if k != "n_states"})
-            struct_rows.append(row)
+            struct_rows.append(_structure(cfg, ex, label, _ansatz(cfg, n, depth_of(n), "z0"), backend))
+            print(f"{time.perf_counter() - t_point:.1f} s", flush=True)
         fits = {}
         for c, res in results.items():
             if len({r.n_qubits for r in res}) >= 2:

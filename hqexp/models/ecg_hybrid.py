@@ -163,7 +163,7 @@ class ECGDualPath(nn.Module):
         from hqexp.tracking import plots
 
         return {"plots/pair_attention.png": plots.heatmap(self.qpath.pair_matrix().numpy(),
-                                                          "learned entanglement: mean pair strength (test)",
+                                                          "learned pair strength (test)",
                                                           "target qubit", "control qubit")}
 
 

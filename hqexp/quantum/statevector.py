@@ -36,8 +36,8 @@ from functools import lru_cache
 
 import torch
 
-from hqexp.errors import QuantumMemoryError
 from hqexp.quantum.ansatz import Ansatz
+from hqexp.quantum.memory import require_memory
 from hqexp.quantum.passes import Passes, apply_fans, pair_fans
 from hqexp.quantum.templates.base import REAL_OF, rotation_matrix
 from hqexp.quantum.wiring import (TABLE_MAX_QUBITS, entangler, group_size, layer_kron_index, layout,
@@ -93,40 +93,13 @@ def _group_unitaries(
     return stacks, where
 
 
-def _available_bytes(device: torch.device) -> int | None:
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return int(free)
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
-_ALWAYS_FITS = 64 * 2**20
-
-
 def check_memory(ansatz: Ansatz, batch: int, cdtype: torch.dtype, device: torch.device, grad: bool) -> None:
     """Raise :class:`QuantumMemoryError` when the state vectors cannot fit."""
     itemsize = torch.empty((), dtype=cdtype).element_size()
     state = batch * (2**ansatz.n_qubits) * itemsize
     # Autograd keeps one state per pass: groups per layer + entangler + measurement.
     passes = ansatz.n_layers * (math.ceil(ansatz.n_qubits / group_size(ansatz.n_qubits)) + 1 + 2 * ansatz.n_pairs) + 3
-    need = state * (passes if grad else 3)
-    if need <= _ALWAYS_FITS:  # reading /proc/meminfo costs more than a small circuit step
-        return
-    have = _available_bytes(device)
-    if have is not None and need > have:
-        gib = 2**30
-        raise QuantumMemoryError(
-            f"torch backend: {ansatz.n_qubits} qubits x batch {batch} needs about {need / gib:.1f} GiB "
-            f"for state vectors on {device}, only {have / gib:.1f} GiB available; "
-            "reduce the batch size or the number of qubits"
-        )
+    require_memory(state * (passes if grad else 3), "torch", ansatz.n_qubits, batch, device)
 
 
 def _product_state(q: torch.Tensor) -> torch.Tensor:

@@ -82,8 +82,9 @@ def epoch_table(history: Mapping[str, Sequence[tuple[int, float]]]) -> list[dict
 
 
 def log_tables(rec: Recorder, history: Mapping, test_outputs: Mapping, metrics: Mapping, elapsed: float,
-               rows: list[dict] | None = None) -> None:
-    """Per-epoch log (JSON + CSV), predictions CSV (regression) and a one-row run summary CSV."""
+               rows: list[dict] | None = None, epochs: int | None = None) -> None:
+    """Per-epoch log (JSON + CSV), predictions CSV (regression) and a one-row run summary CSV
+    (``epochs``: epochs trained in all, a resumed run's earlier ones included)."""
     import pandas as pd
 
     rows = epoch_table(history) if rows is None else rows
@@ -94,7 +95,8 @@ def log_tables(rec: Recorder, history: Mapping, test_outputs: Mapping, metrics: 
         df["error"] = df.prediction - df.target
         rec.log_text(df.to_csv(index=False), "predictions/test.csv")
     summary = {"run_id": rec.run_id, "model": choice("model"), "dataset": choice("dataset"),
-               "epochs": len([r for r in rows if "train/loss" in r]), "time_fit_s": round(elapsed, 3),
+               "epochs": epochs if epochs is not None else len([r for r in rows if "train/loss" in r]),
+               "time_fit_s": round(elapsed, 3),
                **metrics}
     rec.log_text(pd.DataFrame([summary]).to_csv(index=False), "summary/run_summary.csv")
 

@@ -13,6 +13,7 @@ import random
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,12 +25,47 @@ T = TypeVar("T")
 _RETRY_MARKERS = ("database is locked", "database table is locked", "unable to open database file")
 
 
+@contextmanager
+def _store_lock(db: Path | None):
+    """Serialise opening a SQLite store across processes: MLflow creates and migrates the tables
+    of a new store without a lock, and two processes doing it at once corrupt it."""
+    if db is None or not db.parent.is_dir():
+        yield
+        return
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no cross-process lock; the retries have to do
+        yield
+        return
+    with open(db.parent / f".{db.name}.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def open_client(tracking_uri: str):
+    """An ``MlflowClient`` whose store is ready (created and migrated under a lock for SQLite)."""
+    from mlflow.tracking import MlflowClient
+
+    with _store_lock(_sqlite_path(tracking_uri)):
+        client = MlflowClient(tracking_uri=tracking_uri)
+        retry(lambda: client.search_experiments(max_results=1), "open store")  # creates the tables now
+    return client
+
+
 def retry(fn: Callable[[], T], what: str = "mlflow call", attempts: int = 12) -> T:
-    """Call ``fn``, retrying with jittered backoff while SQLite reports contention."""
+    """Call ``fn``, retrying with jittered backoff while SQLite reports contention. A signal
+    that arrives meanwhile waits until the call is done (a transaction cut in two would hold
+    the store's lock until the process ends)."""
+    from hqexp.interrupts import deferred
+
     delay = 0.1
     for i in range(attempts):
         try:
-            return fn()
+            with deferred():
+                return fn()
         except Exception as exc:  # MLflow wraps SQLAlchemy errors in MlflowException
             if i == attempts - 1 or not any(m in str(exc) for m in _RETRY_MARKERS):
                 raise
@@ -43,28 +79,64 @@ def _sqlite_path(uri: str) -> Path | None:
     return Path(uri[len("sqlite:///"):].split("?")[0]) if uri.startswith("sqlite:///") else None
 
 
-def open_store(tracking_uri: str, experiment_name: str, artifact_location: str | None):
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
+    """One line, within ``timeout_s``, when an ``http(s)://`` tracking server does not answer."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s).close()
+    except urllib.error.HTTPError:
+        return  # it answered (perhaps without /health): reachable
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ConfigError(f"cannot reach the MLflow tracking server {uri} within {timeout_s:g} s ({reason}); "
+                          "start it (make server) or check mlflow.tracking_uri") from None
+
+
+def open_store(tracking_uri: str, experiment_name: str, artifact_location: str | None = None,
+               create_dirs: bool = False, connect_timeout_s: float = 5.0):
     """``(MlflowClient, experiment_id)``; the store and experiment are created if needed.
 
-    Raises :class:`ConfigError` with one line when the URI cannot be opened.
+    A SQLite store's folder is created only inside the project's outputs folder, or anywhere
+    with ``create_dirs``; artifacts go beside it unless ``artifact_location`` says otherwise.
+    A tracking server must answer within ``connect_timeout_s``. Raises :class:`ConfigError`
+    with one line when the URI cannot be opened.
     """
-    from mlflow.tracking import MlflowClient
+    from hqexp.config import default_output_dir
 
     db = _sqlite_path(tracking_uri)
     if db is not None:
-        try:
-            db.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ConfigError(f"cannot open MLflow tracking URI {tracking_uri!r}: {exc.strerror}") from exc
+        if not db.parent.is_dir():
+            if not (create_dirs or _inside(db.parent, default_output_dir())):
+                raise ConfigError(f"cannot open MLflow tracking URI {tracking_uri!r}: folder {db.parent} does not "
+                                  "exist (create it, or set mlflow.create_dirs=true)")
+            try:
+                db.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(f"cannot open MLflow tracking URI {tracking_uri!r}: {exc.strerror}") from exc
+        artifact_location = artifact_location or str(db.parent / "mlartifacts")
+    elif tracking_uri.startswith(("http://", "https://")):
+        check_reachable(tracking_uri, connect_timeout_s)
     try:
-        client = MlflowClient(tracking_uri=tracking_uri)
+        client = open_client(tracking_uri)
         exp = retry(lambda: client.get_experiment_by_name(experiment_name), "get experiment")
         if exp is not None:
             return client, exp.experiment_id
         loc = None
-        if artifact_location:
+        if artifact_location and "://" not in artifact_location:
             Path(artifact_location).mkdir(parents=True, exist_ok=True)
             loc = Path(artifact_location).resolve().as_uri()
+        elif artifact_location:
+            loc = artifact_location
         try:
             return client, retry(lambda: client.create_experiment(experiment_name, artifact_location=loc))
         except Exception as exc:  # another process may have created it meanwhile
@@ -116,12 +188,56 @@ def open_runs() -> list[Recorder]:
     return list(reversed(_OPEN.values()))
 
 
+def process_tags() -> dict[str, str]:
+    """Who runs this: host, pid and the pid's start time (so a reused pid is not mistaken for it)."""
+    import socket
+
+    return {"hqexp.host": socket.gethostname(), "hqexp.pid": str(os.getpid()),
+            "hqexp.pid_start": str(pid_start(os.getpid()) or "")}
+
+
+def pid_start(pid: int) -> int | None:
+    """The start time of process ``pid`` in clock ticks since boot (Linux), or None."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return int(fh.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def heartbeat_seconds() -> float:
+    """How often an open run writes its ``hqexp.heartbeat`` tag ($HQEXP_HEARTBEAT_S, default 60)."""
+    return float(os.environ.get("HQEXP_HEARTBEAT_S", "60"))
+
+
 class Recorder:
-    """One MLflow run, written through a client with retries."""
+    """One MLflow run, written through a client with retries; while it is open a daemon thread
+    writes the ``hqexp.heartbeat`` tag, so a run whose process died can be found later."""
 
     def __init__(self, client, run_id: str, experiment_id: str, tracking_uri: str = "") -> None:
         self.client, self.run_id, self.experiment_id = client, run_id, experiment_id
         self.tracking_uri = tracking_uri
+        self._stop = None
+
+    def __getstate__(self) -> dict:  # a sweep's callbacks travel to joblib workers: not the thread
+        return {k: v for k, v in self.__dict__.items() if k != "_stop"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, _stop=None)
+
+    def _beat(self) -> None:
+        import threading
+
+        self._stop = threading.Event()
+
+        def loop(stop=self._stop) -> None:
+            while not stop.wait(heartbeat_seconds()):
+                try:
+                    self.client.set_tag(self.run_id, "hqexp.heartbeat", str(int(time.time())))
+                except Exception as exc:  # noqa: BLE001 - a missed beat is not worth a crash
+                    log.debug("heartbeat of %s failed: %s", self.run_id, exc)
+
+        threading.Thread(target=loop, name=f"hqexp-heartbeat-{self.run_id[:8]}", daemon=True).start()
 
     @classmethod
     def start(
@@ -132,15 +248,18 @@ class Recorder:
         parent_run_id: str | None = None,
     ) -> Recorder:
         client, exp_id = open_store(
-            mlflow_cfg["tracking_uri"], mlflow_cfg["experiment_name"], mlflow_cfg.get("artifact_location")
+            mlflow_cfg["tracking_uri"], mlflow_cfg["experiment_name"], mlflow_cfg.get("artifact_location"),
+            bool(mlflow_cfg.get("create_dirs", False)), float(mlflow_cfg.get("connect_timeout_s", 5.0)),
         )
         all_tags = {str(k): str(v) for k, v in dict(tags or {}).items()}
         all_tags.update({str(k): str(v) for k, v in dict(mlflow_cfg.get("tags") or {}).items()})
         if parent_run_id:
             all_tags["mlflow.parentRunId"] = parent_run_id
+        all_tags.update({**process_tags(), "hqexp.heartbeat": str(int(time.time()))})
         run = retry(lambda: client.create_run(exp_id, run_name=run_name, tags=all_tags), "create run")
         rec = cls(client, run.info.run_id, exp_id, mlflow_cfg["tracking_uri"])
         _OPEN[rec.run_id] = rec
+        rec._beat()
         return rec
 
     @property
@@ -183,6 +302,8 @@ class Recorder:
         retry(lambda: self.client.log_artifact(self.run_id, str(local), artifact_dir), "log artifact")
 
     def terminate(self, status: str = "FINISHED") -> None:
+        if self._stop is not None:
+            self._stop.set()
         retry(lambda: self.client.set_terminated(self.run_id, status), "end run")
         _OPEN.pop(self.run_id, None)
 

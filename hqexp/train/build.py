@@ -123,7 +123,7 @@ def build_callbacks(cfg: DictConfig, ckpt_dir: Path, meter=None) -> dict:
     from hydra.utils import instantiate
 
     from hqexp.callbacks.interrupt import InterruptFlag
-    from hqexp.callbacks.latency import CostProgressBar
+    from hqexp.callbacks.progress import CostProgressBar, EpochLine
 
     runtime = {"checkpoint": {"dirpath": str(ckpt_dir)}, "energy": {"meter": meter}}
     out: dict = {}
@@ -145,8 +145,18 @@ def build_callbacks(cfg: DictConfig, ckpt_dir: Path, meter=None) -> dict:
             raise ConfigError(f"cannot build callbacks.{name}: {str(cause).splitlines()[0]}") from None
     out["interrupt"] = InterruptFlag()
     if cfg.trainer.get("enable_progress_bar", True):
-        out["progress_bar"] = CostProgressBar(out.get("latency"), out.get("energy"))
+        if progress_bar_wanted(cfg):
+            out["progress_bar"] = CostProgressBar(out.get("latency"), out.get("energy"))
+        else:  # output to a file or a pipe: a compact line per epoch instead of bar redraws
+            out["epoch_line"] = EpochLine(out.get("latency"), out.get("energy"))
     return out
+
+
+def progress_bar_wanted(cfg: DictConfig) -> bool:
+    """A redrawing progress bar only on a terminal (and when the trainer config wants one)."""
+    import sys
+
+    return bool(cfg.trainer.get("enable_progress_bar", True)) and sys.stdout.isatty()
 
 
 def build_trainer(cfg: DictConfig, logger, callbacks: dict, root: Path):
@@ -154,5 +164,18 @@ def build_trainer(cfg: DictConfig, logger, callbacks: dict, root: Path):
     import lightning as L
 
     kw = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items() if v is not None}
-    return L.Trainer(**hardware(cfg), **kw, logger=logger, callbacks=list(callbacks.values()),
-                     default_root_dir=str(root), enable_model_summary=False)
+    kw["enable_progress_bar"] = "progress_bar" in callbacks
+    try:
+        return L.Trainer(**hardware(cfg), **kw, logger=logger, callbacks=list(callbacks.values()),
+                         default_root_dir=str(root), enable_model_summary=False)
+    except TypeError:  # e.g. +trainer.max_epoch=2: not a Trainer argument
+        import difflib
+        import inspect
+
+        known = [p for p in inspect.signature(L.Trainer).parameters if p != "self"]
+        bad = [k for k in kw if k not in known]
+        if not bad:
+            raise
+        near = difflib.get_close_matches(bad[0], known, n=1)
+        hint = f"; did you mean trainer.{near[0]}?" if near else ""
+        raise ConfigError(f"trainer.{bad[0]} is not a lightning.Trainer argument{hint}") from None

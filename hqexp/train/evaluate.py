@@ -15,6 +15,46 @@ from hqexp.train.facts import model_facts
 from hqexp.train.fit import fit_and_test
 
 
+RESTORED = ("model", "dataset", "backend", "optim", "scheduler", "seed", "twin", "loss")
+
+
+def restore(cfg: DictConfig, saved: DictConfig) -> set[str]:
+    """Rebuild what the checkpoint was trained as — model, dataset, backend, … and its MLflow
+    experiment — then re-apply every override of the command line on top, so each one takes
+    effect. Returns the overridden keys and groups."""
+    overrides = [o for o in task_overrides() if not o.startswith("hydra")]
+    given = {o.split("=")[0].lstrip("+~") for o in overrides}
+    mine = {key: OmegaConf.select(cfg, key) for key in given}  # as Hydra composed them
+    for key in RESTORED:
+        if key in saved:
+            cfg[key] = saved[key]
+    if "mlflow" in saved and not any(k.startswith("mlflow") for k in given):
+        cfg.mlflow.experiment_name = saved.mlflow.experiment_name
+    for key, value in sorted(mine.items(), key=lambda kv: kv[0].count(".")):  # groups before their keys
+        OmegaConf.update(cfg, key, value, merge=False, force_add=True)
+    if "backend" in cfg.model:  # the circuits run where the (possibly overridden) backend says
+        cfg.model.backend = cfg.backend
+    return given
+
+
+def load_weights(task, state: dict, path: Path) -> None:
+    """Load a checkpoint's weights; one line naming the keys that differ when they do not fit."""
+    mine = task.state_dict()
+    missing = sorted(set(mine) - set(state))
+    unexpected = sorted(set(state) - set(mine))
+    shapes = [f"{k} {list(state[k].shape)} vs {list(mine[k].shape)}" for k in sorted(set(mine) & set(state))
+              if hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(mine[k].shape)]
+    if missing or unexpected or shapes:
+        parts = ([f"missing in the checkpoint: {', '.join(missing[:4])}{' …' if len(missing) > 4 else ''}"]
+                 if missing else [])
+        parts += ([f"not in the model: {', '.join(unexpected[:4])}{' …' if len(unexpected) > 4 else ''}"]
+                  if unexpected else [])
+        parts += [f"shape (checkpoint vs model): {'; '.join(shapes[:3])}{' …' if len(shapes) > 3 else ''}"] \
+            if shapes else []
+        raise ConfigError(f"checkpoint {path.name} does not fit the model: {' | '.join(parts)}")
+    task.load_state_dict(state)
+
+
 def evaluate(cfg: DictConfig) -> dict:
     """Evaluate ``ckpt_path`` on the test split; the run is tagged with its source run."""
     import torch
@@ -32,23 +72,11 @@ def evaluate(cfg: DictConfig) -> dict:
     meta = ckpt.get("hqexp") if isinstance(ckpt, dict) else None
     if not meta or "state_dict" not in ckpt:
         raise ConfigError(f"ckpt_path {str(path)!r} is not an hqexp checkpoint (no 'hqexp' metadata)")
-    # Architecture and data come from the checkpoint unless the command line says otherwise.
-    given = {o.split("=")[0].lstrip("+~") for o in task_overrides()}
-    saved = OmegaConf.create(meta["config"])
-    for group in ("model", "dataset", "backend", "optim", "scheduler"):
-        if group not in given and group in saved:
-            cfg[group] = saved[group]
-    if "seed" not in given:
-        cfg.seed = saved.seed
-    if "backend" not in given and "model" not in given and "backend" in cfg.model:
-        cfg.model.backend = cfg.backend
+    given = restore(cfg, OmegaConf.create(meta["config"]))
     dm = build_datamodule(cfg)
     model = build_model(cfg, dm.info)
     task = build_task(cfg, model, dm)
-    try:
-        task.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as exc:
-        raise ConfigError(f"checkpoint does not fit the model: {str(exc).splitlines()[0]}") from None
+    load_weights(task, ckpt["state_dict"], path)
     tags = {g: c for g, c in meta.get("choices", {}).items() if g not in given}
     rec = record.start_run(cfg, "eval", {**tags, "source_run_id": meta.get("run_id", "unknown"),
                                          "source_checkpoint": str(path.resolve())})

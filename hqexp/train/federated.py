@@ -143,9 +143,12 @@ class FederatedRun:
                                 "best": self.best[:2] if self.best else None}}
         if name == "best.ckpt" and self.best is not None:
             state["state_dict"] = {f"model.{k}": v for k, v in self.best[2].items()}
+        from hqexp.interrupts import deferred
+
         tmp = self.ckpt_dir / f".{name}.{os.getpid()}.tmp"
-        torch.save(state, tmp)
-        os.replace(tmp, self.ckpt_dir / name)  # a Ctrl-C never leaves half a checkpoint
+        with deferred():  # a Ctrl-C never leaves half a checkpoint
+            torch.save(state, tmp)
+            os.replace(tmp, self.ckpt_dir / name)
 
     def _resume(self) -> int:
         """With ``ckpt_path`` of a federated checkpoint: continue after its round."""

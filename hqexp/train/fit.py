@@ -46,28 +46,73 @@ def fit_and_test(cfg: DictConfig, rec, task, dm, ckpt: str | None, do_fit: bool,
                 trainer.test(task, datamodule=dm, ckpt_path=best, weights_only=False, verbose=False)
             else:
                 trainer.test(task, datamodule=dm, verbose=False)
-        except (SystemExit, KeyboardInterrupt):
-            logger.save()
-            rec.terminate("KILLED" if flag.interrupted or not do_fit else "FAILED")
-            raise KeyboardInterrupt from None
-        except BaseException:
+        except (SystemExit, KeyboardInterrupt) as exc:
+            # Lightning turns an interrupt inside fit into SystemExit after its own clean-up;
+            # the signal that caused it is known to hqexp.interrupts.
+            import signal
+
+            from hqexp.interrupts import Interrupted, received, shielded
+
+            with shielded():
+                logger.save()
+            if not (flag.interrupted or isinstance(exc, KeyboardInterrupt) or received() is not None):
+                rec.terminate("FAILED")
+                raise
+            raise Interrupted(received() or signal.SIGINT) from None  # the CLI guard ends the run KILLED
+        except BaseException as exc:
             logger.save()
             rec.terminate("FAILED")
-            raise
+            raise monitor_error(exc) or exc from None
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
     elapsed = time.perf_counter() - started
     cost = {"time/fit_s": elapsed, **peak.metrics()}
     if do_fit:
         cost["time/epochs"] = trainer.current_epoch
-    rec.log_metrics({**metrics, **cost}, step=trainer.global_step)
+    rec.log_metrics(cost, step=trainer.global_step)  # test/* went through the logger already
     metrics.update(cost)
     logger.save()
     figures = task.model.figures() if hasattr(task.model, "figures") else {}
     record.log_plots(rec, logger.history, task.test_outputs, dm.info.class_names, type(task.loss).__name__, figures)
-    record.log_tables(rec, logger.history, task.test_outputs, metrics, elapsed)
+    offset = getattr(task, "resumed_epochs", None) or 0
+    rows = [{**r, "epoch": r["epoch"] + offset} for r in record.epoch_table(logger.history)]
+    record.log_tables(rec, logger.history, task.test_outputs, metrics, elapsed, rows=rows,
+                      epochs=trainer.current_epoch if do_fit else 0)
     if do_fit and ckpt_cb is not None and ckpt_cb.best_model_path:
         rec.log_artifact(ckpt_cb.best_model_path, "checkpoints")
     return metrics
+
+
+def completed_epochs(path: str, max_epochs: int) -> int:
+    """Epochs the Lightning checkpoint at ``path`` has trained; one line when there is nothing left
+    to train (a finished run resumed to the same ``trainer.max_epochs`` would silently do nothing)."""
+    import torch
+
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise ConfigError(f"ckpt_path {path!r} is not a readable checkpoint: {exc}") from None
+    if not isinstance(ckpt, dict) or "epoch" not in ckpt:
+        raise ConfigError(f"ckpt_path {path!r} is not a Lightning training checkpoint (use last.ckpt of a run)")
+    done = int(ckpt["epoch"]) + 1  # saved when epoch `epoch` (0-based) had trained and validated
+    if done >= max_epochs:
+        raise ConfigError(f"ckpt_path {Path(path).name} has already trained {done} epoch(s), and "
+                          f"trainer.max_epochs={max_epochs}: nothing to resume; set trainer.max_epochs above {done} "
+                          "to train on (hqexp eval ckpt_path=… tests it as it is)")
+    return done
+
+
+def monitor_error(exc: BaseException) -> ConfigError | None:
+    """One line for a checkpoint / early-stopping ``monitor`` naming a metric the run does not log."""
+    msg = str(exc)
+    if "could not find the monitored key" in msg or ("conditioned on metric" in msg and "not available" in msg):
+        import re
+
+        key = re.search(r"monitor='([^']+)'|metric `([^`]+)`", msg)
+        name = next((g for g in key.groups() if g), "?") if key else "?"
+        logged = sorted(set(re.findall(r"[`']((?:train|val)/[\w/]+|lr)[`']", msg)) - {name})
+        which = "callbacks.checkpoint.monitor" if "ModelCheckpoint" in msg else "callbacks.early_stopping.monitor"
+        return ConfigError(f"{which}={name} is not a metric this run logs; choose one of: {', '.join(logged)}")
+    return None
 
 
 def train_one(cfg: DictConfig, fold: int | None, parent: str | None = None,
@@ -80,6 +125,10 @@ def train_one(cfg: DictConfig, fold: int | None, parent: str | None = None,
     model = build_model(cfg, dm.info)
     task = build_task(cfg, model, dm)
     tags = {"federation": "none", **({"resumed_from": cfg.ckpt_path} if cfg.ckpt_path else {})}
+    if cfg.ckpt_path:
+        task.resumed_epochs = completed_epochs(cfg.ckpt_path, cfg.trainer.max_epochs)
+        task.resume_schedule = cfg.get("resume_schedule", "stretch")
+        tags["resumed_epoch"] = str(task.resumed_epochs)
     if fold is not None:
         tags["cv.fold"] = str(fold)
     rec = record.start_run(cfg, "train", tags, parent=parent, name_suffix=f" fold {fold}" if parent else "")

@@ -34,6 +34,66 @@ def build_optimizers(module: L.LightningModule, params, lr: float, weight_decay:
     return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
 
 
+RESUME_SCHEDULES = ("stretch", "keep", "hold")
+
+
+def rng_states() -> dict:
+    """The global random states a training step draws from (Python, NumPy, torch CPU and CUDA)."""
+    import random
+
+    import numpy as np
+
+    name, keys, pos, has_gauss, cached = np.random.get_state()  # plain values: loadable with weights_only
+    out = {"python": random.getstate(), "numpy": (name, keys.tolist(), int(pos), int(has_gauss), float(cached)),
+           "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        out["cuda"] = torch.cuda.get_rng_state_all()
+    return out
+
+
+def set_rng_states(states: dict) -> None:
+    import random
+
+    import numpy as np
+
+    random.setstate(states["python"])
+    name, keys, pos, has_gauss, cached = states["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def adapt_cosine(sched, max_epochs: int, how: str) -> str:
+    """Reshape a restored cosine schedule for a run extended to ``max_epochs``; say what happened.
+
+    ``stretch``: T_max becomes ``max_epochs`` and the learning rate jumps to that longer curve's
+    value at this epoch; ``keep``: the saved T_max stays (past it the cosine rises again);
+    ``hold``: the current learning rate stays for the added epochs.
+    """
+    import math
+
+    if how not in RESUME_SCHEDULES:
+        raise ConfigError(f"resume_schedule must be one of {', '.join(RESUME_SCHEDULES)}, got {how!r}")
+    epoch, old = sched.last_epoch, sched.T_max
+    lr_now = sched.optimizer.param_groups[0]["lr"]
+    if how == "stretch":
+        sched.T_max = max_epochs
+        for g, base in zip(sched.optimizer.param_groups, sched.base_lrs):
+            g["lr"] = sched.eta_min + (base - sched.eta_min) * (1 + math.cos(math.pi * epoch / max_epochs)) / 2
+    elif how == "hold":
+        sched.base_lrs = [g["lr"] for g in sched.optimizer.param_groups]
+        sched.eta_min, sched.T_max = lr_now, max(max_epochs, old)
+    sched._last_lr = [g["lr"] for g in sched.optimizer.param_groups]
+    lr = sched.optimizer.param_groups[0]["lr"]
+    return (f"hqexp: resuming at epoch {epoch} of trainer.max_epochs={max_epochs}; the checkpoint's cosine schedule "
+            f"ended at epoch {old}: resume_schedule={how} "
+            + {"stretch": f"stretches it to {max_epochs} epochs (lr {lr_now:.3g} -> {lr:.3g})",
+               "keep": "keeps it (past its end the learning rate rises again)",
+               "hold": f"holds lr at {lr:.3g}"}[how]
+            + "; the alternatives are " + ", ".join(h for h in RESUME_SCHEDULES if h != how))
+
+
 class _Task(L.LightningModule):
     """What every task shares: the wrapped model, AdamW + scheduler, the ``lr`` log, the
     test-output buffer, checkpoint metadata, and a training step that logs ``train/loss``
@@ -49,6 +109,8 @@ class _Task(L.LightningModule):
         self.test_outputs: dict[str, torch.Tensor] = {}
         self._test_batches: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.hqexp_meta: dict = {}
+        self.resumed_epochs: int | None = None  # epochs the checkpoint had trained, when resuming
+        self.resume_schedule = "stretch"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -75,6 +137,19 @@ class _Task(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["hqexp"] = self.hqexp_meta  # config + run id: what `hqexp eval` rebuilds from
+        checkpoint["hqexp_rng"] = rng_states()  # a resumed run draws what the uninterrupted one would
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "hqexp_rng" in checkpoint:
+            set_rng_states(checkpoint["hqexp_rng"])
+
+    def on_train_start(self) -> None:
+        """On resume with a larger ``max_epochs``, reshape the cosine schedule as asked."""
+        if self.resumed_epochs is None:
+            return
+        sched = self.lr_schedulers()
+        if isinstance(sched, torch.optim.lr_scheduler.CosineAnnealingLR) and sched.T_max != self.max_epochs:
+            print(adapt_cosine(sched, self.max_epochs, self.resume_schedule), flush=True)
 
 
 class ClassificationTask(_Task):

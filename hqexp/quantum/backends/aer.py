@@ -18,6 +18,7 @@ import torch
 from hqexp.errors import BackendUnavailable
 from hqexp.quantum.ansatz import Ansatz
 from hqexp.quantum.backends.base import Backend, need_module
+from hqexp.quantum.memory import require_memory
 
 
 class AerBackend(Backend):
@@ -107,7 +108,14 @@ class AerBackend(Backend):
         probs = torch.from_numpy(self.probabilities(ansatz, values))
         return measure_probs(ansatz, probs).numpy()
 
+    def backward_cost(self, ansatz: Ansatz) -> float:
+        src, controlled = self.occurrences(ansatz)
+        return 2.0 * len(src) + 2.0 * int(controlled.sum())  # two shifts per angle, four for controlled ones
+
     def execute(self, ansatz, inputs, weights):
+        # one complex128 state per circuit, a few circuits in flight, plus the probabilities returned
+        require_memory(16 * 2**ansatz.n_qubits * 4 + 8 * 2**ansatz.n_qubits * inputs.shape[0], "aer",
+                       ansatz.n_qubits, inputs.shape[0])
         return _AerFunction.apply(inputs, weights, self, ansatz)
 
 
@@ -133,6 +141,10 @@ class _AerFunction(torch.autograd.Function):
         values, ansatz, backend = ctx.values, ctx.ansatz, ctx.backend
         src, controlled = backend.occurrences(ansatz)
         B, P = values.shape
+        # parameter shift: 2 (4 for controlled rotations) shifted circuits per angle and sample,
+        # each returning 2**n probabilities
+        require_memory((4 if controlled.any() else 2) * B * P * 8 * 2**ansatz.n_qubits, "aer (parameter shift)",
+                       ansatz.n_qubits, B)
 
         def shifted(amount: float) -> np.ndarray:  # f with each occurrence shifted alone: [B, P, n_out]
             eye = np.eye(P)[None] * amount

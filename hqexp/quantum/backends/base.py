@@ -27,6 +27,11 @@ class Backend:
     def execute(self, ansatz: Ansatz, inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def backward_cost(self, ansatz: Ansatz) -> float:
+        """A backward pass in forward-pass equivalents (autograd / adjoint: a few; parameter
+        shift: two per angle) — what benchmarks use to skip a hopeless measurement."""
+        return 3.0
+
     def states(self, ansatz: Ansatz, inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """Final state vectors ``[B, 2**n]`` (complex128), no gradient; for the state-based
         diagnostics (expressibility, entanglement). Not every backend exposes them."""

@@ -14,6 +14,7 @@ import torch
 from hqexp.errors import BackendUnavailable
 from hqexp.quantum.ansatz import Ansatz
 from hqexp.quantum.backends.base import Backend, need_module
+from hqexp.quantum.memory import require_memory
 
 _ROT = {"angle_x": "X", "angle_y": "Y", "angle_z": "Z"}
 
@@ -37,6 +38,16 @@ class PennyLaneBackend(Backend):
         elif self.device_name == "lightning.qubit":
             need_module(self.name, "pennylane_lightning", "pip install pennylane-lightning")
 
+    def _check_memory(self, ansatz: Ansatz, batch: int, grad: bool) -> None:
+        """complex128 states: default.qubit broadcasts the batch and, with backprop, keeps one
+        state per gate for autograd; the lightning devices run one sample at a time."""
+        state = 16 * 2**ansatz.n_qubits
+        if self.device_name == "default.qubit":
+            need = state * batch * ((len(ansatz.gates()) + 2) if grad and self.diff_method == "backprop" else 3)
+        else:
+            need = state * 4
+        require_memory(need, self.name, ansatz.n_qubits, batch, "cuda" if self.device_name == "lightning.gpu" else "cpu")
+
     def _qnode(self, ansatz: Ansatz) -> Callable:
         hit = self._qnodes.get(ansatz)
         if hit is None:
@@ -45,6 +56,7 @@ class PennyLaneBackend(Backend):
         return hit
 
     def execute(self, ansatz, inputs, weights):
+        self._check_memory(ansatz, inputs.shape[0], torch.is_grad_enabled())
         qnode = self._qnode(ansatz)
         x = inputs.to(torch.float64)
         w = weights.to(torch.float64)

@@ -1,0 +1,83 @@
+"""Signals that stop a run — SIGINT (Ctrl-C), SIGTERM (kill, schedulers), SIGHUP (a closed
+terminal) — turned into one exception that remembers which signal it was, so every open MLflow
+run can be ended ``KILLED`` with the signal named and the process can exit 128 + signal.
+
+Bottom layer: imports no hqexp module.
+"""
+
+from __future__ import annotations
+
+import signal
+from contextlib import contextmanager
+
+SIGNALS = tuple(s for s in (getattr(signal, n, None) for n in ("SIGINT", "SIGTERM", "SIGHUP")) if s is not None)
+_state: dict = {"signum": None, "shielded": False, "deferring": 0, "pending": None}
+
+
+class Interrupted(KeyboardInterrupt):
+    """Raised in the main thread when one of :data:`SIGNALS` arrives."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name
+
+
+def _handler(signum, frame) -> None:
+    _state["signum"] = _state["signum"] or signum
+    if _state["shielded"]:
+        return
+    if _state["deferring"]:
+        _state["pending"] = _state["pending"] or signum
+        return
+    raise Interrupted(signum)
+
+
+def install() -> None:
+    """Route SIGINT, SIGTERM and SIGHUP through :class:`Interrupted` (main thread only)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in SIGNALS:
+        signal.signal(sig, _handler)
+
+
+def received() -> int | None:
+    """The first signal this process received, if any."""
+    return _state["signum"]
+
+
+def describe(exc: BaseException | None = None) -> tuple[str, int]:
+    """``("SIGTERM", 143)``: the signal that stopped the run and the conventional exit code
+    (a plain KeyboardInterrupt counts as SIGINT)."""
+    signum = getattr(exc, "signum", None) or received() or signal.SIGINT
+    return signal.Signals(signum).name, 128 + int(signum)
+
+
+@contextmanager
+def deferred():
+    """A block a signal must not cut in two (a database transaction, a checkpoint being written):
+    a signal that arrives inside is raised when the outermost such block ends."""
+    _state["deferring"] += 1
+    try:
+        yield
+    finally:
+        _state["deferring"] -= 1
+        if not _state["deferring"] and _state["pending"] is not None and not _state["shielded"]:
+            signum, _state["pending"] = _state["pending"], None
+            raise Interrupted(signum)
+
+
+@contextmanager
+def shielded():
+    """While the run is being closed, later signals are remembered but do not interrupt it."""
+    before = _state["shielded"]
+    _state["shielded"] = True
+    try:
+        yield
+    finally:
+        _state["shielded"] = before
