@@ -16,7 +16,7 @@ ARGS ?=
 PYTEST_ARGS ?= -n 2
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-all train sweep hqnn-study generations sfl-study diagnose ui bench clean
+.PHONY: help install test test-all train sweep hqnn-study generations sfl-study privacy-study diagnose ui bench clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -50,6 +50,9 @@ generations: install ## G-0..G-10 (+ classical twins) on breast_cancer and binar
 
 sfl-study: install ## {none, fl, sl, sflv1, sflv2} x {quantum, classical} server head x 3 seeds: study table
 	$(BIN)/hqexp sweep sweep=sfl_study hydra/launcher=joblib hydra.launcher.n_jobs=2 $(ARGS)
+
+privacy-study: install ## privacy-utility sweep (defences x server head x 3 seeds): ARGS="dataset.root=DIR"
+	$(BIN)/hqexp sweep sweep=privacy_study hydra/launcher=joblib hydra.launcher.n_jobs=2 $(ARGS)
 
 diagnose: install ## barren-plateau / expressibility scan (ARGS="ansatz.template=strongly_entangling")
 	$(BIN)/hqexp diagnose $(ARGS)

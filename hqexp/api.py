@@ -7,6 +7,7 @@ metrics dict instead of printing it. Bad input raises :class:`hqexp.errors.Confi
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -44,7 +45,7 @@ def run(model: str = "vqc_classifier", dataset: str = "breast_cancer", overrides
             cfg = compose("train", overrides=args, return_hydra_config=True)
     except Exception as exc:
         raise ConfigError(f"cannot compose the config: {str(exc).splitlines()[0]}") from None
-    stamp = time.strftime("%Y-%m-%d/%H-%M-%S")
+    stamp = f"{time.strftime('%Y-%m-%d/%H-%M-%S')}-{time.time_ns() // 1000 % 1_000_000:06d}_p{os.getpid()}"
     out = Path(output_dir) if output_dir else Path(cfg.paths.output_dir) / "runs" / f"{stamp}_api"
     out.mkdir(parents=True, exist_ok=True)
     with open_dict(cfg):

@@ -35,13 +35,24 @@ def default_output_dir() -> Path:
 
 
 def register_resolvers() -> None:
-    """Register ``${hqexp_root:}`` and ``${hqexp_pid:}`` (idempotent)."""
+    """Register ``${hqexp_root:}``, ``${hqexp_pid:}`` and ``${hqexp_sweep_stamp:}`` (idempotent)."""
     from omegaconf import OmegaConf
 
     if not OmegaConf.has_resolver("hqexp_root"):
         OmegaConf.register_new_resolver("hqexp_root", lambda: str(project_root()))
     if not OmegaConf.has_resolver("hqexp_pid"):
         OmegaConf.register_new_resolver("hqexp_pid", lambda: str(os.getpid()))
+    if not OmegaConf.has_resolver("hqexp_sweep_stamp"):
+        OmegaConf.register_new_resolver("hqexp_sweep_stamp", sweep_stamp)
+
+
+def sweep_stamp() -> str:
+    """``<date>/<time with microseconds>_p<pid>`` of the process that launched the sweep: kept in
+    $HQEXP_SWEEP_STAMP so the worker processes it starts resolve the same sweep folder."""
+    from datetime import datetime
+
+    return os.environ.setdefault("HQEXP_SWEEP_STAMP",
+                                 f"{datetime.now():%Y-%m-%d/%H-%M-%S-%f}_p{os.getpid()}")
 
 
 def group_choices(group: str) -> list[str]:

@@ -236,3 +236,28 @@ def test_twenty_qubits_runs():
     assert y.shape == (1, 20) and torch.isfinite(y).all()
     # Product state after one layer then a CNOT ring: <Z> stays within [-1, 1].
     assert y.abs().max() <= 1 + 1e-5
+
+
+@pytest.mark.parametrize("template", TEMPLATES)
+@pytest.mark.parametrize("measurement", MEASUREMENTS)
+def test_small_circuit_dense_path_equals_the_pass_path(monkeypatch, template, measurement):
+    """The one-matrix path for small shared-weight circuits against the pass structure:
+    values, first and second derivatives, for every template, measurement and 1-5 qubits."""
+    from hqexp.quantum import statevector
+
+    for n in range(2 if measurement == "z0z1" else 1, 6):
+        for layers, ent in ((1, "cnot"), (2, "cz"), (3, "cnot")):
+            a = Ansatz(n, layers, "angle_y", template, measurement, ent, pauli_seed=n)
+            x, w = _data(a, 4, n)
+            got = []
+            for dense in ("5", "0"):
+                monkeypatch.setenv("HQEXP_DENSE_MAX", dense)
+                assert statevector.dense_applies(a, w) == (dense == "5")
+                xx, ww = x.clone().requires_grad_(), w.clone().requires_grad_()
+                y = expval(a, xx, ww, "torch", dtype="complex128")
+                gx, gw = torch.autograd.grad((y * torch.linspace(0.5, 1.5, y.shape[1], dtype=y.dtype)).sum(), (xx, ww),
+                                             create_graph=True)
+                (hx,) = torch.autograd.grad(gx.sum(), xx)
+                got.append((y.detach(), gx.detach(), gw.detach(), hx))
+            for u, v in zip(*got):
+                assert (u - v).abs().max().item() < 1e-10

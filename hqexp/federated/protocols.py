@@ -48,6 +48,10 @@ class Setup:
     seed: int = 0
     #: called after each step's backward with ``{"client": module, "server": module}``
     on_step: Callable[[dict[str, nn.Module]], None] | None = None
+    #: the client side's defences (NoPeek, activation noise, DP-SGD): hqexp.privacy.defences.ClientDefence
+    defence: object | None = None
+    batch_size: int = 32
+    epochs: int = 1  # rounds × local epochs (DP accounting)
 
 
 @dataclass
@@ -65,15 +69,24 @@ class RoundStats:
 
 @dataclass
 class _Side:
-    """A module with its optimiser (created on first use)."""
+    """A module with its optimiser (created on first use); a client side under DP-SGD gets
+    Opacus's per-sample-gradient hooks and a DP optimiser."""
 
     module: nn.Module
     role: str
     opt: torch.optim.Optimizer | None = field(default=None, repr=False)
+    defence: object | None = field(default=None, repr=False)
+    samples: int = 1  # this client's training samples (DP sample rate)
+    _wrapped: object = field(default=None, repr=False)
 
-    def optimizer(self, make) -> torch.optim.Optimizer:
+    def optimizer(self, make, batch_size: int = 32, epochs: int = 1) -> torch.optim.Optimizer:
         if self.opt is None:
-            self.opt = make(list(self.module.parameters()), self.role)
+            opt = make(list(self.module.parameters()), self.role)
+            if self.role == "client" and self.defence is not None and self.defence.dp_enabled:
+                self._wrapped = self.defence.wrap(self.module)  # hooks on the module's own layers
+                rate = min(1.0, batch_size / max(1, self.samples))
+                opt = self.defence.optimizer(opt, batch_size, rate, int(epochs / rate), id(self))
+            self.opt = opt
         return self.opt
 
 
@@ -119,7 +132,7 @@ class Protocol:
         for side, (mod, opt) in zip(self._sides(), state["sides"]):
             side.module.load_state_dict(mod)
             if opt is not None:
-                side.optimizer(self.s.optimizer).load_state_dict(opt)
+                self._opt(side).load_state_dict(opt)
         self.rng.set_state(state["rng"])
 
     # ------------------------------------------------------------ pieces
@@ -128,23 +141,39 @@ class Protocol:
         perm = torch.randperm(len(selected), generator=self.rng).tolist()
         return [selected[i] for i in perm]
 
+    def _opt(self, side: _Side) -> torch.optim.Optimizer:
+        return side.optimizer(self.s.optimizer, self.s.batch_size, self.s.epochs)
+
+    def _send_activations(self, k: int, x, a) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(what the client sends, the server's leaf)``: the activations, noised by the defence."""
+        sent = self.s.defence.transmit(a) if self.s.defence is not None else a
+        return sent, self.s.channel.send(sent, client=k, direction="up", kind="activations").requires_grad_()
+
+    def _client_backward(self, x, a, sent, grad) -> None:
+        """Backward of the client side from the gradient that came down (plus NoPeek's term)."""
+        extra = self.s.defence.extra_loss(x, a) if self.s.defence is not None else None
+        if extra is None or not extra.requires_grad:  # dCor of constant activations: nothing to push
+            sent.backward(grad)
+        else:
+            torch.autograd.backward([sent, extra], [grad, torch.ones_like(extra)])
+
     def _split_step(self, k: int, client: _Side, server: _Side, x, y, st: RoundStats) -> None:
         """One batch of split learning: client forward, activations and labels up, server
         forward/backward/step, gradient down, client backward/step."""
-        make, ch = self.s.optimizer, self.s.channel
-        c_opt, s_opt = client.optimizer(make), server.optimizer(make)
+        ch = self.s.channel
+        c_opt, s_opt = self._opt(client), self._opt(server)
         t0 = time.perf_counter()
         c_opt.zero_grad(set_to_none=True)
         a = client.module(x)
         t1 = time.perf_counter()
-        a_srv = ch.send(a, client=k, direction="up", kind="activations").requires_grad_()
+        sent, a_srv = self._send_activations(k, x, a)
         y_srv = ch.send(y, client=k, direction="up", kind="labels")
         s_opt.zero_grad(set_to_none=True)
         loss = self.s.loss_fn(server.module(a_srv), y_srv)
         loss.backward()
         s_opt.step()
         t2 = time.perf_counter()
-        a.backward(ch.send(a_srv.grad, client=k, direction="down", kind="gradients"))
+        self._client_backward(x, a, sent, ch.send(a_srv.grad, client=k, direction="down", kind="gradients"))
         c_opt.step()
         t3 = time.perf_counter()
         self._account(st, loss, len(y), (t1 - t0) + (t3 - t2), t2 - t1,
@@ -182,7 +211,7 @@ class FL(Protocol):
         for k in selected:
             side = self.local[k]
             side.module.load_state_dict(ch.send_state(global_state, client=k, direction="down", kind="model"))
-            opt = side.optimizer(self.s.optimizer)
+            opt = self._opt(side)
             side.module.train()
             for x, y in self._epochs(loaders[k], local_epochs):
                 t0 = time.perf_counter()
@@ -204,7 +233,8 @@ class _Split(Protocol):
         self.parts = cut_model(self.model, s.cut, ushaped=self.ushaped, model_name=s.model_name)
         client_global = (nn.ModuleList([self.parts.client, self.parts.head]) if self.ushaped
                          else self.parts.client)
-        self.clients = [_Side(clone(client_global), "client") for _ in range(s.n_clients)]
+        self.clients = [_Side(clone(client_global), "client", defence=s.defence, samples=s.sizes[k])
+                        for k in range(s.n_clients)]
 
     def _client_global(self) -> nn.Module:
         return nn.ModuleList([self.parts.client, self.parts.head]) if self.ushaped else self.parts.client
@@ -319,15 +349,15 @@ class USL(SL):
     ushaped = True
 
     def _turn(self, k, side, loader, local_epochs, st):
-        make, ch = self.s.optimizer, self.s.channel
+        ch = self.s.channel
         front, head = side.module[0], side.module[1]
-        c_opt, s_opt = side.optimizer(make), self.server.optimizer(make)
+        c_opt, s_opt = self._opt(side), self._opt(self.server)
         for x, y in self._epochs(loader, local_epochs):
             t0 = time.perf_counter()
             c_opt.zero_grad(set_to_none=True)
             a = front(x)
             t1 = time.perf_counter()
-            a_srv = ch.send(a, client=k, direction="up", kind="activations").requires_grad_()
+            sent, a_srv = self._send_activations(k, x, a)
             s_opt.zero_grad(set_to_none=True)
             h = self.server.module(a_srv)
             t2 = time.perf_counter()
@@ -338,7 +368,7 @@ class USL(SL):
             h.backward(ch.send(h_cli.grad, client=k, direction="up", kind="server_gradients"))
             s_opt.step()
             t4 = time.perf_counter()
-            a.backward(ch.send(a_srv.grad, client=k, direction="down", kind="gradients"))
+            self._client_backward(x, a, sent, ch.send(a_srv.grad, client=k, direction="down", kind="gradients"))
             c_opt.step()
             t5 = time.perf_counter()
             self._account(st, loss, len(y), (t1 - t0) + (t3 - t2) + (t5 - t4), (t2 - t1) + (t4 - t3),

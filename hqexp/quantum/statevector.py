@@ -23,14 +23,17 @@ time, so the design counts operations (``hqexp bench backends`` measures it):
 * A whole CNOT ring is one basis permutation (one gather); a CZ chain is one sign
   vector. The last layer's permutation is folded into the measurement table, and
   every diagonal measurement is one ``|psi|² @ table`` matmul.
-* All passes and the measurement are one autograd node (:class:`_Passes`) whose
+* All passes and the measurement are one autograd node (:class:`Passes`) whose
   backward is two bmms per pass, and everything static about a circuit (groups,
   pass plan, permutations, tables) is built once per ansatz (:func:`_program`).
+* Up to :data:`DENSE_MAX_QUBITS` qubits with shared weights, the whole weight-dependent
+  circuit is one ``2ⁿ×2ⁿ`` matrix and the batch takes three real ops (:func:`_run_dense`).
 """
 
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -239,4 +242,79 @@ def torch_expval(
 ) -> torch.Tensor:
     """Expectation values ``[B, n_out]`` (real dtype matching ``dtype``)."""
     check_memory(ansatz, inputs.shape[0], dtype, inputs.device, torch.is_grad_enabled())
+    if dense_applies(ansatz, weights):
+        return _run_dense(ansatz, inputs, weights, dtype)
     return _run(ansatz, inputs, weights, dtype, measure=True)
+
+
+# ------------------------------------------------------------------ small circuits
+def dense_max_qubits() -> int:
+    """Up to this many qubits, shared-weight circuits run as one 2ⁿ×2ⁿ matrix ($HQEXP_DENSE_MAX)."""
+    env = os.environ.get("HQEXP_DENSE_MAX")
+    return int(env) if env is not None else DENSE_MAX_QUBITS
+
+
+DENSE_MAX_QUBITS = 5  # measured: faster or equal up to 5 qubits at every batch size; slower from 6 at B=64
+
+
+def dense_applies(ansatz: Ansatz, weights: torch.Tensor) -> bool:
+    """The small-circuit path: shared weights, no learned entanglement, few qubits."""
+    return (weights.dim() == len(ansatz.weight_shape) and not ansatz.pair_gate
+            and ansatz.n_qubits <= dense_max_qubits())
+
+
+def _run_dense(ansatz: Ansatz, inputs: torch.Tensor, weights: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """For shared weights everything that depends on the weights is one ``2ⁿ×2ⁿ`` matrix.
+
+    Each qubit's embedded state is ``q_i = Q_i·[cos x_i/2, sin x_i/2]`` with ``Q_i`` = layer-0
+    rotations × embedding, so the product state is ``psi = C·(⊗Q_i)ᵀ`` with ``C = ⊗[cos, sin]``
+    real and weight-free. The later layers and entanglers are one matrix ``A``; hence
+    ``phi = C·M`` with ``M = (⊗Q_i)ᵀ·A``, and with ``M`` split into real and imaginary columns
+    the batch runs through one real matmul and the measurement through another. The batch-sized
+    work is three ops; the weight-sized work is small matrices built once per step."""
+    n, L = ansatz.n_qubits, ansatz.n_layers
+    rdtype = REAL_OF[dtype]
+    plan = _dense_plan(ansatz, str(inputs.device), dtype)
+    U = layer_unitaries(ansatz, weights, dtype)  # [L, n, 2, 2]
+    E = _embedding_matrix(ansatz.embedding, ansatz.pre_rotation, dtype, str(inputs.device))
+    mats = torch.cat([(U[0] @ E)[None], U[1:]], 0)  # [L, n, 2, 2]: Q, then the later layers
+    K = mats[:, 0]
+    for i in range(1, n):  # Kronecker products of all layers at once, wire 0 most significant
+        d = K.shape[-1]
+        K = (K[:, :, None, :, None] * mats[:, i, None, :, None, :]).reshape(L, 2 * d, 2 * d)
+    M = K[0].transpose(0, 1)
+    for kind, layer, extra in plan.ops:
+        if kind == "u":
+            M = M @ K[layer + 1].transpose(0, 1)
+        elif kind == "perm":
+            M = M.index_select(1, extra)
+        else:
+            M = M * extra
+    M2 = torch.view_as_real(M).permute(0, 2, 1).reshape(M.shape[0], -1)  # [N, 2N]: real | imaginary
+    cs = torch.cos(inputs[:, :n, None].to(rdtype) * 0.5 - _HALF_SHIFT[rdtype].to(inputs.device))  # [B, n, 2]
+    C = cs[:, 0]
+    for i in range(1, n):
+        C = (C[:, :, None] * cs[:, i, None, :]).reshape(C.shape[0], -1)
+    return (C @ M2).square() @ plan.table
+
+
+@dataclass(frozen=True)
+class _DensePlan:
+    ops: tuple  # ("u", layer index into G, None) | ("perm", gather index) | ("sign", ±1 vector)
+    table: torch.Tensor  # [2N, n_out]: expectation values are (real² | imaginary²) @ table
+
+
+@lru_cache(maxsize=256)
+def _dense_plan(ansatz: Ansatz, device: str, dtype: torch.dtype) -> _DensePlan:
+    n = ansatz.n_qubits
+    ops: list = []
+    for layer in range(ansatz.n_layers):
+        if layer > 0:
+            ops.append(("u", layer - 1, None))
+        pairs = ansatz.entangling_pairs(layer)
+        if pairs:
+            ent = entangler(n, pairs, ansatz.entangler, device, dtype)
+            ops.append(("sign", None, ent) if ansatz.entangler == "cz" else ("perm", None, ent[0]))
+    last = ops.pop()[0] if ops and ops[-1][0] in ("sign", "perm") else None  # folded into the table
+    half = measure_table(ansatz, last == "perm", device, REAL_OF[dtype])[::2]
+    return _DensePlan(tuple(ops), torch.cat([half, half]).contiguous())

@@ -16,6 +16,8 @@ from omegaconf import DictConfig, OmegaConf
 from hqexp.config import choice, is_multirun, output_dir, project_root, sweep_dir, task_overrides
 from hqexp.tracking.store import Recorder, flatten, git_sha
 
+#: the groups whose choice a checkpoint remembers (``hqexp eval`` rebuilds from them)
+CHOICE_GROUPS = ("model", "dataset", "backend", "hardware")
 #: a sweep's parent run id, written by the launching process and read by every job
 PARENT_FILE = "mlflow_parent_run_id.txt"
 #: metric name prefixes that are one value per epoch (rows of ``logs/epochs.csv``)
@@ -33,12 +35,16 @@ def run_name(kind: str) -> str:
 
 
 def parent_run_id() -> str | None:
-    """The sweep's parent run id in a multirun job (from :data:`PARENT_FILE`), else None."""
+    """The sweep's parent run id in a multirun job: from :data:`PARENT_FILE` in the sweep folder
+    (shared file systems: SLURM, other machines), else from $HQEXP_PARENT_RUN_ID (worker
+    processes started by the launching one); None outside a sweep."""
+    import os
+
     folder = sweep_dir()
     if folder is None:
         return None
     f = folder / PARENT_FILE
-    return f.read_text().strip() if f.exists() else None
+    return f.read_text().strip() if f.exists() else os.environ.get("HQEXP_PARENT_RUN_ID")
 
 
 def start_run(cfg: DictConfig, kind: str, tags: Mapping | None = None, parent: str | None = None,

@@ -26,6 +26,7 @@ STUDIES = {
     "hqnn": ("hqexp.tracking.study", "record_hqnn_study"),
     "generations": ("hqexp.tracking.generations", "record_generations"),
     "sfl": ("hqexp.tracking.sfl_study", "record_sfl_study"),
+    "privacy": ("hqexp.tracking.privacy_study", "record_privacy_study"),
 }
 
 
@@ -58,6 +59,9 @@ class MlflowSweepCallback(Callback):
         self.recorder.log_params({f"sweep.{k}": v for k, v in (params or {}).items()}
                                  | {"sweep.overrides": " ".join(overrides)})
         write_parent_file(sweep_dir, self.recorder.run_id)
+        import os
+
+        os.environ["HQEXP_PARENT_RUN_ID"] = self.recorder.run_id  # for workers this process starts
         print(f"hqexp sweep: MLflow parent run {self.recorder.run_id}")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:

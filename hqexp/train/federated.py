@@ -17,7 +17,7 @@ from hqexp.federated.config import FedConfig
 from hqexp.tracking import record
 from hqexp.train.build import build_datamodule, build_model
 from hqexp.train.facts import backend_report, model_facts
-from hqexp.train.fit import GROUPS
+from hqexp.train.robustness import adversarial_scores
 
 MB = 1e6
 
@@ -39,11 +39,18 @@ def train_federated(cfg: DictConfig) -> dict:
     from hqexp.federated.protocols import PROTOCOLS
     from hqexp.callbacks.barren import GradientWindow
 
+    from hqexp.privacy import check as check_privacy
+    from hqexp.privacy.defences import ClientDefence
+
     fed = FedConfig.from_cfg(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     dm = build_datamodule(cfg)
     info = dm.info
     loss_fn = _loss(info.task, dm)
+    priv = OmegaConf.to_container(cfg.privacy, resolve=True)
+    check_privacy(priv, OmegaConf.to_container(cfg.attack, resolve=True), fed.mode, info.task, info.n_classes,
+                  choice("dataset"))
+    defence = ClientDefence(priv["nopeek_weight"], priv["noise_std"], priv["dp"], cfg.seed)
     parts = partition(fed.partition, fed.n_clients, {s: dm.targets(s) for s in ("train", "val", "test")},
                       info.groups, fed.alpha, cfg.seed, info.group_kind or "group")
     model = build_model(cfg, info)
@@ -58,14 +65,29 @@ def train_federated(cfg: DictConfig) -> dict:
     bp = cfg.callbacks.get("barren_plateau")
     diag = StepDiagnostics(GradientWindow(bp.window if bp else 20, bp.threshold if bp else 1e-6))
     setup = Setup(model, parts.n_clients, parts.sizes("train"), channel, loss_fn, opts, fed.cut, choice("model"),
-                  cfg.seed, diag)
+                  cfg.seed, diag, defence if defence.active else None, dm.batch_size, fed.rounds * fed.local_epochs)
     protocol = PROTOCOLS[fed.mode](setup)
     engine = Engine(protocol, parts, {s: dm.dataset(s) for s in ("train", "val", "test")}, info.task,
                     info.n_classes, loss_fn, dm.batch_size, fed.rounds, fed.local_epochs, fed.fraction, cfg.seed,
                     opts, diag)
     rec = record.start_run(cfg, "train", fed.tags(model, parts))
     run = FederatedRun(cfg, fed, rec, engine, ledger, model, protocol, dm)
+    run.defence = defence if defence.active else None
+    run.privacy = _probe(priv, fed, protocol, dm, loss_fn, cfg.seed, run.defence)
     return run.execute()
+
+
+def _probe(priv: dict, fed, protocol, dm, loss_fn, seed: int, defence):
+    """The privacy measures of a split run (none for fl: nothing crosses a cut)."""
+    from hqexp.privacy import wants_leak
+    from hqexp.privacy.measures import PrivacyProbe
+
+    if not priv.get("measure", True) or fed.mode == "fl":
+        return None
+    parts = protocol.parts
+    return PrivacyProbe(parts.client, {s: dm.dataset(s) for s in ("val", "test")}, int(priv["n_eval"]),
+                        parts.server, parts.head, loss_fn, wants_leak(priv, fed.mode, dm.info.task, dm.info.n_classes),
+                        int(priv["inversion_epochs"]), int(priv["whitebox_steps"]), seed, defence)
 
 
 class FederatedRun:
@@ -76,10 +98,12 @@ class FederatedRun:
         self.model, self.protocol, self.dm = model, protocol, dm
         self.ckpt_dir = output_dir() / "checkpoints"
         self.best: tuple[float, int, dict] | None = None
+        self.privacy = None  # a hqexp.privacy.measures.PrivacyProbe, for split protocols
+        self.defence = None
         self.reached: dict | None = None
         self.link_s = 0.0
         self.meta = {"config": OmegaConf.to_container(cfg, resolve=True), "run_id": rec.run_id,
-                     "choices": {g: choice(g) for g in (*GROUPS, "federation")}}
+                     "choices": {g: choice(g) for g in (*record.CHOICE_GROUPS, "federation")}}
 
     def execute(self) -> dict:
         from hqexp.federated.parts import cut_model, n_params
@@ -116,6 +140,10 @@ class FederatedRun:
         comm.update({f"comm/round/{k}_bytes": v for k, v in this.items()})
         comm.update({"time/comm_simulated_s": self.link_s,
                      "time/round_comm_simulated_s": self.ledger.link_seconds(rnd, self.protocol.sequential)})
+        if self.privacy is not None:
+            metrics.update(self.privacy.round())
+        if self.defence is not None and self.defence.epsilon() is not None:
+            metrics["privacy/dp_epsilon"] = self.defence.epsilon()
         f1 = metrics.get("val/f1_macro")
         if self.reached is None and f1 is not None and f1 >= self.fed.target_f1:
             self.reached = {"comm/mb_to_target": tot["total"] / MB, "comm/rounds_to_target": rnd}
@@ -173,6 +201,11 @@ class FederatedRun:
         if self.best is not None:  # test the round with the best validation loss, as Lightning does
             self.model.load_state_dict(self.best[2])
         test, pred = self.engine.evaluate("test")
+        test.update(adversarial_scores(self.cfg, self.engine.protocol.eval_model(), self.dm, self.engine.loss_fn))
+        if self.privacy is not None:
+            t0 = time.perf_counter()
+            test.update(self.privacy.final())
+            test["time/privacy_final_s"] = time.perf_counter() - t0
         lat = {"latency/ms_per_sample": pred.ms_per_sample}
         rounds = len(self.engine.history)
         cost = {"time/fit_s": elapsed, "time/epochs": rounds * self.fed.local_epochs,

@@ -15,9 +15,6 @@ from hqexp.train.build import (build_callbacks, build_datamodule, build_model, b
 from hqexp.train.checks import device_of
 from hqexp.train.facts import backend_report, model_facts
 
-GROUPS = ("model", "dataset", "backend", "hardware")
-
-
 def fit_and_test(cfg: DictConfig, rec, task, dm, ckpt: str | None, do_fit: bool,
                  out_dir: Path | None = None) -> dict:
     """Fit (unless ``do_fit`` is False) and test; log metrics, tables, plots, best checkpoint.
@@ -120,8 +117,12 @@ def train_one(cfg: DictConfig, fold: int | None, parent: str | None = None,
     """Fit and test one model (one fold when ``fold`` is set); the run is left open."""
     import lightning as L
 
+    from hqexp.privacy import check as check_privacy
+
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     dm = build_datamodule(cfg, fold)
+    check_privacy(OmegaConf.to_container(cfg.privacy, resolve=True), OmegaConf.to_container(cfg.attack, resolve=True),
+                  "none", dm.info.task, dm.info.n_classes, choice("dataset"))
     model = build_model(cfg, dm.info)
     task = build_task(cfg, model, dm)
     tags = {"federation": "none", **({"resumed_from": cfg.ckpt_path} if cfg.ckpt_path else {})}
@@ -137,9 +138,15 @@ def train_one(cfg: DictConfig, fold: int | None, parent: str | None = None,
     record.log_config(rec, cfg)
     rec.log_metrics({**facts, **({"data/skipped": dm.n_skipped} if hasattr(dm, "n_skipped") else {})})
     task.hqexp_meta = {"config": OmegaConf.to_container(cfg, resolve=True), "run_id": rec.run_id,
-                       "choices": {g: choice(g) for g in GROUPS}}
+                       "choices": {g: choice(g) for g in record.CHOICE_GROUPS}}
     metrics = fit_and_test(cfg, rec, task, dm, cfg.ckpt_path, do_fit=True, out_dir=out_dir)
     metrics.update(facts)
+    if cfg.attack.name != "none":
+        from hqexp.train.robustness import adversarial_scores
+
+        adv = adversarial_scores(cfg, task.model, dm, task.loss)
+        rec.log_metrics(adv)
+        metrics.update(adv)
     backend_report(rec, model)
     if cfg.quantize.int8:
         if task.__class__.__name__ != "ClassificationTask":
