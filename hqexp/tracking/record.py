@@ -149,6 +149,10 @@ def headline(metrics: Mapping[str, float], rec: Recorder, kind: str) -> None:
     uri = rec.tracking_uri
     shown = "  ".join(f"{k}={metrics[k]:.4f}" for k in HEADLINE if k in metrics)
     print(f"\nhqexp {kind}: {shown}")
+    if "time/startup_s" in metrics:
+        fit = metrics["time/fit_s"] - metrics.get("time/test_s", 0.0)
+        print(f"time: startup {metrics['time/startup_s']:.1f} s, fit {fit:.1f} s, test {metrics.get('time/test_s', 0):.1f} s, "
+              f"record {metrics.get('time/record_s', 0):.1f} s")
     print(f"MLflow run {rec.run_id} in {uri} (experiment id {rec.experiment_id}); "
           f"`make ui` then open {rec.ui_path}")
 

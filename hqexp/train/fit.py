@@ -32,7 +32,10 @@ def fit_and_test(cfg: DictConfig, rec, task, dm, ckpt: str | None, do_fit: bool,
     callbacks = build_callbacks(cfg, out_dir / "checkpoints", meter if do_fit else None)
     trainer = build_trainer(cfg, logger, callbacks, out_dir)
     flag, ckpt_cb = callbacks["interrupt"], callbacks.get("checkpoint")
+    import hqexp
+
     started = time.perf_counter()
+    phases = {"time/startup_s": started - hqexp.STARTED}  # imports, composing, data, model, store
     with PeakMemory(device_of(cfg)) as peak:
         try:
             if do_fit:
@@ -40,9 +43,12 @@ def fit_and_test(cfg: DictConfig, rec, task, dm, ckpt: str | None, do_fit: bool,
                 if flag.interrupted:
                     raise KeyboardInterrupt
                 best = (ckpt_cb.best_model_path or None) if ckpt_cb is not None else None
+                t_test = time.perf_counter()
                 trainer.test(task, datamodule=dm, ckpt_path=best, weights_only=False, verbose=False)
             else:
+                t_test = time.perf_counter()
                 trainer.test(task, datamodule=dm, verbose=False)
+            phases["time/test_s"] = time.perf_counter() - t_test
         except (SystemExit, KeyboardInterrupt) as exc:
             # Lightning turns an interrupt inside fit into SystemExit after its own clean-up;
             # the signal that caused it is known to hqexp.interrupts.
@@ -62,7 +68,7 @@ def fit_and_test(cfg: DictConfig, rec, task, dm, ckpt: str | None, do_fit: bool,
             raise monitor_error(exc) or exc from None
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
     elapsed = time.perf_counter() - started
-    cost = {"time/fit_s": elapsed, **peak.metrics()}
+    cost = {"time/fit_s": elapsed, **phases, **peak.metrics()}
     if do_fit:
         cost["time/epochs"] = trainer.current_epoch
     rec.log_metrics(cost, step=trainer.global_step)  # test/* went through the logger already
@@ -76,6 +82,8 @@ def fit_and_test(cfg: DictConfig, rec, task, dm, ckpt: str | None, do_fit: bool,
                       epochs=trainer.current_epoch if do_fit else 0)
     if do_fit and ckpt_cb is not None and ckpt_cb.best_model_path:
         rec.log_artifact(ckpt_cb.best_model_path, "checkpoints")
+    metrics["time/record_s"] = time.perf_counter() - started - elapsed  # plots, tables, artifacts
+    rec.log_metrics({"time/record_s": metrics["time/record_s"]}, step=trainer.global_step)
     return metrics
 
 
