@@ -17,7 +17,8 @@ from hqexp.bench.table import format_table, median_time
 from hqexp.errors import ConfigError
 
 COLUMNS = ["n_qubits", "n_layers", "batch", "backend", "fwd_ms", "fwd_bwd_ms", "ratio_fwd", "ratio_fwd_bwd",
-           "torch_fwd_GBps", "status"]
+           "compile_s", "torch_fwd_GBps", "status"]
+STANDARD = {"template": "strongly_entangling", "embedding": "angle_x", "measurement": "z_each"}
 
 
 def modelled_forward_bytes(n: int, layers: int, batch: int, itemsize: int = 8) -> int:
@@ -122,7 +123,49 @@ def bench_backends(cfg: DictConfig) -> list[dict]:
                 if row.get(k) and ref.get(k):
                     row[f"ratio_{k[:-3]}"] = row[k] / ref[k]
             rows.append(row)
+        for name in cfg.get("peers") or []:
+            rows.append(_time_peer(cfg, name, ansatz, x, w, ref))
     return rows
+
+
+def _time_peer(cfg: DictConfig, name: str, ansatz, x, w, ref: dict) -> dict:
+    """One row for an outside simulator: agreement with torch first, then the timings."""
+    import numpy as np
+
+    from hqexp.bench import peers
+    from hqexp.quantum import expval
+
+    n, L, B = ansatz.n_qubits, ansatz.n_layers, x.shape[0]
+    base = {"n_qubits": n, "n_layers": L, "batch": B, "backend": name}
+    print(f"  peer {name} ...", end=" ", flush=True)
+    reason = peers.missing(name)
+    if reason is None and any(getattr(ansatz, k) != v for k, v in STANDARD.items()):
+        reason = f"peers run {STANDARD['template']} / {STANDARD['embedding']} / {STANDARD['measurement']} only"
+    if reason is not None:
+        print(reason, flush=True)
+        return {**base, "status": f"unavailable: {reason}"}
+    xn, wn = x.cpu().numpy().astype(np.float32), w.cpu().numpy().astype(np.float32)
+    peer = peers.build(name, n, L, xn, wn)
+    xx, ww = x.double().clone().requires_grad_(), w.double().clone().requires_grad_()
+    want = expval(ansatz, xx, ww, "torch", dtype="complex128")
+    want.sum().backward()
+    got = peer.fwd_bwd(xn, wn)
+    err = max(float(np.abs(np.asarray(a, dtype=np.float64) - b.detach().numpy()).max())
+              for a, b in zip(got, (want, xx.grad, ww.grad)))
+    if err > 1e-4:
+        print(f"disagrees with torch by {err:.2g}: not timed", flush=True)
+        return {**base, "status": f"disagrees with torch by {err:.2g}: not timed"}
+    budget = float(cfg.max_seconds_per_call)
+    t_f = median_time(lambda: peer.fwd(xn, wn), cfg.warmup, cfg.repeats, budget)
+    t_fb = median_time(lambda: peer.fwd_bwd(xn, wn), cfg.warmup, cfg.repeats, budget) if t_f else None
+    row = {**base, "status": f"ok (agrees to {err:.1e})", "compile_s": peer.compile_s,
+           "fwd_ms": t_f * 1e3 if t_f else None, "fwd_bwd_ms": t_fb * 1e3 if t_fb else None}
+    for k in ("fwd_ms", "fwd_bwd_ms"):
+        if row.get(k) and ref.get(k):
+            row[f"ratio_{k[:-3]}"] = row[k] / ref[k]
+    print(f"fwd {row['fwd_ms'] or float('nan'):.3g} ms, fwd+bwd {row['fwd_bwd_ms'] or float('nan'):.3g} ms "
+          f"(compile {peer.compile_s:.1f} s)", flush=True)
+    return row
 
 
 def table(rows: list[dict]) -> str:

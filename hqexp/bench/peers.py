@@ -1,0 +1,168 @@
+"""Simulators outside hqexp that researchers pick, timed beside ours in ``hqexp bench backends``
+(the ``peers`` list), each only where its package is installed (``pip install 'hqexp[bench]'``):
+
+* ``pennylane_jax`` — PennyLane ``default.qubit`` with JAX, ``jax.jit`` of the value and of its
+  gradient (backprop);
+* ``tensorcircuit`` — tensorcircuit-ng on its JAX backend, ``vmap`` over the batch, ``jit``;
+* ``qulacs`` — Qulacs' C++ state vector, one circuit per sample, gradients by its ``backprop``.
+
+All build the benchmark's circuit — ``AngleEmbedding(X)`` + ``StronglyEntanglingLayers`` (CNOT
+ranges as PennyLane's defaults), ⟨Z_i⟩ on every qubit — and are checked to agree with the torch
+simulator (values and gradients, 1e-4 in float32) before they are timed; the compile time of
+the JIT peers is reported apart from the steady-state time.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+PEERS = ("pennylane_jax", "tensorcircuit", "qulacs")
+_NEEDS = {"pennylane_jax": ("jax", "pennylane"), "tensorcircuit": ("tensorcircuit", "jax"), "qulacs": ("qulacs",)}
+
+
+@dataclass
+class Peer:
+    """``fwd(x, w) -> values [B, n]`` and ``fwd_bwd(x, w) -> (values, d/dx, d/dw)`` on numpy arrays."""
+
+    name: str
+    fwd: Callable
+    fwd_bwd: Callable
+    compile_s: float = 0.0
+
+
+def missing(name: str) -> str | None:
+    """Why peer ``name`` cannot run here (None when it can)."""
+    if name not in PEERS:
+        return f"unknown peer {name!r}; choose from: {', '.join(PEERS)}"
+    absent = [m for m in _NEEDS[name] if importlib.util.find_spec(m) is None]
+    return f"not installed ({', '.join(absent)}): pip install 'hqexp[bench]'" if absent else None
+
+
+def build(name: str, n: int, layers: int, x: np.ndarray, w: np.ndarray) -> Peer:
+    """Peer ``name`` for ``n`` qubits × ``layers``; the first calls (compilation) are timed."""
+    peer = {"pennylane_jax": _pennylane_jax, "tensorcircuit": _tensorcircuit, "qulacs": _qulacs}[name](n, layers)
+    t0 = time.perf_counter()
+    peer.fwd(x, w)
+    peer.fwd_bwd(x, w)
+    peer.compile_s = time.perf_counter() - t0
+    return peer
+
+
+def _ranges(n: int, layers: int) -> list[int]:
+    return [(layer % (n - 1)) + 1 if n > 1 else 0 for layer in range(layers)]
+
+
+def _pennylane_jax(n: int, layers: int) -> Peer:
+    import jax
+    import jax.numpy as jnp
+    import pennylane as qml
+
+    dev = qml.device("default.qubit", wires=n)
+
+    @qml.qnode(dev, interface="jax", diff_method="backprop")
+    def circuit(x, w):
+        qml.AngleEmbedding(x, wires=range(n), rotation="X")
+        qml.StronglyEntanglingLayers(w, wires=range(n))
+        return [qml.expval(qml.PauliZ(i)) for i in range(n)]
+
+    def values(x, w):
+        return jnp.stack(circuit(x, w), axis=-1)
+
+    f = jax.jit(values)
+    g = jax.jit(jax.value_and_grad(lambda x, w: (jnp.sum(v := values(x, w)), v), argnums=(0, 1), has_aux=True))
+
+    def fwd_bwd(x, w):  # values and gradients from one compiled call
+        (_, vals), (gx, gw) = jax.block_until_ready(g(x, w))
+        return np.asarray(vals), np.asarray(gx), np.asarray(gw)
+
+    return Peer("pennylane_jax", lambda x, w: np.asarray(jax.block_until_ready(f(x, w))), fwd_bwd)
+
+
+def _tensorcircuit(n: int, layers: int) -> Peer:
+    import jax
+    import jax.numpy as jnp
+    import tensorcircuit as tc
+
+    K = tc.set_backend("jax")
+    ranges = _ranges(n, layers)
+
+    def one(x, w):  # x [n], w [L, n, 3]
+        c = tc.Circuit(n)
+        for i in range(n):
+            c.rx(i, theta=x[i])
+        for layer in range(layers):
+            for i in range(n):
+                c.rz(i, theta=w[layer, i, 0])
+                c.ry(i, theta=w[layer, i, 1])
+                c.rz(i, theta=w[layer, i, 2])
+            if n > 1:
+                for i in range(n):
+                    c.cnot(i, (i + ranges[layer]) % n)
+        return jnp.stack([K.real(c.expectation_ps(z=[i])) for i in range(n)])
+
+    batched = jax.vmap(one, in_axes=(0, None))
+    f = jax.jit(batched)
+    g = jax.jit(jax.value_and_grad(lambda x, w: (jnp.sum(v := batched(x, w)), v), argnums=(0, 1), has_aux=True))
+
+    def fwd_bwd(x, w):  # values and gradients from one compiled call
+        (_, vals), (gx, gw) = jax.block_until_ready(g(x, w))
+        return np.asarray(vals), np.asarray(gx), np.asarray(gw)
+
+    return Peer("tensorcircuit", lambda x, w: np.asarray(jax.block_until_ready(f(x, w))), fwd_bwd)
+
+
+def _qulacs(n: int, layers: int) -> Peer:
+    from qulacs import Observable, ParametricQuantumCircuit, QuantumState
+
+    ranges = _ranges(n, layers)
+    # Qulacs' parametric rotations are exp(+iθ/2 P): angles enter negated; its qubit 0 is the
+    # least significant, so wire i is qulacs qubit n-1-i.
+    q = lambda i: n - 1 - i  # noqa: E731
+    circ = ParametricQuantumCircuit(n)
+    for i in range(n):
+        circ.add_parametric_RX_gate(q(i), 0.0)
+    for layer in range(layers):
+        for i in range(n):
+            circ.add_parametric_RZ_gate(q(i), 0.0)
+            circ.add_parametric_RY_gate(q(i), 0.0)
+            circ.add_parametric_RZ_gate(q(i), 0.0)
+        if n > 1:
+            for i in range(n):
+                circ.add_CNOT_gate(q(i), q((i + ranges[layer]) % n))
+    observables = []
+    for i in range(n):
+        o = Observable(n)
+        o.add_operator(1.0, f"Z {q(i)}")
+        observables.append(o)
+    total = Observable(n)
+    for i in range(n):
+        total.add_operator(1.0, f"Z {q(i)}")
+    state = QuantumState(n)
+
+    def set_params(xb, w):
+        for k, v in enumerate(np.concatenate([xb, w.reshape(-1)])):
+            circ.set_parameter(k, -float(v))
+
+    def fwd(x, w):
+        out = np.empty(x.shape)
+        for b in range(x.shape[0]):
+            set_params(x[b], w)
+            state.set_zero_state()
+            circ.update_quantum_state(state)
+            out[b] = [o.get_expectation_value(state) for o in observables]
+        return out
+
+    def fwd_bwd(x, w):
+        vals, gx, gw = fwd(x, w), np.empty(x.shape), np.zeros(w.size)
+        for b in range(x.shape[0]):
+            set_params(x[b], w)
+            grad = -np.asarray(circ.backprop(total))  # d/dθ of the sum of ⟨Z_i⟩, angles negated
+            gx[b], gw = grad[:n], gw + grad[n:]
+        return vals, gx, gw.reshape(w.shape)
+
+    return Peer("qulacs", fwd, fwd_bwd)
