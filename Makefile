@@ -12,11 +12,15 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 EXTRAS ?= dev
 PORT ?= 5000
+HOST ?= 127.0.0.1
+# A team tracking server's stores: SERVER_STORE may be postgresql://user:pw@host/db too.
+SERVER_DIR ?= $(CURDIR)/outputs/server
+SERVER_STORE ?= sqlite:///$(SERVER_DIR)/mlflow.db
 ARGS ?=
 PYTEST_ARGS ?= -n 2
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-all train sweep hqnn-study generations sfl-study privacy-study diagnose ui bench clean
+.PHONY: help install test test-all train sweep hqnn-study generations sfl-study privacy-study tune diagnose ui server bench clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -54,11 +58,19 @@ sfl-study: install ## {none, fl, sl, sflv1, sflv2} x {quantum, classical} server
 privacy-study: install ## privacy-utility sweep (defences x server head x 3 seeds): ARGS="dataset.root=DIR"
 	$(BIN)/hqexp sweep sweep=privacy_study hydra/launcher=joblib hydra.launcher.n_jobs=2 $(ARGS)
 
+tune: install ## Optuna search over optim.lr / weight_decay, scored on validation (ARGS="hydra.sweeper.n_trials=50")
+	$(BIN)/hqexp sweep sweep=tune $(ARGS)
+
 diagnose: install ## barren-plateau / expressibility scan (ARGS="ansatz.template=strongly_entangling")
 	$(BIN)/hqexp diagnose $(ARGS)
 
 ui: install ## open the MLflow UI on the default store (http://127.0.0.1:$(PORT))
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/outputs/mlflow.db --host 127.0.0.1 --port $(PORT)
+
+server: install ## an MLflow tracking server for a team (HOST=0.0.0.0 PORT=5000 SERVER_STORE=postgresql://…)
+	mkdir -p $(SERVER_DIR)/artifacts
+	$(BIN)/mlflow server --backend-store-uri $(SERVER_STORE) --artifacts-destination $(SERVER_DIR)/artifacts \
+		--serve-artifacts --host $(HOST) --port $(PORT)
 
 bench: install ## time every available backend against torch (ARGS="grid=[[8,3,64]]")
 	$(BIN)/hqexp bench backends $(ARGS)

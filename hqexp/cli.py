@@ -10,6 +10,7 @@ subcommand that runs.
 
 from __future__ import annotations
 
+import os
 import sys
 
 from hqexp.config import config_dir
@@ -168,6 +169,18 @@ def _fast_exit() -> None:
     os._exit(0)
 
 
+SUB_ENV = "HQEXP_SUBCOMMAND"
+
+
+def _relaunched(argv: list[str]) -> list[str]:
+    """``argv`` with the subcommand put back when this process is a rank Lightning started
+    for a data-parallel job (it passes the overrides only)."""
+    sub = os.environ.get(SUB_ENV)
+    if sub in SUBCOMMANDS and os.environ.get("LOCAL_RANK", "0") != "0" and (not argv or argv[0] not in SUBCOMMANDS):
+        return ["train" if sub == "sweep" else sub, *argv]
+    return argv
+
+
 def _help() -> str:
     width = max(len(k) for k in SUBCOMMANDS)
     lines = [f"  {k.ljust(width)}  {v[1]}" for k, v in SUBCOMMANDS.items()]
@@ -177,6 +190,7 @@ def _help() -> str:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``hqexp`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    argv = _relaunched(argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(_help())
         return
@@ -202,7 +216,11 @@ def main(argv: list[str] | None = None) -> None:
     from hqexp import entrypoints, interrupts
 
     interrupts.install()
-    sys.argv = [f"hqexp {sub}", *rest]
+    # Hydra reads its overrides from sys.argv[1:]; sys.argv[0] stays the real script, because
+    # Lightning re-launches DDP ranks as `python sys.argv[0] sys.argv[1:]` (they find the
+    # subcommand in HQEXP_SUBCOMMAND, see _relaunched).
+    os.environ[SUB_ENV] = sub
+    sys.argv = [sys.argv[0], *rest]
     try:
         entrypoints.dispatch(SUBCOMMANDS[sub][0])
         _fast_exit()

@@ -99,3 +99,20 @@ def task_overrides() -> list[str]:
     """The overrides the user gave this job (empty outside a Hydra job)."""
     hc = _hydra()
     return list(hc.overrides.task) if hc is not None else []
+
+
+#: environment variables that carry a process's global rank, by launcher (torchrun/Lightning, SLURM, LSF)
+RANK_VARS = ("RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")
+
+
+def is_rank_zero() -> bool:
+    """True unless this process is a non-zero rank of a data-parallel job: only rank 0 records.
+
+    Lightning's own re-launch sets LOCAL_RANK and NODE_RANK (not RANK) in the processes it starts."""
+    import os
+
+    for var in (*RANK_VARS, "LOCAL_RANK", "NODE_RANK"):
+        value = os.environ.get(var)
+        if value not in (None, "", "0"):
+            return False
+    return True

@@ -98,7 +98,22 @@ def _guard(work: Callable[[DictConfig], object], cfg: DictConfig):
 def train_main(cfg: DictConfig):
     from hqexp.train.loop import train
 
-    return _guard(train, cfg)
+    return objective_value(cfg, _guard(train, cfg))
+
+
+def objective_value(cfg: DictConfig, metrics):
+    """What a tuning sweeper optimises: ``metrics[cfg.objective]`` (NaN for a failed job, which
+    Optuna records as a failed trial); the metrics themselves without an ``objective``."""
+    key = cfg.get("objective")
+    if key is None:
+        return metrics
+    if metrics is None:
+        return float("nan")
+    if key not in metrics:
+        have = ", ".join(sorted(k for k in metrics if k.startswith(("val/", "test/"))))
+        log.error("objective=%s is not a metric of this run; it has: %s", key, have)
+        return float("nan")
+    return float(metrics[key])
 
 
 @hydra.main(config_path=_CONF, config_name="eval", version_base="1.3")

@@ -185,7 +185,7 @@ def test_ctrl_c_marks_run_killed(tmp_path):
 def test_bench_backends_writes_csv_with_ratios(tmp_path):
     csv_path = tmp_path / "bench.csv"
     out = hqexp(["bench", "backends", "grid=[[3,1,4]]", "repeats=1", "warmup=1",
-                 "backends=[torch,default_qubit,lightning_gpu]", f"csv={csv_path}"], tmp_path)
+                 "backends=[torch,default_qubit,lightning_gpu]", "peers=[]", f"csv={csv_path}"], tmp_path)
     import pandas as pd
 
     df = pd.read_csv(csv_path)

@@ -9,7 +9,9 @@ once) divided by time.
 
 from __future__ import annotations
 
+import logging
 import math
+import warnings
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -61,6 +63,11 @@ def bench_backends(cfg: DictConfig) -> list[dict]:
 
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
+    from hqexp.bench.peers import PEERS
+
+    unknown = [p for p in (cfg.get("peers") or []) if p not in PEERS]
+    if unknown:
+        raise ConfigError(f"unknown peer {unknown[0]!r}; choose from: {', '.join(PEERS)} (peers=[] for none)")
     peers = peer_configs(cfg)
     ref_name = cfg.backend.name
     rows = []
@@ -133,7 +140,6 @@ def _time_peer(cfg: DictConfig, name: str, ansatz, x, w, ref: dict) -> dict:
     import numpy as np
 
     from hqexp.bench import peers
-    from hqexp.quantum import expval
 
     n, L, B = ansatz.n_qubits, ansatz.n_layers, x.shape[0]
     base = {"n_qubits": n, "n_layers": L, "batch": B, "backend": name}
@@ -145,7 +151,17 @@ def _time_peer(cfg: DictConfig, name: str, ansatz, x, w, ref: dict) -> dict:
         print(reason, flush=True)
         return {**base, "status": f"unavailable: {reason}"}
     xn, wn = x.cpu().numpy().astype(np.float32), w.cpu().numpy().astype(np.float32)
-    peer = peers.build(name, n, L, xn, wn)
+    with warnings.catch_warnings():  # the peers' own deprecation chatter would split the progress line
+        warnings.simplefilter("ignore")
+        logging.getLogger("tensorcircuit").setLevel(logging.ERROR)  # "optax not installed": not used here
+        return _check_and_time(cfg, peers.build(name, n, L, xn, wn), ansatz, x, w, xn, wn, base, ref)
+
+
+def _check_and_time(cfg: DictConfig, peer, ansatz, x, w, xn, wn, base: dict, ref: dict) -> dict:
+    import numpy as np
+
+    from hqexp.quantum import expval
+
     xx, ww = x.double().clone().requires_grad_(), w.double().clone().requires_grad_()
     want = expval(ansatz, xx, ww, "torch", dtype="complex128")
     want.sum().backward()

@@ -34,8 +34,28 @@ class EnergyCallback(L.Callback):
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         reading = self.meter.elapsed()
-        if reading is None or not self.samples:
+        joules, seconds, samples = (reading.joules, reading.seconds) if reading else (0.0, 0.0), self.samples
+        ok = reading is not None
+        if trainer.world_size > 1:  # every rank takes part, or the collectives below would hang
+            joules, seconds, samples, ok = self._job_totals(trainer, pl_module, joules, seconds, ok)
+        if not ok or not samples:
             return
-        self.last_mj_per_sample = 1e3 * reading.joules / self.samples
-        pl_module.log_dict({"energy/joules": reading.joules, "energy/j_per_sample": reading.joules / self.samples,
-                            "energy/watts": reading.joules / reading.seconds}, on_epoch=True, on_step=False)
+        self.last_mj_per_sample = 1e3 * joules / samples
+        pl_module.log_dict({"energy/joules": joules, "energy/j_per_sample": joules / samples,
+                            "energy/watts": joules / seconds}, on_epoch=True, on_step=False, sync_dist=True)
+
+    def _job_totals(self, trainer, pl_module, joules: float, seconds: float, ok: bool):
+        """The whole data-parallel job's joules and samples: NVML reads one GPU per rank, so the
+        ranks' joules add up; RAPL reads the whole CPU package, which every rank on the host
+        shares, so rank 0's reading stands for the job (on one host; on several, for host 0)."""
+        import torch
+
+        t = torch.tensor([joules, seconds, float(self.samples), float(ok)], dtype=torch.float64,
+                         device=pl_module.device)
+        total = trainer.strategy.reduce(t, reduce_op="sum").tolist()
+        world = trainer.world_size
+        if self.meter.source.startswith("nvml"):
+            joules, seconds = total[0], total[1] / world
+        else:
+            joules, seconds = trainer.strategy.broadcast((joules, seconds), src=0)
+        return joules, seconds, total[2], total[3] == world

@@ -106,6 +106,15 @@ class SplitDataModule(L.LightningDataModule):
         ds = self._splits[split]
         g = torch.Generator().manual_seed(self.seed)
         sampler = EpochShuffle(len(ds), self.seed) if shuffle else None
+        world = self.trainer.world_size if self.trainer is not None else 1
+        if sampler is not None and world > 1:
+            # Lightning would wrap this sampler in a DistributedSampler that shuffles again; dealt
+            # round-robin instead, global batch k of a DDP job holds the same rows as batch k of one
+            # process with devices x batch_size
+            from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
+
+            sampler = DistributedSamplerWrapper(sampler, num_replicas=world, rank=self.trainer.global_rank,
+                                                shuffle=False)
         return DataLoader(ds, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers, generator=g)
 
     def train_dataloader(self) -> DataLoader:

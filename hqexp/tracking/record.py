@@ -13,8 +13,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from hqexp.config import choice, is_multirun, output_dir, project_root, sweep_dir, task_overrides
-from hqexp.tracking.store import Recorder, flatten, git_sha
+from hqexp.config import choice, is_multirun, is_rank_zero, output_dir, project_root, sweep_dir, task_overrides
+from hqexp.tracking.store import MutedRecorder, Recorder, flatten, git_sha
 
 #: the groups whose choice a checkpoint remembers (``hqexp eval`` rebuilds from them)
 CHOICE_GROUPS = ("model", "dataset", "backend", "hardware")
@@ -49,7 +49,10 @@ def parent_run_id() -> str | None:
 
 def start_run(cfg: DictConfig, kind: str, tags: Mapping | None = None, parent: str | None = None,
               name_suffix: str = "") -> Recorder:
-    """Open the MLflow run of this job, tagged with its choices, git sha and overrides."""
+    """Open the MLflow run of this job, tagged with its choices, git sha and overrides
+    (a non-zero rank of a data-parallel job gets a :class:`MutedRecorder`)."""
+    if not is_rank_zero():
+        return MutedRecorder()
     all_tags = {
         "hqexp.command": kind,
         "model": choice("model"),
@@ -146,6 +149,8 @@ def log_test_plots(rec: Recorder, out: Mapping, class_names: Sequence[str], pref
 
 def headline(metrics: Mapping[str, float], rec: Recorder, kind: str) -> None:
     """Print the run's main test metrics and where to find it."""
+    if isinstance(rec, MutedRecorder):
+        return
     uri = rec.tracking_uri
     shown = "  ".join(f"{k}={metrics[k]:.4f}" for k in HEADLINE if k in metrics)
     print(f"\nhqexp {kind}: {shown}")

@@ -311,6 +311,42 @@ class Recorder:
         return retry(lambda: self.client.get_run(self.run_id)).info.status
 
 
+class MutedRecorder(Recorder):
+    """What a non-zero rank of a data-parallel job records: nothing (rank 0 records the run)."""
+
+    def __init__(self) -> None:
+        super().__init__(None, "", "")
+
+    def _beat(self) -> None:
+        pass
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        pass
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
+        pass
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        pass
+
+    def log_text(self, text: str, path: str) -> None:
+        pass
+
+    def log_figure(self, fig, path: str) -> None:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+
+    def log_artifact(self, local: str | os.PathLike, artifact_dir: str | None = None) -> None:
+        pass
+
+    def terminate(self, status: str = "FINISHED") -> None:
+        pass
+
+    def status(self) -> str:
+        return "RUNNING"
+
+
 def search_children(client, experiment_ids: Iterable[str], parent_run_id: str):
     flt = f"tags.`mlflow.parentRunId` = '{parent_run_id}'"
     return retry(lambda: client.search_runs(list(experiment_ids), filter_string=flt, max_results=5000))

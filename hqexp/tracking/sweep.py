@@ -77,6 +77,13 @@ class MlflowSweepCallback(Callback):
 
             module, fn = STUDIES[study]
             getattr(importlib.import_module(module), fn)(self.recorder)
+        tuned = Path(config.hydra.sweep.dir) / "optimization_results.yaml"
+        if tuned.is_file():  # a tuning sweeper's verdict (Optuna): best value and parameters
+            best = OmegaConf.to_container(OmegaConf.load(tuned), resolve=True)
+            self.recorder.log_artifact(tuned, "sweep")
+            if isinstance(best.get("best_value"), (int, float)):
+                self.recorder.log_metrics({"sweep/best_value": float(best["best_value"])})
+            self.recorder.set_tags({f"sweep.best.{k}": v for k, v in (best.get("best_params") or {}).items()})
         failed = [r for r in rows if r["status"] != "FINISHED"]
         self.recorder.terminate("FAILED" if failed or not rows else "FINISHED")
         print(f"hqexp sweep: {len(rows)} job(s), {len(failed)} failed; parent run {self.recorder.run_id}")
@@ -103,7 +110,7 @@ def summarize(recorder, metric: str) -> list[dict]:
             "status": run.info.status,
             "overrides": run.data.tags.get("hqexp.overrides", ""),
             "backend_used": run.data.tags.get("backend_used", ""),
-            **{k: v for k, v in sorted(run.data.metrics.items()) if k.startswith(("test/", "params/", "bp/"))},
+            **{k: v for k, v in sorted(run.data.metrics.items()) if k.startswith(("test/", "params/", "bp/", "val/best"))},
         })
     if not rows:
         return rows

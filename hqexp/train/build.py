@@ -108,8 +108,13 @@ def energy_meter(cfg: DictConfig):
     c = cfg.callbacks.get("energy")
     if c is None or not c.get("enabled", True):
         return select_meter(prefer="none")
+    device = device_of(cfg)
+    if device == "cuda" and str(cfg.hardware.get("strategy", "")).startswith("ddp"):
+        import os
+
+        device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"  # Lightning gives local rank i the i-th GPU
     try:
-        return select_meter(device_of(cfg), c.meter)
+        return select_meter(device, c.meter)
     except ValueError as exc:
         raise ConfigError(f"callbacks.energy.meter: {exc}") from None
 
@@ -166,7 +171,7 @@ def build_trainer(cfg: DictConfig, logger, callbacks: dict, root: Path):
     kw = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items() if v is not None}
     kw["enable_progress_bar"] = "progress_bar" in callbacks
     try:
-        return L.Trainer(**hardware(cfg), **kw, logger=logger, callbacks=list(callbacks.values()),
+        return L.Trainer(**{**hardware(cfg), **kw}, logger=logger, callbacks=list(callbacks.values()),
                          default_root_dir=str(root), enable_model_summary=False)
     except TypeError:  # e.g. +trainer.max_epoch=2: not a Trainer argument
         import difflib

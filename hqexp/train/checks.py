@@ -49,3 +49,27 @@ def hardware(cfg: DictConfig) -> dict:
 def device_of(cfg: DictConfig) -> str:
     """``cuda`` or ``cpu``: where the run's model lives."""
     return "cuda" if cfg.hardware.accelerator in ("gpu", "cuda") else "cpu"
+
+
+def check_distributed(cfg: DictConfig) -> None:
+    """Refuse, in one line, what a data-parallel (DDP) job cannot be: Lightning re-launches this
+    command once per extra rank, so the job must be one ``Trainer.fit`` of one model."""
+    import os
+
+    from hqexp.config import is_multirun
+
+    strategy = str(OmegaConf.select(cfg, "hardware.strategy", default="auto") or "auto")
+    if not strategy.startswith("ddp"):
+        return
+    hw = choice("hardware")
+    federation = OmegaConf.select(cfg, "federation.mode", default="none")
+    if federation != "none":
+        raise ConfigError(f"hardware={hw} trains one model data-parallel; federation={federation} runs its own "
+                          "engine in one process: use hardware=cpu or hardware=gpu")
+    if OmegaConf.select(cfg, "cv.folds", default=1) > 1 and OmegaConf.select(cfg, "cv.fold") is None:
+        raise ConfigError(f"hardware={hw} fits one model per command; with cv.folds > 1 run one fold each: cv.fold=i")
+    external = int(os.environ.get("SLURM_NTASKS", "1")) > 1 or "TORCHELASTIC_RUN_ID" in os.environ
+    if is_multirun() and not external:
+        raise ConfigError(f"hardware={hw} inside a local multirun would re-launch the whole sweep in every rank; "
+                          "run each DDP job as its own `hqexp train`, or sweep on SLURM "
+                          "(hydra/launcher=submitit_slurm, one task per device)")

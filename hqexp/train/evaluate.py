@@ -28,7 +28,7 @@ def restore(cfg: DictConfig, saved: DictConfig) -> set[str]:
     for key in RESTORED:
         if key in saved:
             cfg[key] = saved[key]
-    if "mlflow" in saved and not any(k.startswith("mlflow") for k in given):
+    if "mlflow" in saved and not given & {"mlflow", "mlflow.experiment_name"}:
         cfg.mlflow.experiment_name = saved.mlflow.experiment_name
     for key, value in sorted(mine.items(), key=lambda kv: kv[0].count(".")):  # groups before their keys
         OmegaConf.update(cfg, key, value, merge=False, force_add=True)
@@ -55,14 +55,37 @@ def load_weights(task, state: dict, path: Path) -> None:
     task.load_state_dict(state)
 
 
+def fetch_checkpoint(cfg: DictConfig, run_id: str) -> Path:
+    """Download the checkpoint run ``run_id`` logged under ``checkpoints/`` (its best one, else the
+    last) from the MLflow store into this run's folder."""
+    from hqexp.config import output_dir
+    from hqexp.tracking.store import open_store, retry
+
+    m = OmegaConf.to_container(cfg.mlflow, resolve=True)
+    client, _ = open_store(m["tracking_uri"], m["experiment_name"], m.get("artifact_location"),
+                           bool(m.get("create_dirs")), float(m.get("connect_timeout_s", 5)))
+    try:
+        files = [a.path for a in retry(lambda: client.list_artifacts(run_id, "checkpoints"))]
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"run_id {run_id!r}: no such run in {m['tracking_uri']} ({first})") from None
+    ckpts = sorted(f for f in files if f.endswith(".ckpt"))
+    if not ckpts:
+        raise ConfigError(f"run {run_id} has no checkpoint under checkpoints/ in {m['tracking_uri']}")
+    pick = next((f for f in ckpts if Path(f).name.startswith("best")), ckpts[-1])
+    dest = output_dir() / "source_checkpoint"
+    dest.mkdir(parents=True, exist_ok=True)
+    return Path(retry(lambda: client.download_artifacts(run_id, pick, str(dest))))
+
+
 def evaluate(cfg: DictConfig) -> dict:
     """Evaluate ``ckpt_path`` on the test split; the run is tagged with its source run."""
     import torch
 
     validate(cfg)
-    if cfg.ckpt_path is None:
-        raise ConfigError("missing required config value: ckpt_path (hqexp eval ckpt_path=PATH)")
-    path = Path(cfg.ckpt_path)
+    if cfg.ckpt_path is None and cfg.get("run_id") is None:
+        raise ConfigError("missing required config value: ckpt_path (hqexp eval ckpt_path=PATH, or run_id=ID)")
+    path = Path(cfg.ckpt_path) if cfg.ckpt_path is not None else fetch_checkpoint(cfg, str(cfg.run_id))
     if not path.is_file():
         raise ConfigError(f"ckpt_path {str(path)!r} does not exist")
     try:

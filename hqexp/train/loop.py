@@ -9,7 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from hqexp.errors import ConfigError
 from hqexp.tracking import record
-from hqexp.train.checks import hardware, validate
+from hqexp.train.checks import check_distributed, hardware, validate
 from hqexp.train.fit import train_one
 
 
@@ -17,6 +17,7 @@ def train(cfg: DictConfig) -> dict:
     """One training run — or a k-fold parent with a child per fold, or a federated run."""
     validate(cfg)
     hardware(cfg)
+    check_distributed(cfg)
     if cfg.ckpt_path is not None and not Path(cfg.ckpt_path).is_file():
         raise ConfigError(f"ckpt_path {cfg.ckpt_path!r} does not exist")
     folds = cfg.cv.folds

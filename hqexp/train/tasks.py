@@ -118,18 +118,44 @@ class _Task(L.LightningModule):
     def training_step(self, batch, batch_idx):
         x, y = batch
         loss = self.loss(self(x).float(), y)
-        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y), sync_dist=True)
         extra = getattr(self.model, "extra_metrics", None)
         if extra is not None:
             for k, v in extra().items():
-                self.log(k, v, on_step=False, on_epoch=True, batch_size=len(y))
+                self.log(k, v, on_step=False, on_epoch=True, batch_size=len(y), sync_dist=True)
         return loss
 
     def on_train_epoch_start(self) -> None:
-        self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=False, on_epoch=True)
+        self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=False, on_epoch=True, sync_dist=True)
 
     def on_test_epoch_start(self) -> None:
         self._test_batches = []
+
+    def _world(self) -> int:
+        return self.trainer.world_size if self._trainer is not None else 1
+
+    def _total(self, value) -> float:
+        """``value`` summed over the ranks of a data-parallel job (itself otherwise)."""
+        if self._world() == 1:
+            return float(value)
+        t = torch.as_tensor(float(value), dtype=torch.float32, device=self.device)
+        return float(self.trainer.strategy.reduce(t, reduce_op="sum"))
+
+    def _test_rows(self) -> list[torch.Tensor]:
+        """Each column of the test batches, concatenated. Under DDP, every rank's rows in
+        dataset order: Lightning's DistributedSampler deals rows round-robin and pads the last
+        round with repeats, which are cut here (the synced test metrics do count them: at most
+        devices - 1 rows)."""
+        cols = [torch.cat(c) for c in zip(*self._test_batches)]
+        if self._world() == 1:
+            return cols
+        loaders = self.trainer.test_dataloaders
+        n = len((loaders[0] if isinstance(loaders, (list, tuple)) else loaders).dataset)
+        out = []
+        for c in cols:
+            g = self.all_gather(c.to(self.device))  # [world, rows per rank, ...]
+            out.append(g.transpose(0, 1).reshape(-1, *c.shape[1:])[:n].cpu())
+        return out
 
     def configure_optimizers(self):
         return build_optimizers(self, self.parameters(), self.lr, self.weight_decay, self.scheduler_cfg,
@@ -180,7 +206,7 @@ class ClassificationTask(_Task):
         x, y = batch
         logits = self(x)
         loss = self.loss(logits.float(), y)
-        self.log("val/loss", loss, on_epoch=True, prog_bar=True, batch_size=len(y))
+        self.log("val/loss", loss, on_epoch=True, prog_bar=True, batch_size=len(y), sync_dist=True)
         self._val_loss_sum = self._val_loss_sum + loss.detach() * len(y)
         self._val_n += len(y)
         self.val_metrics.update(self._probs(logits), y)
@@ -190,25 +216,26 @@ class ClassificationTask(_Task):
 
     def on_validation_epoch_end(self) -> None:
         out = self.val_metrics.compute()
-        if self._val_n:
-            mean_loss = min(float(self._val_loss_sum) / self._val_n, 9.99)  # keeps the tie-break inside one 1e-3 step
+        n = self._total(self._val_n)
+        if n:
+            mean_loss = min(self._total(self._val_loss_sum) / n, 9.99)  # keeps the tie-break inside one 1e-3 step
             auc = round(float(out["val/auroc"]), 3)
             out["val/auroc_tb"] = torch.tensor(auc - 1e-4 * mean_loss, device=self.device)
-        self.log_dict(out, prog_bar=False)
+        self.log_dict(out, prog_bar=False, sync_dist=True)
         self.val_metrics.reset()
 
     def test_step(self, batch, batch_idx):
         x, y = batch
         logits = self(x)
-        self.log("test/loss", self.loss(logits.float(), y), on_epoch=True, batch_size=len(y))
+        self.log("test/loss", self.loss(logits.float(), y), on_epoch=True, batch_size=len(y), sync_dist=True)
         self.test_metrics.update(self._probs(logits), y)
         self._test_batches.append((logits.float().softmax(-1).detach().cpu(), y.detach().cpu()))
 
     def on_test_epoch_end(self) -> None:
-        self.log_dict(self.test_metrics.compute())
+        self.log_dict(self.test_metrics.compute(), sync_dist=True)
         self.test_metrics.reset()
-        probs, ys = zip(*self._test_batches)
-        self.test_outputs = {"probs": torch.cat(probs), "targets": torch.cat(ys)}
+        probs, ys = self._test_rows()
+        self.test_outputs = {"probs": probs, "targets": ys}
 
 
 LOSSES = ("mse", "huber")
@@ -244,35 +271,35 @@ class RegressionTask(_Task):
         w = float(getattr(self.model, "recon_weight", 0.0) or 0.0)
         if w > 0:
             recon = self.model.reconstruction_loss(x)
-            self.log("train/recon_loss", recon, on_step=False, on_epoch=True, batch_size=len(y))
-            self.log("train/target_loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
+            self.log("train/recon_loss", recon, on_step=False, on_epoch=True, batch_size=len(y), sync_dist=True)
+            self.log("train/target_loss", loss, on_step=False, on_epoch=True, batch_size=len(y), sync_dist=True)
             loss = loss + w * recon
-        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y), sync_dist=True)
         return loss
 
     def validation_step(self, batch, batch_idx):
         x, y = batch
         pred = self(x)
-        self.log("val/loss", self.loss(pred, y), on_epoch=True, prog_bar=True, batch_size=len(y))
+        self.log("val/loss", self.loss(pred, y), on_epoch=True, prog_bar=True, batch_size=len(y), sync_dist=True)
         self.val_metrics.update(self._units(pred).flatten(), self._units(y).flatten())
 
     def on_validation_epoch_end(self) -> None:
-        self.log_dict(self.val_metrics.compute(), prog_bar=False)
+        self.log_dict(self.val_metrics.compute(), prog_bar=False, sync_dist=True)
         self.val_metrics.reset()
 
     def test_step(self, batch, batch_idx):
         x, y = batch
         pred = self(x)
-        self.log("test/loss", self.loss(pred, y), on_epoch=True, batch_size=len(y))
+        self.log("test/loss", self.loss(pred, y), on_epoch=True, batch_size=len(y), sync_dist=True)
         p, t = self._units(pred).flatten(), self._units(y).flatten()
         self.test_metrics.update(p, t)
         self._test_batches.append((p.detach().cpu(), t.detach().cpu()))
 
     def on_test_epoch_end(self) -> None:
-        self.log_dict(self.test_metrics.compute())
+        self.log_dict(self.test_metrics.compute(), sync_dist=True)
         self.test_metrics.reset()
-        preds, ys = zip(*self._test_batches)
-        self.test_outputs = {"preds": torch.cat(preds), "targets": torch.cat(ys)}
+        preds, ys = self._test_rows()
+        self.test_outputs = {"preds": preds, "targets": ys}
 
 
 class MultiLabelTask(_Task):
@@ -300,18 +327,18 @@ class MultiLabelTask(_Task):
     def validation_step(self, batch, batch_idx):
         x, y = batch
         logits = self(x).float()
-        self.log("val/loss", self.loss(logits.float(), y), on_epoch=True, prog_bar=True, batch_size=len(y))
+        self.log("val/loss", self.loss(logits.float(), y), on_epoch=True, prog_bar=True, batch_size=len(y), sync_dist=True)
         self.val_metrics.update(logits.sigmoid(), y.int())
 
     def on_validation_epoch_end(self) -> None:
-        self.log_dict(self.val_metrics.compute())
+        self.log_dict(self.val_metrics.compute(), sync_dist=True)
         self.val_metrics.reset()
 
     def test_step(self, batch, batch_idx):
         x, y = batch
         logits = self(x).float()
         p = logits.sigmoid()
-        self.log("test/loss", self.loss(logits.float(), y), on_epoch=True, batch_size=len(y))
+        self.log("test/loss", self.loss(logits.float(), y), on_epoch=True, batch_size=len(y), sync_dist=True)
         self.test_metrics.update(p, y.int())
         self.test_auroc_each.update(p, y.int())
         self.test_stats.update(p, y.int())
@@ -326,8 +353,8 @@ class MultiLabelTask(_Task):
             out[f"test/auroc/{name}"] = auc[i]
             out[f"test/sensitivity/{name}"] = tp / (tp + fn) if tp + fn > 0 else torch.tensor(float("nan"))
             out[f"test/specificity/{name}"] = tn / (tn + fp) if tn + fp > 0 else torch.tensor(float("nan"))
-        self.log_dict(out)
+        self.log_dict(out, sync_dist=True)
         for m in (self.test_metrics, self.test_auroc_each, self.test_stats):
             m.reset()
-        probs, ys = zip(*self._test_batches)
-        self.test_outputs = {"scores": torch.cat(probs), "targets": torch.cat(ys)}
+        scores, ys = self._test_rows()
+        self.test_outputs = {"scores": scores, "targets": ys}

@@ -1,0 +1,133 @@
+"""Beyond one process, with real processes on localhost: a real MLflow tracking server (sweeps,
+artifacts, eval by run id), data-parallel training on CPU (DDP with gloo), jobs in processes
+of their own (submitit), Optuna tuning."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from helpers import TINY, client, hqexp
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("server")
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp}/m.db",
+                             "--artifacts-destination", str(tmp / "artifacts"), "--serve-artifacts",
+                             "--host", "127.0.0.1", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(uri + "/health", timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("mlflow server did not start")
+        yield uri
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_a_sweep_records_parent_children_and_artifacts_on_a_server(tmp_path, server):
+    from mlflow.tracking import MlflowClient
+
+    hqexp(["sweep", "seed=1,2", "model=mlp_classifier", "dataset=iris", "trainer.max_epochs=2",
+           "trainer.enable_progress_bar=false", f"mlflow.tracking_uri={server}", "mlflow.experiment_name=team"],
+          tmp_path)
+    c = MlflowClient(server)
+    exp = c.get_experiment_by_name("team")
+    found = c.search_runs([exp.experiment_id])
+    (parent,) = [r for r in found if r.data.tags["hqexp.command"] == "sweep"]
+    children = [r for r in found if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(children) == 2 and all(r.info.status == "FINISHED" for r in children)
+    assert parent.info.status == "FINISHED"
+    for r in children:
+        arts = {a.path for a in c.list_artifacts(r.info.run_id, "plots")}
+        assert "plots/loss.png" in arts and c.list_artifacts(r.info.run_id, "checkpoints")
+    # another machine needs only the run id and the server
+    hqexp(["eval", f"run_id={children[0].info.run_id}", f"mlflow.tracking_uri={server}",
+           "trainer.enable_progress_bar=false"], tmp_path)
+    ev = [r for r in c.search_runs([exp.experiment_id]) if r.data.tags["hqexp.command"] == "eval"]
+    assert len(ev) == 1 and ev[0].data.tags["source_run_id"] == children[0].info.run_id
+    assert ev[0].data.metrics["test/acc"] == pytest.approx(children[0].data.metrics["test/acc"], abs=1e-6)
+    out = hqexp(["eval", "run_id=nope", f"mlflow.tracking_uri={server}"], tmp_path, check=False)
+    assert out.returncode == 2 and "run_id 'nope': no such run" in out.stderr
+
+
+def test_ddp_on_cpu_is_one_process_with_the_global_batch_and_records_once(tmp_path):
+    """Two gloo processes, 16 rows each, against one process on 32: every step sees the same rows
+    (batches dealt round-robin from one epoch order) and the gradients, quantum ones included, are
+    all-reduced, so the losses, gradient norms and test metrics agree. (The iris split here is
+    96/24/30 rows, divisible by the global batch; otherwise DDP pads the last batch.)"""
+    common = ["model=vqc_classifier", "dataset=iris", "dataset.val_fraction=0.16", "scheduler=none",
+              "trainer.max_epochs=2", "callbacks.early_stopping.enabled=false", "trainer.enable_progress_bar=false",
+              "seed=2"]
+    hqexp(["train", *common, "dataset.batch_size=32", "mlflow.experiment_name=single"], tmp_path)
+    hqexp(["train", *common, "hardware=ddp_cpu", "dataset.batch_size=16", "mlflow.experiment_name=ddp"], tmp_path)
+
+    c = client(tmp_path)
+    (single,) = c.search_runs([c.get_experiment_by_name("single").experiment_id])
+    ddp = c.search_runs([c.get_experiment_by_name("ddp").experiment_id])
+    assert len(ddp) == 1 and ddp[0].info.status == "FINISHED"  # rank 0 records; rank 1 does not
+    (ddp,) = ddp
+    assert ddp.data.tags["hardware"] == "ddp_cpu"
+    for key in ("train/loss", "val/loss", "grad_norm/quantum", "grad_norm/total"):
+        a = [h.value for h in c.get_metric_history(single.info.run_id, key)]
+        b = [h.value for h in c.get_metric_history(ddp.info.run_id, key)]
+        assert len(a) == len(b) > 1 and b == pytest.approx(a, rel=1e-4, abs=1e-6), key
+    tests = {k: v for k, v in single.data.metrics.items() if k.startswith("test/")}
+    assert {k: ddp.data.metrics[k] for k in tests} == pytest.approx(tests, rel=1e-4, abs=1e-6)
+
+
+def test_ddp_refuses_what_it_cannot_run(tmp_path):
+    out = hqexp(["train", "hardware=ddp_cpu", "federation=sl", "dataset=iris"], tmp_path, check=False)
+    assert out.returncode == 2 and "federation=sl runs its own engine" in out.stderr
+    out = hqexp(["train", "hardware=ddp_cpu", "cv.folds=3", "dataset=iris"], tmp_path, check=False)
+    assert out.returncode == 2 and "cv.fold=i" in out.stderr
+    out = hqexp(["sweep", "hardware=ddp_cpu", "seed=1,2", "dataset=iris"], tmp_path, check=False)
+    assert "inside a local multirun" in out.stdout + out.stderr
+
+
+def test_tuning_with_optuna_scores_trials_on_validation(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    sweep_dir = tmp_path / "tune"
+    hqexp(["sweep", "sweep=tune", "hydra.sweeper.n_trials=3", "model=mlp_classifier", "dataset=iris",
+           *TINY, f"hydra.sweep.dir={sweep_dir}"], tmp_path)
+    c = client(tmp_path)
+    found = c.search_runs([c.get_experiment_by_name("tune").experiment_id])
+    (parent,) = [r for r in found if r.data.tags["hqexp.command"] == "sweep"]
+    trials = [r for r in found if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(trials) == 3 and len({r.data.params["optim.lr"] for r in trials}) == 3
+    best = min(r.data.metrics["val/best"] for r in trials)  # direction: minimize val/loss
+    assert parent.data.metrics["sweep/best_value"] == pytest.approx(best, rel=1e-6)
+    winner = [r for r in trials if r.data.metrics["val/best"] == pytest.approx(best, rel=1e-6)][0]
+    assert float(parent.data.tags["sweep.best.optim.lr"]) == pytest.approx(float(winner.data.params["optim.lr"]))
+
+
+def test_a_submitit_sweep_runs_each_job_in_its_own_process_under_one_parent(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    hqexp(["sweep", "hydra/launcher=submitit_local", "seed=1,2", "model=mlp_classifier", "dataset=iris", *TINY,
+           "mlflow.experiment_name=sub"], tmp_path)
+    c = client(tmp_path)
+    found = c.search_runs([c.get_experiment_by_name("sub").experiment_id])
+    (parent,) = [r for r in found if r.data.tags["hqexp.command"] == "sweep"]
+    jobs = [r for r in found if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(jobs) == 2 and all(r.info.status == "FINISHED" for r in jobs)
+    pids = {r.data.tags["hqexp.pid"] for r in jobs} | {parent.data.tags["hqexp.pid"]}
+    assert len(pids) == 3  # the parent and each job in a process of its own
