@@ -25,12 +25,11 @@ such ABP: a run on it says how many windows it dropped, and stops with one line 
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import numpy as np
 
-from hqexp.data.windows import GroupedDataModule, WindowArrays, bad_record, cached, check_windowing, fingerprint
+from hqexp.data.windows import Collector, GroupedDataModule, WindowArrays, cached, check_windowing, fingerprint
 from hqexp.errors import ConfigError, DataError
 
 LABEL_SOURCES = ("abp", "numerics")
@@ -148,32 +147,23 @@ class MIMIC3WDBDataModule(GroupedDataModule):
         return cached(self.cache_dir, self.name, key, lambda: self._build(recs))
 
     def _build(self, recs: list[Path]) -> WindowArrays:
-        t0 = time.perf_counter()
-        Xs, ys, gs, ts, skipped, dropped, fs_seen = [], [], [], [], [], {}, set()
+        found, fs_seen = Collector(self.on_bad_record), set()
         for rec in recs:
             try:
-                X, y, t, fs = self._record(rec, dropped)
+                X, y, t, fs = self._record(rec, found.dropped)
             except DataError as exc:
                 if str(exc).startswith("missing signal"):
-                    skipped.append(f"{rec}: {exc}")
-                    dropped["records_missing_signal"] = dropped.get("records_missing_signal", 0) + 1
+                    found.skipped.append(f"{rec}: {exc}")
+                    found.dropped["records_missing_signal"] = found.dropped.get("records_missing_signal", 0) + 1
                     continue
-                bad_record(self.on_bad_record, f"{rec}: {exc}", skipped)
+                found.bad(f"{rec}: {exc}")
                 continue
             fs_seen.add(fs)
             if len(fs_seen) > 1:
                 raise DataError(f"{rec}: sampling rate {fs} Hz differs from the other records ({sorted(fs_seen)})")
-            Xs.append(X)
-            ys.append(y)
-            gs.append(np.full(len(y), patient_of(rec)))
-            ts.append(t)
-        fs = next(iter(fs_seen), 125)
-        w = int(round(self.window_s * fs))
-        return WindowArrays(np.concatenate(Xs) if Xs else np.zeros((0, len(self.signals), w), np.float32),
-                            np.concatenate(ys) if ys else np.zeros(0, np.int64),
-                            np.concatenate(gs) if gs else np.zeros(0, str), np.concatenate(ts) if ts else np.zeros(0),
-                            ("normotensive", "hypotensive"), tuple(self.signals), skipped, dropped,
-                            time.perf_counter() - t0)
+            found.add(X, y, patient_of(rec), t)
+        width = int(round(self.window_s * next(iter(fs_seen), 125)))
+        return found.arrays(len(self.signals), width, ("normotensive", "hypotensive"), self.signals)
 
     def _record(self, rec: Path, dropped: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
         import wfdb

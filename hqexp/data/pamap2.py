@@ -18,12 +18,11 @@ activities), ``all`` (18 incl. the optional ones) or a list of activity IDs. Sig
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import numpy as np
 
-from hqexp.data.windows import (GroupedDataModule, WindowArrays, bad_record, cached, check_windowing, fingerprint,
+from hqexp.data.windows import (Collector, GroupedDataModule, WindowArrays, cached, check_windowing, fingerprint,
                                 windows)
 from hqexp.errors import ConfigError, DataError
 
@@ -176,23 +175,15 @@ class PAMAP2DataModule(GroupedDataModule):
         return cached(self.cache_dir, self.name, key, lambda: self._build(files))
 
     def _build(self, files: list[Path]) -> WindowArrays:
-        t0 = time.perf_counter()
-        Xs, ys, gs, ts, skipped, dropped = [], [], [], [], [], {}
+        found = Collector(self.on_bad_record)
         for path in files:
             try:
-                raw = read_dat(path)
-                X, y, t = subject_windows(raw, path, self.cols, self.activities, self.window_s, self.stride_s,
-                                          self.max_gap_s, dropped)
+                X, y, t = subject_windows(read_dat(path), path, self.cols, self.activities, self.window_s,
+                                          self.stride_s, self.max_gap_s, found.dropped)
             except DataError as exc:
-                bad_record(self.on_bad_record, str(exc), skipped)
+                found.bad(str(exc))
                 continue
-            Xs.append(X)
-            ys.append(y)
-            gs.append(np.full(len(y), path.stem.replace("subject", "")))
-            ts.append(t + (1e6 if path.parent.name == "Optional" else 0.0))  # sessions in time order
-        w = int(round(self.window_s * FS))
-        return WindowArrays(np.concatenate(Xs) if Xs else np.zeros((0, len(self.cols), w), np.float32),
-                            np.concatenate(ys) if ys else np.zeros(0, np.int64),
-                            np.concatenate(gs) if gs else np.zeros(0, str), np.concatenate(ts) if ts else np.zeros(0),
-                            tuple(ACTIVITIES[a] for a in self.activities), tuple(self.channel_names), skipped, dropped,
-                            time.perf_counter() - t0)
+            # sessions in time order: Optional after Protocol
+            found.add(X, y, path.stem.replace("subject", ""), t + (1e6 if path.parent.name == "Optional" else 0.0))
+        return found.arrays(len(self.cols), int(round(self.window_s * FS)),
+                            tuple(ACTIVITIES[a] for a in self.activities), self.channel_names)

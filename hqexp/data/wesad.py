@@ -29,12 +29,11 @@ from __future__ import annotations
 import io
 import pickle
 import re
-import time
 from pathlib import Path
 
 import numpy as np
 
-from hqexp.data.windows import (GroupedDataModule, WindowArrays, bad_record, cached, check_windowing, fingerprint,
+from hqexp.data.windows import (Collector, GroupedDataModule, WindowArrays, cached, check_windowing, fingerprint,
                                 windows)
 from hqexp.errors import ConfigError, DataError
 
@@ -184,25 +183,17 @@ class WESADDataModule(GroupedDataModule):
         return cached(self.cache_dir, self.name, key, lambda: self._build(files))
 
     def _build(self, files: list[Path]) -> WindowArrays:
-        t0 = time.perf_counter()
-        Xs, ys, gs, ts, skipped, dropped = [], [], [], [], [], {}
+        found = Collector(self.on_bad_record)
         for path in files:
             try:
                 data = read_pickle(path)
                 X, y, t = subject_windows(data, path, self.channels, self.rate, self.window_s, self.stride_s,
-                                          self.task, dropped)
+                                          self.task, found.dropped)
             except DataError as exc:
-                bad_record(self.on_bad_record, str(exc), skipped)
+                found.bad(str(exc))
                 continue
-            Xs.append(X)
-            ys.append(y)
-            gs.append(np.full(len(y), str(data.get("subject", path.stem))))
-            ts.append(t)
+            found.add(X, y, data.get("subject", path.stem), t)
         names = tuple(f"{d}.{n}_{ax}" if n == "ACC" else f"{d}.{n}" for d, n in self.channels
                       for ax in (("x", "y", "z") if n == "ACC" else ("",)))
-        w = int(round(self.window_s * self.rate))
-        C = sum(3 if n == "ACC" else 1 for _, n in self.channels)
-        return WindowArrays(np.concatenate(Xs) if Xs else np.zeros((0, C, w), np.float32),
-                            np.concatenate(ys) if ys else np.zeros(0, np.int64),
-                            np.concatenate(gs) if gs else np.zeros(0, str), np.concatenate(ts) if ts else np.zeros(0),
-                            CLASS_NAMES[self.task], names, skipped, dropped, time.perf_counter() - t0)
+        channels = sum(3 if n == "ACC" else 1 for _, n in self.channels)
+        return found.arrays(channels, int(round(self.window_s * self.rate)), CLASS_NAMES[self.task], names)

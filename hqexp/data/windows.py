@@ -109,6 +109,34 @@ def bad_record(policy: str, message: str, skipped: list[str]) -> None:
     log.warning("skipping: %s", message)
 
 
+class Collector:
+    """Windows gathered file by file — with the files skipped and the windows dropped, by
+    reason — then assembled into one :class:`WindowArrays` (timed from construction)."""
+
+    def __init__(self, on_bad_record: str) -> None:
+        self.policy, self.t0 = on_bad_record, time.perf_counter()
+        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self.skipped: list[str] = []
+        self.dropped: dict[str, int] = {}
+
+    def add(self, X: np.ndarray, y: np.ndarray, group: str, t: np.ndarray) -> None:
+        """One file's windows, all of them from ``group`` (its subject, device or patient)."""
+        self.parts.append((X, y, np.full(len(y), str(group)), t))
+
+    def bad(self, message: str) -> None:
+        """A file that could not be read: stop, or skip it, by ``on_bad_record``."""
+        bad_record(self.policy, message, self.skipped)
+
+    def arrays(self, channels: int, width: int, class_names: Sequence[str],
+               channel_names: Sequence[str]) -> WindowArrays:
+        """Everything gathered (an empty ``[0, channels, width]`` when nothing was)."""
+        cols = list(zip(*self.parts)) or [[np.zeros((0, channels, width), np.float32)], [np.zeros(0, np.int64)],
+                                           [np.zeros(0, str)], [np.zeros(0)]]
+        X, y, g, t = (np.concatenate(c) for c in cols)
+        return WindowArrays(X, y, g, t, tuple(class_names), tuple(channel_names), self.skipped, self.dropped,
+                            time.perf_counter() - self.t0)
+
+
 class _Samples(Dataset):
     """Scaled samples of one split, read lazily from (possibly memory-mapped) arrays."""
 

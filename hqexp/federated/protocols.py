@@ -247,11 +247,8 @@ class _Split(Protocol):
             side.module.train()
 
 
-class SL(_Split):
-    """Vanilla split learning: clients take turns; the client weights pass from one to the next."""
-
-    name = "sl"
-    sequential = True
+class _OneServer(_Split):
+    """Split protocols whose clients all go through one server model."""
 
     def __init__(self, s: Setup) -> None:
         super().__init__(s)
@@ -259,6 +256,13 @@ class SL(_Split):
 
     def _sides(self):
         return [*self.clients, self.server]
+
+
+class SL(_OneServer):
+    """Vanilla split learning: clients take turns; the client weights pass from one to the next."""
+
+    name = "sl"
+    sequential = True
 
     def train_round(self, selected, loaders, local_epochs):
         st, ch = RoundStats(), self.s.channel
@@ -312,18 +316,11 @@ class SFLV1(_Split):
         return st
 
 
-class SFLV2(_Split):
+class SFLV2(_OneServer):
     """SplitFed V2: one server model updated by the clients' batches in turn; client sides
     FedAvg-ed every round."""
 
     name = "sflv2"
-
-    def __init__(self, s: Setup) -> None:
-        super().__init__(s)
-        self.server = _Side(self.parts.server, "server")
-
-    def _sides(self):
-        return [*self.clients, self.server]
 
     def train_round(self, selected, loaders, local_epochs):
         st, ch = RoundStats(), self.s.channel

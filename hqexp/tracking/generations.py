@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+from hqexp.tracking.record import study_table
 
 COLUMNS = ("generation", "dataset", "variant", "runs", "epochs", "wall_s", "f1", "auroc", "peak_mem_mb",
            "fit_mem_delta_mb", "trainable_params", "model_bytes", "int8_model_bytes", "int8_delta_auroc", "backend_used")
@@ -72,15 +73,4 @@ def markdown(rows: list[dict]) -> str:
 
 def record_generations(recorder) -> list[dict]:
     """Compute the table from the parent's children; log Markdown + CSV on the parent."""
-    import pandas as pd
-
-    from hqexp.tracking.store import search_children
-
-    rows = generation_rows(search_children(recorder.client, [recorder.experiment_id], recorder.run_id))
-    if not rows:
-        return rows
-    md = markdown(rows)
-    recorder.log_text(md, "study/generations.md")
-    recorder.log_text(pd.DataFrame(rows, columns=list(COLUMNS)).to_csv(index=False), "study/generations.csv")
-    print(md)
-    return rows
+    return study_table(recorder, "generations", generation_rows, markdown, columns=COLUMNS)

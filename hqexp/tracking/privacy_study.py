@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from hqexp.tracking.record import study_table
 
 METRICS = {"f1": "test/f1_macro", "dcor": "privacy/dcor", "inversion_mse": "privacy/inversion_mse",
            "whitebox_mse": "privacy/whitebox_mse", "leak_auc": "privacy/label_leak_auc"}
@@ -88,16 +89,5 @@ def plot(rows: list[dict]):
 
 
 def record_privacy_study(recorder) -> list[dict]:
-    import pandas as pd
-
-    from hqexp.tracking.store import search_children
-
-    rows = study_rows(search_children(recorder.client, [recorder.experiment_id], recorder.run_id))
-    if not rows:
-        return rows
-    md = markdown(rows)
-    recorder.log_text(md, "study/privacy_study.md")
-    recorder.log_text(pd.DataFrame(rows).to_csv(index=False), "study/privacy_study.csv")
-    recorder.log_figure(plot(rows), "study/privacy_study.png")
-    print(md)
-    return rows
+    """The privacy-utility table of a sweep's parent (``study/privacy_study.*``)."""
+    return study_table(recorder, "privacy_study", study_rows, markdown, plot)

@@ -166,3 +166,24 @@ def write_parent_file(folder: Path, run_id: str) -> None:
     """Tell the jobs of a sweep their parent run (see :data:`PARENT_FILE`)."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / PARENT_FILE).write_text(run_id)
+
+
+def study_table(recorder: Recorder, name: str, build_rows, markdown, plot=None,
+                columns: Sequence[str] | None = None) -> list[dict]:
+    """A study table on a sweep's parent run: ``build_rows(children)`` → ``study/<name>.md``,
+    ``.csv`` and (with ``plot``) ``.png``; the Markdown is printed too. Returns the rows."""
+    import pandas as pd
+
+    from hqexp.tracking.store import search_children
+
+    rows = build_rows(search_children(recorder.client, [recorder.experiment_id], recorder.run_id))
+    if not rows:
+        return rows
+    md = markdown(rows)
+    recorder.log_text(md, f"study/{name}.md")
+    recorder.log_text(pd.DataFrame(rows, columns=list(columns) if columns else None).to_csv(index=False),
+                      f"study/{name}.csv")
+    if plot is not None:
+        recorder.log_figure(plot(rows), f"study/{name}.png")
+    print(md)
+    return rows

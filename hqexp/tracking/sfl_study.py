@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from hqexp.tracking.record import study_table
 
 MODES = ("none", "fl", "sl", "sflv1", "sflv2", "sl_ushaped")
 
@@ -87,16 +88,4 @@ def plot(rows: list[dict]):
 
 def record_sfl_study(recorder) -> list[dict]:
     """Compute the study table from the parent's children and log it on the parent."""
-    import pandas as pd
-
-    from hqexp.tracking.store import search_children
-
-    rows = study_rows(search_children(recorder.client, [recorder.experiment_id], recorder.run_id))
-    if not rows:
-        return rows
-    md = markdown(rows)
-    recorder.log_text(md, "study/sfl_study.md")
-    recorder.log_text(pd.DataFrame(rows).to_csv(index=False), "study/sfl_study.csv")
-    recorder.log_figure(plot(rows), "study/sfl_study.png")
-    print(md)
-    return rows
+    return study_table(recorder, "sfl_study", study_rows, markdown, plot)

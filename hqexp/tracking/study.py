@@ -18,6 +18,7 @@ import math
 import warnings
 
 import numpy as np
+from hqexp.tracking.record import study_table
 
 HYBRID, CLASSICAL = "hqnn_autoencoder", "hqnn_classical"
 BP_KEYS = ("bp/grad_var/quantum", "bp/grad_abs/quantum", "bp/frac_small/quantum")
@@ -147,20 +148,8 @@ def plot(rows: list[dict]):
 
 def record_hqnn_study(recorder) -> list[dict]:
     """Compute the study table from the parent's children and log it on the parent."""
-    import pandas as pd
-
-    from hqexp.tracking.store import search_children
-
-    children = search_children(recorder.client, [recorder.experiment_id], recorder.run_id)
-    rows = study_rows(children)
-    if not rows:
-        return rows
-    md = markdown(rows)
-    recorder.log_text(md, "study/hqnn_study.md")
-    recorder.log_text(pd.DataFrame(rows).to_csv(index=False), "study/hqnn_study.csv")
-    recorder.log_figure(plot(rows), "study/hqnn_study.png")
+    rows = study_table(recorder, "hqnn_study", study_rows, markdown, plot)
     for r in rows:
         if "qc" in r:
             recorder.log_metrics({f"study/qc/n{r['n_samples']}_q{r['n_qubits']}": r["qc"]})
-    print(md)
     return rows
