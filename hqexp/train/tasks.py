@@ -131,8 +131,12 @@ class _Task(L.LightningModule):
     def on_test_epoch_start(self) -> None:
         self._test_batches = []
 
-    def _world(self) -> int:
-        return self.trainer.world_size if self._trainer is not None else 1
+    @staticmethod
+    def _world() -> int:
+        """Processes of a data-parallel job (1 outside one)."""
+        import torch.distributed as dist
+
+        return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
     def _total(self, value) -> float:
         """``value`` summed over the ranks of a data-parallel job (itself otherwise)."""
