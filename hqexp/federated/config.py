@@ -11,7 +11,8 @@ from hqexp.errors import ConfigError
 from hqexp.federated.partition import SCHEMES, Partition
 from hqexp.federated.protocols import MODES
 
-ENGINES = ("inprocess",)
+ENGINES = ("inprocess", "flower")
+FLOWER_KEYS = {"superlink": None, "timeout_s": 120.0, "cpus_per_client": 1.0}
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class FedConfig:
     latency_ms: float = 5.0
     target_f1: float = 0.8
     server_lr: float | None = None
+    flower: dict | None = None  # superlink, timeout_s, cpus_per_client (engine=flower)
 
     @classmethod
     def from_cfg(cls, cfg: DictConfig) -> FedConfig:
@@ -66,6 +68,21 @@ class FedConfig:
         need(self.server_lr is None or (isinstance(self.server_lr, (int, float)) and self.server_lr > 0),
              "server_lr", "a positive number or null")
         need(is_int(self.cut) or isinstance(self.cut, str), "cut", "a stage number or name")
+        fl = self.flower or {}
+        unknown = sorted(set(fl) - set(FLOWER_KEYS))
+        if unknown:
+            raise ConfigError(f"unknown federation.flower key(s) {', '.join(unknown)}; known: "
+                              f"{', '.join(FLOWER_KEYS)}")
+        fl = {**FLOWER_KEYS, **fl}
+        if not (isinstance(fl["timeout_s"], (int, float)) and fl["timeout_s"] > 0):
+            raise ConfigError(f"federation.flower.timeout_s must be > 0, got {fl['timeout_s']!r}")
+        if not (isinstance(fl["cpus_per_client"], (int, float)) and fl["cpus_per_client"] > 0):
+            raise ConfigError(f"federation.flower.cpus_per_client must be > 0, got {fl['cpus_per_client']!r}")
+        sl = fl["superlink"]
+        if sl is not None and not (isinstance(sl, str) and sl.rpartition(":")[2].isdigit()):
+            raise ConfigError(f"federation.flower.superlink must be host:port (the SuperLink's control API) or "
+                              f"null, got {sl!r}")
+        object.__setattr__(self, "flower", fl)
 
     def tags(self, model: nn.Module, parts: Partition) -> dict[str, str]:
         """The run's federation tags."""

@@ -93,15 +93,20 @@ class StepDiagnostics:
     steps: int = 0
 
     def __call__(self, parts: Mapping[str, nn.Module]) -> None:
-        norms = grad_norms(parts.items())
+        server = parts.get("server")
+        quantum = {} if server is None else {f"server.{name}": q.weights.grad
+                                              for name, q in quantum_layers(server).items()
+                                              if q.weights.grad is not None}
+        self.record({k: float(v) for k, v in grad_norms(parts.items()).items()}, quantum)
+
+    def record(self, norms: Mapping[str, float], quantum_grads: Mapping[str, torch.Tensor]) -> None:
+        """One step's side norms (``client``, ``server``, ``total``) and the server's quantum
+        weight gradients — for steps whose sides ran in different processes."""
         for k, v in norms.items():
             self.sums[k] = self.sums.get(k, 0.0) + float(v)
         self.steps += 1
-        server = parts.get("server")
-        if server is not None:
-            for name, q in quantum_layers(server).items():
-                if q.weights.grad is not None:
-                    self.window.push(f"server.{name}", q.weights.grad)
+        for name, g in quantum_grads.items():
+            self.window.push(name, g)
 
     def flush(self) -> dict[str, float]:
         out = {f"grad_norm/{k}": v / self.steps for k, v in self.sums.items()} if self.steps else {}

@@ -184,3 +184,15 @@ def build_trainer(cfg: DictConfig, logger, callbacks: dict, root: Path):
         near = difflib.get_close_matches(bad[0], known, n=1)
         hint = f"; did you mean trainer.{near[0]}?" if near else ""
         raise ConfigError(f"trainer.{bad[0]} is not a lightning.Trainer argument{hint}") from None
+
+
+def federated_loss(kind: str, dm):
+    """The training loss of a federated run on ``dm`` (class-weighted where the data module says)."""
+    import torch
+
+    if kind == "multilabel":
+        return torch.nn.BCEWithLogitsLoss()
+    if kind != "classification":
+        raise ConfigError(f"federation needs a classification or multi-label dataset; dataset={choice('dataset')} "
+                          f"is {kind}")
+    return torch.nn.CrossEntropyLoss(weight=getattr(dm, "class_weights", None))

@@ -15,20 +15,11 @@ from hqexp.config import choice, output_dir
 from hqexp.errors import ConfigError
 from hqexp.federated.config import FedConfig
 from hqexp.tracking import record
-from hqexp.train.build import build_datamodule, build_model
+from hqexp.train.build import build_datamodule, build_model, federated_loss
 from hqexp.train.facts import backend_report, model_facts
 from hqexp.train.robustness import adversarial_scores
 
 MB = 1e6
-
-
-def _loss(kind: str, dm):
-    if kind == "multilabel":
-        return torch.nn.BCEWithLogitsLoss()
-    if kind != "classification":
-        raise ConfigError(f"federation needs a classification or multi-label dataset; dataset={choice('dataset')} "
-                          f"is {kind}")
-    return torch.nn.CrossEntropyLoss(weight=getattr(dm, "class_weights", None))
 
 
 def train_federated(cfg: DictConfig) -> dict:
@@ -46,10 +37,14 @@ def train_federated(cfg: DictConfig) -> dict:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     dm = build_datamodule(cfg)
     info = dm.info
-    loss_fn = _loss(info.task, dm)
+    loss_fn = federated_loss(info.task, dm)
     priv = OmegaConf.to_container(cfg.privacy, resolve=True)
     check_privacy(priv, OmegaConf.to_container(cfg.attack, resolve=True), fed.mode, info.task, info.n_classes,
                   choice("dataset"))
+    if fed.engine == "flower":
+        from hqexp.train import flower
+
+        flower.check(fed, priv, cfg)
     defence = ClientDefence(priv["nopeek_weight"], priv["noise_std"], priv["dp"], cfg.seed)
     parts = partition(fed.partition, fed.n_clients, {s: dm.targets(s) for s in ("train", "val", "test")},
                       info.groups, fed.alpha, cfg.seed, info.group_kind or "group")
@@ -66,15 +61,20 @@ def train_federated(cfg: DictConfig) -> dict:
     diag = StepDiagnostics(GradientWindow(bp.window if bp else 20, bp.threshold if bp else 1e-6))
     setup = Setup(model, parts.n_clients, parts.sizes("train"), channel, loss_fn, opts, fed.cut, choice("model"),
                   cfg.seed, diag, defence if defence.active else None, dm.batch_size, fed.rounds * fed.local_epochs)
-    protocol = PROTOCOLS[fed.mode](setup)
-    engine = Engine(protocol, parts, {s: dm.dataset(s) for s in ("train", "val", "test")}, info.task,
-                    info.n_classes, loss_fn, dm.batch_size, fed.rounds, fed.local_epochs, fed.fraction, cfg.seed,
-                    opts, diag)
-    rec = record.start_run(cfg, "train", fed.tags(model, parts))
-    run = FederatedRun(cfg, fed, rec, engine, ledger, model, protocol, dm)
-    run.defence = defence if defence.active else None
-    run.privacy = _probe(priv, fed, protocol, dm, loss_fn, cfg.seed, run.defence)
-    return run.execute()
+
+    def execute(protocol) -> dict:
+        engine = Engine(protocol, parts, {s: dm.dataset(s) for s in ("train", "val", "test")}, info.task,
+                        info.n_classes, loss_fn, dm.batch_size, fed.rounds, fed.local_epochs, fed.fraction,
+                        cfg.seed, opts, diag)
+        rec = record.start_run(cfg, "train", fed.tags(model, parts))
+        run = FederatedRun(cfg, fed, rec, engine, ledger, model, protocol, dm)
+        run.defence = defence if defence.active else None
+        run.privacy = _probe(priv, fed, protocol, dm, loss_fn, cfg.seed, run.defence)
+        return run.execute()
+
+    if fed.engine == "flower":
+        return flower.run(cfg, fed, setup, execute)
+    return execute(PROTOCOLS[fed.mode](setup))
 
 
 def _probe(priv: dict, fed, protocol, dm, loss_fn, seed: int, defence):

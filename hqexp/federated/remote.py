@@ -1,0 +1,154 @@
+"""One client's side of a protocol when the client is another process or machine.
+
+The in-process engine runs a client's steps inline; a remote client (a Flower ``ClientApp``,
+see :mod:`hqexp.train.flower`) is driven by messages instead, and may live in a fresh
+process for every message. :class:`ClientWorker` is that side, independent of the
+messaging engine: its whole state (weights, optimiser, shuffling generator, the round's
+batch plan and position) round-trips through :meth:`export` / :meth:`restore` as bytes
+that never leave the client.
+
+It reproduces the in-process engine exactly: the same seeded batch order as
+``Engine.loaders`` (a loader over the client's indices with generator
+``seed·1000 + k``), AdamW created on first use and its learning rate set every round.
+For split protocols the activation graph cannot wait across messages, so the client's
+forward is recomputed before its backward with the same weights, random state and
+normalisation statistics (BatchNorm running statistics are updated once, as in one pass).
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, default_collate
+
+from hqexp.callbacks.gradnorm import grad_norms
+
+
+class _Positions(Dataset):
+    """``0 … n-1``: a loader over it draws the same shuffles as one over ``n`` samples."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> int:
+        return i
+
+
+class ClientWorker:
+    """Client ``k``: ``data`` is its own training samples, ``module`` its side of the model."""
+
+    def __init__(self, module: nn.Module, data: Dataset, k: int, batch_size: int, seed: int,
+                 weight_decay: float, loss_fn: Callable | None = None) -> None:
+        self.module, self.data, self.k = module, data, k
+        self.batch_size, self.weight_decay, self.loss_fn = batch_size, weight_decay, loss_fn
+        self.gen = torch.Generator().manual_seed(seed * 1000 + k)
+        self.opt: torch.optim.Optimizer | None = None
+        self.plan: list[list[int]] = []
+        self.t = 0
+        self.client_s = 0.0
+        self.norms: list[float] = []  # per step of this round: the client side's gradient L2 norm
+        self.step_seed = 0
+        self.rounds = 0
+
+    # ------------------------------------------------------------ persistence
+    def export(self) -> bytes:
+        """Everything needed to carry on in another process."""
+        buf = io.BytesIO()
+        torch.save({"module": self.module.state_dict(), "opt": self.opt.state_dict() if self.opt else None,
+                    "gen": self.gen.get_state(), "plan": self.plan, "t": self.t, "client_s": self.client_s,
+                    "norms": self.norms, "step_seed": self.step_seed, "rounds": self.rounds}, buf)
+        return buf.getvalue()
+
+    def restore(self, blob: bytes | None) -> None:
+        if not blob:
+            return
+        st = torch.load(io.BytesIO(blob), weights_only=False)
+        self.module.load_state_dict(st["module"])
+        if st["opt"] is not None:
+            self._optimizer(0.0).load_state_dict(st["opt"])
+        self.gen.set_state(st["gen"])
+        self.plan, self.t, self.client_s = st["plan"], st["t"], st["client_s"]
+        self.norms, self.step_seed, self.rounds = st["norms"], st["step_seed"], st["rounds"]
+
+    # ------------------------------------------------------------ a round
+    def _optimizer(self, lr: float) -> torch.optim.Optimizer:
+        if self.opt is None:
+            self.opt = torch.optim.AdamW(self.module.parameters(), lr=lr, weight_decay=self.weight_decay)
+        return self.opt
+
+    def begin(self, state: dict[str, torch.Tensor], lr: float, local_epochs: int) -> None:
+        """Take the synchronised weights and plan the round's batches (``local_epochs`` passes)."""
+        self.module.load_state_dict(state)
+        for g in self._optimizer(lr).param_groups:
+            g["lr"] = lr
+        loader = DataLoader(_Positions(len(self.data)), batch_size=self.batch_size, shuffle=True,
+                            generator=self.gen)
+        self.plan = [b.tolist() for _ in range(local_epochs) for b in loader]
+        self.t, self.client_s, self.norms = 0, 0.0, []
+        self.rounds += 1
+        self.module.train()
+
+    @property
+    def done(self) -> bool:
+        return self.t >= len(self.plan)
+
+    def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return default_collate([self.data[i] for i in self.plan[self.t]])
+
+    def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Activations at the cut and labels of the current batch (split protocols)."""
+        t0 = time.perf_counter()
+        x, y = self._batch()
+        self.step_seed = (self.k + 1) * 1_000_003 + self.rounds * 10_007 + self.t  # not from gen: the shuffles stay as in-process
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.step_seed)
+            a = self.module(x)
+        self.client_s += time.perf_counter() - t0
+        return a, y
+
+    def backward(self, grad: torch.Tensor) -> None:
+        """The server's gradient at the cut: recompute the forward, backward, step; next batch."""
+        t0 = time.perf_counter()
+        x, _ = self._batch()
+        opt = self._optimizer(0.0)
+        opt.zero_grad(set_to_none=True)
+        kept = {n: b.clone() for n, b in self.module.named_buffers()}
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.step_seed)
+            a = self.module(x)
+        with torch.no_grad():  # the first pass already moved the running statistics
+            for n, b in self.module.named_buffers():
+                b.copy_(kept[n])
+        a.backward(grad)
+        self.norms.append(float(grad_norms([("client", self.module)]).get("client", torch.tensor(0.0))))
+        opt.step()
+        self.t += 1
+        self.client_s += time.perf_counter() - t0
+
+    def train_whole(self) -> tuple[float, int]:
+        """Every planned batch through the whole model (FL): ``(loss sum, samples)``."""
+        loss_sum, n = 0.0, 0
+        opt = self._optimizer(0.0)
+        while not self.done:
+            t0 = time.perf_counter()
+            x, y = self._batch()
+            opt.zero_grad(set_to_none=True)
+            loss = self.loss_fn(self.module(x), y)
+            loss.backward()
+            self.norms.append(float(grad_norms([("client", self.module)]).get("client", torch.tensor(0.0))))
+            opt.step()
+            loss_sum += float(loss.detach()) * len(y)
+            n += len(y)
+            self.t += 1
+            self.client_s += time.perf_counter() - t0
+        return loss_sum, n
+
+    def state(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in self.module.state_dict().items()}
