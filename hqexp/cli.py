@@ -152,13 +152,16 @@ def _flat_keys(d, prefix: str = "") -> list[str]:
 def _fast_exit() -> None:
     """Leave at once after a finished command: every run is closed and every file written, and
     tearing down torch, Lightning and MLflow module by module costs about two seconds.
-    Not after a joblib sweep, whose worker processes the normal exit shuts down."""
+    Not after a joblib sweep or a local Ray, whose worker processes the normal exit shuts down."""
     import logging
     import os
 
     loky = sys.modules.get("joblib.externals.loky.reusable_executor")
     if loky is not None and getattr(loky, "_executor", None) is not None:
         return  # a joblib sweep started worker processes
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        return  # a Ray launcher or Flower simulation started a local Ray: the normal exit stops it
     from hqexp.tracking.store import open_runs
 
     if open_runs():  # something is still recording: let the normal exit path handle it

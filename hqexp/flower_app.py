@@ -31,4 +31,13 @@ def _main(grid, context) -> None:
     interrupts.install()
     attach_grid(grid)
     sys.argv = [sys.argv[0], *overrides]
-    entrypoints.dispatch("train")
+    try:
+        entrypoints.dispatch("train")
+    except SystemExit as exc:  # Hydra's exit after a job: an error is already recorded and logged
+        if exc.code not in (0, None):
+            raise RuntimeError(f"hqexp train exited with {exc.code}") from None
+    except KeyboardInterrupt as exc:  # `flwr stop`, or a signal to this process
+        name, _ = interrupts.describe(exc)
+        with interrupts.shielded():
+            entrypoints.close_open_runs(f"interrupted by {name}")
+        raise

@@ -132,3 +132,27 @@ def test_deployment_engine_equals_the_inprocess_engine(tmp_path, superlink, args
             tol = 2e-2 if k.startswith("privacy/") else 1e-4
             assert b.data.metrics[k] == pytest.approx(v, rel=tol, abs=1e-5), k
     assert _ledger(tmp_path / "flower", b) == _ledger(tmp_path / "inprocess", a)
+
+
+def test_ctrl_c_during_a_simulation_ends_the_run_killed_and_the_process(tmp_path):
+    import os
+    import signal
+    import subprocess
+
+    from helpers import HQEXP
+
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db", "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.Popen([*HQEXP, "train", *VQC, "federation=sflv1", "federation.engine=flower",
+                             "trainer.max_epochs=100000", f"hydra.run.dir={tmp_path}/run"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for line in proc.stdout:  # wait until rounds are under way
+            if line.startswith("round 2/"):
+                break
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=90) == 130  # not left waiting in Flower's server thread
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    (run,) = runs(tmp_path)
+    assert run.info.status == "KILLED" and "SIGINT" in run.data.tags["hqexp.error"]

@@ -15,7 +15,7 @@ PKG = Path(__file__).resolve().parents[1] / "hqexp"
 
 # Top to bottom: a module may import its own layer's package or any layer below it.
 LAYERS = [
-    ("hqexp.cli", "hqexp.api"),
+    ("hqexp.cli", "hqexp.api", "hqexp.flower_app"),
     ("hqexp.entrypoints",),
     ("hqexp.train",),
     ("hqexp.federated",),

@@ -131,3 +131,54 @@ def test_a_submitit_sweep_runs_each_job_in_its_own_process_under_one_parent(tmp_
     assert len(jobs) == 2 and all(r.info.status == "FINISHED" for r in jobs)
     pids = {r.data.tags["hqexp.pid"] for r in jobs} | {parent.data.tags["hqexp.pid"]}
     assert len(pids) == 3  # the parent and each job in a process of its own
+
+
+def _sweep_jobs(tmp_path, experiment: str):
+    c = client(tmp_path)
+    found = c.search_runs([c.get_experiment_by_name(experiment).experiment_id])
+    (parent,) = [r for r in found if r.data.tags["hqexp.command"] == "sweep"]
+    return parent, [r for r in found if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+
+
+def test_a_ray_sweep_runs_four_jobs_on_two_workers_under_one_parent(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_ray_launcher", reason="pip install 'hqexp[ray]'")
+    hqexp(["sweep", "hydra/launcher=ray", "hydra.launcher.ray.init.address=local",
+           "+hydra.launcher.ray.init.num_cpus=2", "seed=1,2,3,4", "model=mlp_classifier", "dataset=iris", *TINY,
+           "mlflow.experiment_name=ray"], tmp_path, timeout=600)
+    parent, jobs = _sweep_jobs(tmp_path, "ray")
+    assert len(jobs) == 4 and all(r.info.status == "FINISHED" for r in jobs) and parent.info.status == "FINISHED"
+    workers = {r.data.tags["hqexp.pid"] for r in jobs}
+    assert 1 <= len(workers) <= 2 and parent.data.tags["hqexp.pid"] not in workers
+
+
+def test_a_ray_sweep_on_a_running_cluster_records_into_the_sweeps_store(tmp_path):
+    """`ray start --head` as its own process; its workers know nothing of this store."""
+    pytest.importorskip("hydra_plugins.hydra_ray_launcher", reason="pip install 'hqexp[ray]'")
+    import os
+    import signal
+    import tempfile
+    from pathlib import Path
+
+    port = _free_port()
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short (socket paths) and private (no other ray.init finds it)
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    head = subprocess.Popen([str(Path(sys.executable).parent / "ray"), "start", "--head", "--block", "--num-cpus", "2",
+                             "--port", str(port), "--temp-dir", temp, "--include-dashboard", "false",
+                             "--disable-usage-stats"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.time() + 90
+        while not socket.socket().connect_ex(("127.0.0.1", port)) == 0:
+            assert time.time() < deadline and head.poll() is None, "ray head did not start"
+            time.sleep(0.5)
+        os.environ["RAY_ADDRESS"] = f"127.0.0.1:{port}"
+        try:
+            hqexp(["sweep", "hydra/launcher=ray_cluster", "seed=1,2,3,4", "model=mlp_classifier", "dataset=iris", *TINY,
+                   "mlflow.experiment_name=cluster"], tmp_path, timeout=600)
+        finally:
+            del os.environ["RAY_ADDRESS"]
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        head.wait(timeout=60)
+    parent, jobs = _sweep_jobs(tmp_path, "cluster")
+    assert len(jobs) == 4 and all(r.info.status == "FINISHED" for r in jobs)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import threading
 import time
 from collections.abc import Callable, Sequence
 
@@ -42,6 +43,11 @@ MODES = ("fl", "sflv1", "sflv2")
 
 class FlowerError(HqexpError, RuntimeError):
     """A client failed, or the SuperNodes did not answer in time."""
+
+
+#: set when the process is interrupted while the ServerApp runs in Flower's thread: the next
+#: wait for clients raises instead of waiting on clients that Flower has already stopped
+_STOP = threading.Event()
 
 
 def check(fed, priv: dict, cfg: DictConfig) -> None:
@@ -225,6 +231,8 @@ class Link:
         pending = set(self.grid.push_messages(msgs))
         deadline, wait, out = time.monotonic() + self.timeout_s, 0.005, []
         while pending and time.monotonic() < deadline:
+            if _STOP.is_set():
+                raise FlowerError("stopped: this process was interrupted")
             got = list(self.grid.pull_messages(pending))
             out += got
             pending -= {m.metadata.reply_to_message_id for m in got}
@@ -391,16 +399,29 @@ def simulate(cfg: DictConfig, n_clients: int, body: Callable[[object], dict], cp
     out: dict = {}
     server = ServerApp()
 
+    finished = threading.Event()
+
     @server.main()
     def _main(grid, context) -> None:
         try:
             out["value"] = body(grid)
         except BaseException as e:  # noqa: BLE001 - handed back to the caller's thread
             out["error"] = e
+        finally:
+            finished.set()
 
-    run_simulation(server, make_client_app(), num_supernodes=n_clients,
-                   backend_config={"client_resources": {"num_cpus": cpus_per_client, "num_gpus": 0.0},
-                                   "init_args": {"log_to_driver": False, "include_dashboard": False}})
+    _STOP.clear()
+    try:
+        run_simulation(server, make_client_app(), num_supernodes=n_clients,
+                       backend_config={"client_resources": {"num_cpus": cpus_per_client, "num_gpus": 0.0},
+                                       "init_args": {"address": "local", "log_to_driver": False,
+                                                     "include_dashboard": False}})
+    except BaseException:
+        # Ctrl-C / SIGTERM reach this (the main) thread; the server runs in Flower's, which
+        # would otherwise keep the process alive waiting for clients Ray has stopped
+        _STOP.set()
+        finished.wait(timeout=60)
+        raise
     if "error" in out:
         raise out["error"]
     if "value" not in out:
@@ -488,11 +509,31 @@ def submit(cfg: DictConfig, superlink: str) -> dict:
     overrides = [*HydraConfig.get().overrides.task, f"hydra.run.dir={here / 'server'}",
                  f"mlflow.tracking_uri={cfg.mlflow.tracking_uri}"]
     packed = base64.b64encode(json.dumps(overrides).encode()).decode()
-    proc = subprocess.run([flwr, "run", str(app), "hqexp", "--run-config", f'overrides="{packed}"', "--stream"],
-                          env={**os.environ, "FLWR_HOME": str(home)}, text=True, capture_output=True)
-    out = proc.stdout + proc.stderr
-    print(out, end="", flush=True)
-    if proc.returncode != 0 or "hqexp train (" not in out:
-        tail = [ln for ln in out.splitlines() if ln.strip()][-1:] or ["no output"]
-        raise FlowerError(f"the run on SuperLink {superlink} did not finish: {tail[0]}")
+    env = {**os.environ, "FLWR_HOME": str(home)}
+    proc = subprocess.Popen([flwr, "run", str(app), "hqexp", "--run-config", f'overrides="{packed}"', "--stream"],
+                            env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    run_id, finished, last = None, False, "no output"
+    try:
+        for line in proc.stdout:
+            print(line, end="", flush=True)
+            run_id = run_id or _run_id(line)
+            finished = finished or line.startswith("hqexp train (")
+            last = line.strip() or last
+        proc.wait()
+    except BaseException:
+        proc.kill()
+        if run_id is not None:  # the job goes on on the SuperLink unless stopped
+            subprocess.run([flwr, "stop", run_id, "hqexp"], env=env, capture_output=True, timeout=60)
+            print(f"hqexp: stopped Flower run {run_id} on {superlink}", file=sys.stderr)
+        raise
+    if proc.returncode != 0 or not finished:
+        raise FlowerError(f"the run on SuperLink {superlink} did not finish: {last}")
     return {}
+
+
+def _run_id(line: str) -> str | None:
+    """Flower's run id out of a line of ``flwr run`` (``… run_id `123` …`` / ``… run 123 …``)."""
+    import re
+
+    m = re.search(r"run(?:_id| ID)?[ :`]+(\d{6,})", line)
+    return m.group(1) if m else None
