@@ -41,3 +41,12 @@ def artifacts(tmp: Path, run_id: str, path: str = "") -> set[str]:
     for a in c.list_artifacts(run_id, path):
         out |= artifacts(tmp, run_id, a.path) if a.is_dir else {a.path}
     return out
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now (for a server a test starts)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

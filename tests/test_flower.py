@@ -5,7 +5,7 @@ and what the Flower engine does not run is refused with one line."""
 from __future__ import annotations
 
 import pytest
-from helpers import artifacts, client, hqexp, runs
+from helpers import artifacts, client, free_port, hqexp, runs
 
 pytest.importorskip("flwr", reason="Flower is not installed (pip install 'hqexp[fed]')")
 
@@ -63,14 +63,6 @@ def test_what_flower_does_not_run_is_one_line(tmp_path, args, message):
 
 
 # ------------------------------------------------------------------ the Deployment Engine
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def superlink(tmp_path_factory):
     """A SuperLink and two SuperNodes (partition-id 0 and 1), each its own OS process."""
@@ -84,7 +76,7 @@ def superlink(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("flower")
     bindir = Path(sys.executable).parent
-    port = _free_port()
+    port = free_port()
     procs = []
 
     def start(name: str, args: list[str]) -> None:
@@ -108,7 +100,7 @@ def superlink(tmp_path_factory):
             time.sleep(0.3)
     for k in (0, 1):
         start(f"node{k}", ["flower-supernode", "--insecure", "--superlink", f"127.0.0.1:{port}",
-                           "--port", str(_free_port()), "--node-config", f"partition-id={k}"])
+                           "--port", str(free_port()), "--node-config", f"partition-id={k}"])
     yield f"127.0.0.1:{port}"
     for p in procs:
         os.killpg(p.pid, signal.SIGTERM)

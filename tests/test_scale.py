@@ -11,19 +11,13 @@ import time
 import urllib.request
 
 import pytest
-from helpers import TINY, client, hqexp
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from helpers import TINY, client, free_port, hqexp
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("server")
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp}/m.db",
                              "--artifacts-destination", str(tmp / "artifacts"), "--serve-artifacts",
                              "--host", "127.0.0.1", "--port", str(port)],
@@ -159,7 +153,7 @@ def test_a_ray_sweep_on_a_running_cluster_records_into_the_sweeps_store(tmp_path
     import tempfile
     from pathlib import Path
 
-    port = _free_port()
+    port = free_port()
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short (socket paths) and private (no other ray.init finds it)
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     head = subprocess.Popen([str(Path(sys.executable).parent / "ray"), "start", "--head", "--block", "--num-cpus", "2",
