@@ -176,3 +176,61 @@ def test_a_ray_sweep_on_a_running_cluster_records_into_the_sweeps_store(tmp_path
         head.wait(timeout=60)
     parent, jobs = _sweep_jobs(tmp_path, "cluster")
     assert len(jobs) == 4 and all(r.info.status == "FINISHED" for r in jobs)
+
+
+@pytest.fixture
+def flaky(server):
+    """A proxy in front of the server that answers every third request with 503."""
+    import http.server
+    import threading
+    import urllib.error
+
+    seen = {"n": 0, "failed": 0}
+
+    class Proxy(http.server.BaseHTTPRequestHandler):
+        def _forward(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            seen["n"] += 1
+            if seen["n"] % 3 == 0:
+                seen["failed"] += 1
+                self.send_response(503)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+            req = urllib.request.Request(server + self.path, data=body or None, headers=headers, method=self.command)
+            try:
+                with urllib.request.urlopen(req, timeout=60) as r:
+                    status, payload, rh = r.status, r.read(), r.headers
+            except urllib.error.HTTPError as e:
+                status, payload, rh = e.code, e.read(), e.headers
+            self.send_response(status)
+            for k, v in rh.items():
+                if k.lower() not in ("transfer-encoding", "connection", "content-length", "date", "server"):
+                    self.send_header(k, v)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
+
+        def log_message(self, *args) -> None:
+            pass
+
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{proxy.server_address[1]}", seen
+    proxy.shutdown()
+
+
+def test_transient_server_errors_are_retried_and_the_run_is_whole(tmp_path, flaky):
+    from mlflow.tracking import MlflowClient
+
+    uri, seen = flaky
+    hqexp(["train", "model=mlp_classifier", "dataset=iris", *TINY, f"mlflow.tracking_uri={uri}",
+           "mlflow.experiment_name=flaky"], tmp_path, timeout=600)
+    assert seen["failed"] >= 5  # the run really met errors
+    c = MlflowClient(uri)
+    (run,) = c.search_runs([c.get_experiment_by_name("flaky").experiment_id])
+    assert run.info.status == "FINISHED" and "test/acc" in run.data.metrics
+    assert c.list_artifacts(run.info.run_id, "checkpoints") and c.list_artifacts(run.info.run_id, "plots")
