@@ -13,6 +13,10 @@ TORCH_INDEX ?=
 EXTRAS ?= dev
 PORT ?= 5000
 HOST ?= 127.0.0.1
+FLOWER_PORT ?= 9091
+SUPERLINK ?= 127.0.0.1:9091
+K ?= 0
+NODE_PORT ?= $(shell echo $$((9094 + $(K))))
 # A team tracking server's stores: SERVER_STORE may be postgresql://user:pw@host/db too.
 SERVER_DIR ?= $(CURDIR)/outputs/server
 SERVER_STORE ?= sqlite:///$(SERVER_DIR)/mlflow.db
@@ -20,7 +24,7 @@ ARGS ?=
 PYTEST_ARGS ?= -n 2
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-all train sweep hqnn-study generations sfl-study privacy-study tune diagnose ui server bench clean
+.PHONY: help install test test-all train sweep hqnn-study generations sfl-study privacy-study tune diagnose ui server superlink supernode bench clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -71,6 +75,14 @@ server: install ## an MLflow tracking server for a team (HOST=0.0.0.0 PORT=5000 
 	mkdir -p $(SERVER_DIR)/artifacts
 	$(BIN)/mlflow server --backend-store-uri $(SERVER_STORE) --artifacts-destination $(SERVER_DIR)/artifacts \
 		--serve-artifacts --host $(HOST) --port $(PORT)
+
+superlink: install ## a Flower SuperLink for federation.engine=flower (HOST=0.0.0.0 FLOWER_PORT=9091)
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/flower-superlink --insecure --host $(HOST) --port $(FLOWER_PORT) \
+		--disable-runtime-dependency-installation
+
+supernode: install ## a Flower SuperNode for client K of a run (K=0 SUPERLINK=host:9091 NODE_PORT=9094)
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/flower-supernode --insecure --superlink $(SUPERLINK) --port $(NODE_PORT) \
+		--node-config "partition-id=$(K)"
 
 bench: install ## time every available backend against torch (ARGS="grid=[[8,3,64]]")
 	$(BIN)/hqexp bench backends $(ARGS)
