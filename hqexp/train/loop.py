@@ -24,6 +24,10 @@ def train(cfg: DictConfig) -> dict:
     if isinstance(folds, bool) or not isinstance(folds, int) or folds < 1:
         raise ConfigError(f"cv.folds must be an int >= 1, got {folds!r}")
     federation = OmegaConf.select(cfg, "federation.mode", default="none")
+    engine = OmegaConf.select(cfg, "federation.engine", default="inprocess")
+    if federation == "none" and engine != "inprocess":
+        raise ConfigError(f"federation.engine={engine} runs clients of a federation; federation=none trains "
+                          "centrally (choose federation=fl|sflv1|sflv2)")
     if federation != "none":
         if folds > 1:
             raise ConfigError(f"federation={federation} trains one split across clients; set cv.folds=1")
