@@ -43,7 +43,8 @@ from hqexp.quantum.ansatz import Ansatz
 from hqexp.quantum.memory import require_memory
 from hqexp.quantum.passes import Passes, apply_fans, pair_fans
 from hqexp.quantum.templates.base import REAL_OF, rotation_matrix
-from hqexp.quantum.wiring import (TABLE_MAX_QUBITS, entangler, group_size, layer_kron_index, layout,
+from hqexp.quantum.wiring import (TABLE_MAX_QUBITS, entangler, entangler_cpu, group_size, kron_index,
+                                  layer_kron_index, layout,
                                   measure_table, product_index, wire_groups, z_signs)
 
 
@@ -273,48 +274,54 @@ def _run_dense(ansatz: Ansatz, inputs: torch.Tensor, weights: torch.Tensor, dtyp
     the batch runs through one real matmul and the measurement through another. The batch-sized
     work is three ops; the weight-sized work is small matrices built once per step."""
     n, L = ansatz.n_qubits, ansatz.n_layers
+    N = 2**n
     rdtype = REAL_OF[dtype]
     plan = _dense_plan(ansatz, str(inputs.device), dtype)
     U = layer_unitaries(ansatz, weights, dtype)  # [L, n, 2, 2]
-    E = _embedding_matrix(ansatz.embedding, ansatz.pre_rotation, dtype, str(inputs.device))
-    mats = torch.cat([(U[0] @ E)[None], U[1:]], 0)  # [L, n, 2, 2]: Q, then the later layers
-    K = mats[:, 0]
-    for i in range(1, n):  # Kronecker products of all layers at once, wire 0 most significant
-        d = K.shape[-1]
-        K = (K[:, :, None, :, None] * mats[:, i, None, :, None, :]).reshape(L, 2 * d, 2 * d)
-    M = K[0].transpose(0, 1)
+    # The transposed Kronecker products of all layers at once (wire 0 most significant), each
+    # layer's rows already in the order of the CNOTs before it: every entry is a product of
+    # one entry per wire, so one gather + one prod — two autograd nodes where a chain of
+    # broadcast products and permutations is a dozen (at this size the backward is
+    # dispatch-bound: node count is time)
+    KT = U.reshape(-1).index_select(0, plan.kron).view(L, N, N, n).prod(-1).unbind(0)
+    M = plan.embed_t @ KT[0]  # (⊗Q_i)ᵀ with Q_i = layer-0 rotations × embedding
     for kind, layer, extra in plan.ops:
-        if kind == "u":
-            M = M @ K[layer + 1].transpose(0, 1)
-        elif kind == "perm":
-            M = M.index_select(1, extra)
-        else:
-            M = M * extra
-    M2 = torch.view_as_real(M).permute(0, 2, 1).reshape(M.shape[0], -1)  # [N, 2N]: real | imaginary
+        M = M @ KT[layer] if kind == "u" else M * extra
+    M2 = torch.view_as_real(M).reshape(N, 2 * N)  # a view: columns (re, im) per amplitude
     cs = torch.cos(inputs[:, :n, None].to(rdtype) * 0.5 - _HALF_SHIFT[rdtype].to(inputs.device))  # [B, n, 2]
-    C = cs[:, 0]
-    for i in range(1, n):
-        C = (C[:, :, None] * cs[:, i, None, :]).reshape(C.shape[0], -1)
-    return (C @ M2).square() @ plan.table
+    return (_product_state(cs) @ M2).square() @ plan.table
 
 
 @dataclass(frozen=True)
 class _DensePlan:
-    ops: tuple  # ("u", layer index into G, None) | ("perm", gather index) | ("sign", ±1 vector)
-    table: torch.Tensor  # [2N, n_out]: expectation values are (real² | imaginary²) @ table
+    ops: tuple  # ("u", layer, None): M @ KT[layer] | ("sign", None, ±1 vector): CZs before a layer
+    table: torch.Tensor  # [2N, n_out]: expectation values are (re², im² interleaved) @ table
+    embed_t: torch.Tensor  # [N, N]: (⊗ embedding matrix)ᵀ
+    kron: torch.Tensor  # [L·N·N·n] positions in the flattened U[L, n, 2, 2]: factors of KT[l][r, c]
 
 
 @lru_cache(maxsize=256)
 def _dense_plan(ansatz: Ansatz, device: str, dtype: torch.dtype) -> _DensePlan:
-    n = ansatz.n_qubits
+    n, L = ansatz.n_qubits, ansatz.n_layers
+    N = 2**n
+    factors = kron_index(tuple(range(n))).view(N, N, n).transpose(0, 1)  # [r, c]: factors of K[c, r]
     ops: list = []
-    for layer in range(ansatz.n_layers):
+    layers = []
+    for layer in range(L):
+        idx = factors + layer * n * 4
+        pairs = ansatz.entangling_pairs(layer - 1) if layer > 0 else ()
+        if pairs and ansatz.entangler == "cz":
+            ops.append(("sign", None, entangler(n, pairs, "cz", device, dtype)))
+        elif pairs:  # M·P·KT = M·(KT with its rows in CNOT order): fold P into the gather
+            idx = idx[entangler_cpu(n, pairs, "cnot")[1]]
         if layer > 0:
-            ops.append(("u", layer - 1, None))
-        pairs = ansatz.entangling_pairs(layer)
-        if pairs:
-            ent = entangler(n, pairs, ansatz.entangler, device, dtype)
-            ops.append(("sign", None, ent) if ansatz.entangler == "cz" else ("perm", None, ent[0]))
-    last = ops.pop()[0] if ops and ops[-1][0] in ("sign", "perm") else None  # folded into the table
-    half = measure_table(ansatz, last == "perm", device, REAL_OF[dtype])[::2]
-    return _DensePlan(tuple(ops), torch.cat([half, half]).contiguous())
+            ops.append(("u", layer, None))
+        layers.append(idx.reshape(-1))
+    last = ansatz.entangling_pairs(L - 1)  # the last CNOTs go into the table; CZs do not change |amp|²
+    half = measure_table(ansatz, bool(last) and ansatz.entangler != "cz", device, REAL_OF[dtype])[::2]
+    E = _embedding_matrix(ansatz.embedding, ansatz.pre_rotation, torch.complex128, "cpu")
+    Ek = E
+    for _ in range(n - 1):
+        Ek = torch.kron(Ek, E)
+    return _DensePlan(tuple(ops), half.repeat_interleave(2, dim=0).contiguous(),
+                      Ek.transpose(0, 1).contiguous().to(device=device, dtype=dtype), torch.cat(layers).to(device))
