@@ -15,7 +15,8 @@ import json
 
 from flwr.serverapp import ServerApp
 
-from hqexp.train.flower import attach_grid, make_client_app
+from hqexp.train.flower import attach_grid
+from hqexp.train.flower_client import make_client_app
 
 client_app = make_client_app()
 server_app = ServerApp()
