@@ -58,7 +58,6 @@ def _ranges(n: int, layers: int) -> list[int]:
 
 
 def _pennylane_jax(n: int, layers: int) -> Peer:
-    import jax
     import jax.numpy as jnp
     import pennylane as qml
 
@@ -70,17 +69,23 @@ def _pennylane_jax(n: int, layers: int) -> Peer:
         qml.StronglyEntanglingLayers(w, wires=range(n))
         return [qml.expval(qml.PauliZ(i)) for i in range(n)]
 
-    def values(x, w):
-        return jnp.stack(circuit(x, w), axis=-1)
+    return _jax_peer("pennylane_jax", lambda x, w: jnp.stack(circuit(x, w), axis=-1))
+
+
+def _jax_peer(name: str, values) -> Peer:
+    """A peer from a JAX function ``values(x, w) -> [B, n]``: the values jitted, and values with
+    both gradients from one compiled call."""
+    import jax
+    import jax.numpy as jnp
 
     f = jax.jit(values)
     g = jax.jit(jax.value_and_grad(lambda x, w: (jnp.sum(v := values(x, w)), v), argnums=(0, 1), has_aux=True))
 
-    def fwd_bwd(x, w):  # values and gradients from one compiled call
+    def fwd_bwd(x, w):
         (_, vals), (gx, gw) = jax.block_until_ready(g(x, w))
         return np.asarray(vals), np.asarray(gx), np.asarray(gw)
 
-    return Peer("pennylane_jax", lambda x, w: np.asarray(jax.block_until_ready(f(x, w))), fwd_bwd)
+    return Peer(name, lambda x, w: np.asarray(jax.block_until_ready(f(x, w))), fwd_bwd)
 
 
 def _tensorcircuit(n: int, layers: int) -> Peer:
@@ -105,15 +110,7 @@ def _tensorcircuit(n: int, layers: int) -> Peer:
                     c.cnot(i, (i + ranges[layer]) % n)
         return jnp.stack([K.real(c.expectation_ps(z=[i])) for i in range(n)])
 
-    batched = jax.vmap(one, in_axes=(0, None))
-    f = jax.jit(batched)
-    g = jax.jit(jax.value_and_grad(lambda x, w: (jnp.sum(v := batched(x, w)), v), argnums=(0, 1), has_aux=True))
-
-    def fwd_bwd(x, w):  # values and gradients from one compiled call
-        (_, vals), (gx, gw) = jax.block_until_ready(g(x, w))
-        return np.asarray(vals), np.asarray(gx), np.asarray(gw)
-
-    return Peer("tensorcircuit", lambda x, w: np.asarray(jax.block_until_ready(f(x, w))), fwd_bwd)
+    return _jax_peer("tensorcircuit", jax.vmap(one, in_axes=(0, None)))
 
 
 def _qulacs(n: int, layers: int) -> Peer:
