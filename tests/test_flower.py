@@ -54,6 +54,7 @@ def test_simulation_equals_the_inprocess_engine(tmp_path, args):
     (["federation=sflv1", "federation.flower.superlink=nowhere"], "must be host:port"),
     (["federation=fl", "federation.flower.timeout_s=0"], "timeout_s must be > 0"),
     (["federation=none"], "federation=none trains centrally"),
+    (["federation=fl", "federation.flower.superlink=127.0.0.1:1"], "Connection to the SuperLink is unavailable"),
 ])
 def test_what_flower_does_not_run_is_one_line(tmp_path, args, message):
     out = hqexp(["train", *VQC, *args, "federation.engine=flower"], tmp_path, check=False)

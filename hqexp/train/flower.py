@@ -176,13 +176,19 @@ def submit(cfg: DictConfig, superlink: str) -> dict:
     env = {**os.environ, "FLWR_HOME": str(home)}
     proc = subprocess.Popen([flwr, "run", str(app), "hqexp", "--run-config", f'overrides="{packed}"', "--stream"],
                             env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    run_id, finished, last = None, False, "no output"
+    run_id, finished, last, box = None, False, "no output", []
     try:
         for line in proc.stdout:
             print(line, end="", flush=True)
             run_id = run_id or _run_id(line)
             finished = finished or line.startswith("hqexp train (")
-            last = line.strip() or last
+            text = line.strip()
+            if text.startswith("│"):  # flwr's errors come in a box: keep its words, not its border
+                box.append(text.strip("│ "))
+            elif text.startswith("╰") and box:
+                last, box = " ".join(box), []
+            elif text and not text.startswith(("╭", "╰")):
+                last = text
         proc.wait()
     except BaseException:
         proc.kill()
