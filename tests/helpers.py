@@ -50,3 +50,11 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def error_line(out: subprocess.CompletedProcess) -> str:
+    """The one ``hqexp: error:`` line of a refused command (no traceback, exactly one line)."""
+    assert "Traceback" not in out.stderr, out.stderr[-2000:]
+    lines = [ln for ln in out.stderr.splitlines() if ln.startswith("hqexp: error:")]
+    assert len(lines) == 1, out.stderr[-2000:]
+    return lines[0]

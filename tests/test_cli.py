@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import HQEXP, TINY, artifacts, client, hqexp, runs
+from helpers import HQEXP, TINY, artifacts, client, error_line, hqexp, runs
 
 
 @pytest.fixture(scope="module")
@@ -150,9 +150,7 @@ def test_parallel_joblib_sweep_loses_no_runs(tmp_path):
 def test_bad_input_is_one_clear_line(tmp_path, args, message):
     out = hqexp(args, tmp_path, check=False)
     assert out.returncode != 0
-    assert "Traceback" not in out.stderr
-    lines = [ln for ln in out.stderr.splitlines() if ln.startswith("hqexp: error:")]
-    assert len(lines) == 1 and message in lines[0], out.stderr[-2000:]
+    assert message in error_line(out), out.stderr[-2000:]
 
 
 def test_bad_checkpoint_file(tmp_path):

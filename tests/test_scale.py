@@ -114,24 +114,21 @@ def test_tuning_with_optuna_scores_trials_on_validation(tmp_path):
     assert float(parent.data.tags["sweep.best.optim.lr"]) == pytest.approx(float(winner.data.params["optim.lr"]))
 
 
-def test_a_submitit_sweep_runs_each_job_in_its_own_process_under_one_parent(tmp_path):
-    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
-    hqexp(["sweep", "hydra/launcher=submitit_local", "seed=1,2", "model=mlp_classifier", "dataset=iris", *TINY,
-           "mlflow.experiment_name=sub"], tmp_path)
-    c = client(tmp_path)
-    found = c.search_runs([c.get_experiment_by_name("sub").experiment_id])
-    (parent,) = [r for r in found if r.data.tags["hqexp.command"] == "sweep"]
-    jobs = [r for r in found if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    assert len(jobs) == 2 and all(r.info.status == "FINISHED" for r in jobs)
-    pids = {r.data.tags["hqexp.pid"] for r in jobs} | {parent.data.tags["hqexp.pid"]}
-    assert len(pids) == 3  # the parent and each job in a process of its own
-
-
 def _sweep_jobs(tmp_path, experiment: str):
     c = client(tmp_path)
     found = c.search_runs([c.get_experiment_by_name(experiment).experiment_id])
     (parent,) = [r for r in found if r.data.tags["hqexp.command"] == "sweep"]
     return parent, [r for r in found if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+
+
+def test_a_submitit_sweep_runs_each_job_in_its_own_process_under_one_parent(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    hqexp(["sweep", "hydra/launcher=submitit_local", "seed=1,2", "model=mlp_classifier", "dataset=iris", *TINY,
+           "mlflow.experiment_name=sub"], tmp_path)
+    parent, jobs = _sweep_jobs(tmp_path, "sub")
+    assert len(jobs) == 2 and all(r.info.status == "FINISHED" for r in jobs)
+    pids = {r.data.tags["hqexp.pid"] for r in jobs} | {parent.data.tags["hqexp.pid"]}
+    assert len(pids) == 3  # the parent and each job in a process of its own
 
 
 def test_a_ray_sweep_runs_four_jobs_on_two_workers_under_one_parent(tmp_path):

@@ -84,6 +84,15 @@ class FedConfig:
                               f"null, got {sl!r}")
         object.__setattr__(self, "flower", fl)
 
+    def clients(self, dm, seed: int) -> Partition:
+        """The samples of every split of data module ``dm`` assigned to clients — the same
+        seeded assignment wherever it is computed (the server, and each Flower client)."""
+        from hqexp.federated.partition import partition
+
+        info = dm.info
+        return partition(self.partition, self.n_clients, {s: dm.targets(s) for s in ("train", "val", "test")},
+                         info.groups, self.alpha, seed, info.group_kind or "group")
+
     def tags(self, model: nn.Module, parts: Partition) -> dict[str, str]:
         """The run's federation tags."""
         from hqexp.models import quantum_layers

@@ -127,7 +127,7 @@ class ClientWorker:
             for n, b in self.module.named_buffers():
                 b.copy_(kept[n])
         a.backward(grad)
-        self.norms.append(float(grad_norms([("client", self.module)]).get("client", torch.tensor(0.0))))
+        self._record_norm()
         opt.step()
         self.t += 1
         self.client_s += time.perf_counter() - t0
@@ -142,13 +142,17 @@ class ClientWorker:
             opt.zero_grad(set_to_none=True)
             loss = self.loss_fn(self.module(x), y)
             loss.backward()
-            self.norms.append(float(grad_norms([("client", self.module)]).get("client", torch.tensor(0.0))))
+            self._record_norm()
             opt.step()
             loss_sum += float(loss.detach()) * len(y)
             n += len(y)
             self.t += 1
             self.client_s += time.perf_counter() - t0
         return loss_sum, n
+
+    def _record_norm(self) -> None:
+        """This step's client-side gradient L2 norm (0 without gradients), for the diagnostics."""
+        self.norms.append(float(grad_norms([("client", self.module)]).get("client", torch.tensor(0.0))))
 
     def state(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().clone() for k, v in self.module.state_dict().items()}

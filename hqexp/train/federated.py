@@ -26,7 +26,7 @@ def train_federated(cfg: DictConfig) -> dict:
     """Train one split / split-federated run (see the module docstring); returns the test metrics."""
     import lightning as L
 
-    from hqexp.federated import Channel, Engine, Ledger, Optimizers, Setup, StepDiagnostics, partition
+    from hqexp.federated import Channel, Engine, Ledger, Optimizers, Setup, StepDiagnostics
     from hqexp.federated.protocols import PROTOCOLS
     from hqexp.callbacks.barren import GradientWindow
 
@@ -46,8 +46,7 @@ def train_federated(cfg: DictConfig) -> dict:
 
         flower.check(fed, priv, cfg)
     defence = ClientDefence(priv["nopeek_weight"], priv["noise_std"], priv["dp"], cfg.seed)
-    parts = partition(fed.partition, fed.n_clients, {s: dm.targets(s) for s in ("train", "val", "test")},
-                      info.groups, fed.alpha, cfg.seed, info.group_kind or "group")
+    parts = fed.clients(dm, cfg.seed)
     model = build_model(cfg, info)
     ledger = Ledger()
     channel = Channel(ledger, fed.link_mbps, fed.latency_ms)

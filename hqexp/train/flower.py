@@ -51,7 +51,7 @@ def check(fed, priv: dict, cfg: DictConfig) -> None:
         raise ConfigError("federation.engine=flower needs Flower: pip install 'hqexp[fed]'") from e
 
 
-def simulate(cfg: DictConfig, n_clients: int, body: Callable[[object], dict], cpus_per_client: float) -> dict:
+def simulate(n_clients: int, body: Callable[[object], dict], cpus_per_client: float) -> dict:
     """Run ``body(grid)`` as the ServerApp of a Flower simulation with ``n_clients`` virtual
     SuperNodes (Ray actors on this machine); its result, or its exception re-raised here."""
     import logging
@@ -118,7 +118,7 @@ def run(cfg: DictConfig, fed, setup: Setup, execute: Callable[[Protocol], dict])
         return body(_GRID[0])
     if opts["superlink"] is not None:
         return submit(cfg, str(opts["superlink"]))
-    return simulate(cfg, setup.n_clients, body, float(opts["cpus_per_client"]))
+    return simulate(setup.n_clients, body, float(opts["cpus_per_client"]))
 
 
 APP_TOML = """[build-system]

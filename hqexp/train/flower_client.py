@@ -28,7 +28,6 @@ def _client_side(cfg_yaml: str, model_name: str, k: int, data_root: str | None):
     if key not in _BUILT:
         import lightning as L
 
-        from hqexp.federated import partition
         from hqexp.federated.config import FedConfig
         from hqexp.train.build import build_datamodule, build_model, federated_loss
 
@@ -39,8 +38,7 @@ def _client_side(cfg_yaml: str, model_name: str, k: int, data_root: str | None):
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         dm = build_datamodule(cfg)
         info = dm.info
-        parts = partition(fed.partition, fed.n_clients, {s: dm.targets(s) for s in ("train", "val", "test")},
-                          info.groups, fed.alpha, cfg.seed, info.group_kind or "group")
+        parts = fed.clients(dm, cfg.seed)
         if not 0 <= k < parts.n_clients:
             raise ConfigError(f"this SuperNode's partition-id {k} is not a client of a {parts.n_clients}-client run")
         model = build_model(cfg, info)
