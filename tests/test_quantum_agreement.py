@@ -175,8 +175,10 @@ def test_torch_gradients_match_parameter_shift(template):
         assert abs((f(x + d, w) - f(x - d, w)) / 2 - gx.flatten()[j]) < 1e-9
 
 
-def test_torch_gradcheck_complex128():
-    a = Ansatz(4, 2, "angle_y", "hardware_efficient", "global_projector", "cz")
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_torch_gradcheck_complex128(template):
+    """First derivatives of the hand-written backward (4 qubits, shared weights: the dense path)."""
+    a = Ansatz(4, 2, "angle_y", template, "global_projector", "cz")
     x, w = _data(a, 3, 12)
     assert torch.autograd.gradcheck(
         lambda xx, ww: expval(a, xx, ww, "torch", dtype="complex128"),
@@ -255,9 +257,10 @@ def test_small_circuit_dense_path_equals_the_pass_path(monkeypatch, template, me
                 assert statevector.dense_applies(a, w) == (dense == "5")
                 xx, ww = x.clone().requires_grad_(), w.clone().requires_grad_()
                 y = expval(a, xx, ww, "torch", dtype="complex128")
-                gx, gw = torch.autograd.grad((y * torch.linspace(0.5, 1.5, y.shape[1], dtype=y.dtype)).sum(), (xx, ww),
-                                             create_graph=True)
+                loss = (y * torch.linspace(0.5, 1.5, y.shape[1], dtype=y.dtype)).sum()
+                first = torch.autograd.grad(loss, (xx, ww), retain_graph=True)  # the hand-written backward
+                gx, gw = torch.autograd.grad(loss, (xx, ww), create_graph=True)  # the replay
                 (hx,) = torch.autograd.grad(gx.sum(), xx)
-                got.append((y.detach(), gx.detach(), gw.detach(), hx))
+                got.append((y.detach(), *first, gx.detach(), gw.detach(), hx))
             for u, v in zip(*got):
                 assert (u - v).abs().max().item() < 1e-10

@@ -8,10 +8,16 @@ import time
 from pathlib import Path
 
 
+MIN_SAMPLE_S = 0.02  # one timing sample lasts at least this long (timeit's autorange idea)
+
+
 def median_time(fn, warmup: int, repeats: int, budget: float) -> float | None:
-    """Median seconds of ``fn()`` over ``repeats`` calls after ``warmup``; slow callables get
-    fewer repeats so one measurement stays within about ``budget`` seconds, and None when a
-    single call exceeds it."""
+    """Median seconds per call of ``fn()`` over ``repeats`` samples after ``warmup`` calls.
+
+    A call faster than :data:`MIN_SAMPLE_S` is timed in loops of many calls per sample, so a
+    sub-millisecond step is not measured against the clock's own overhead and one cold call;
+    slow callables get fewer samples so one measurement stays within about ``budget`` seconds,
+    and None when a single call exceeds it."""
     first = None
     for _ in range(max(1, warmup)):
         t0 = time.perf_counter()
@@ -19,12 +25,14 @@ def median_time(fn, warmup: int, repeats: int, budget: float) -> float | None:
         first = time.perf_counter() - t0
         if first > budget:
             return None
-    n = max(1, min(repeats, int(budget / max(first, 1e-9))))
+    inner = max(1, int(MIN_SAMPLE_S / max(first, 1e-9)))
+    n = max(1, min(repeats, int(budget / max(first * inner, 1e-9))))
     ts = []
     for _ in range(n):
         t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
+        for _ in range(inner):
+            fn()
+        ts.append((time.perf_counter() - t0) / inner)
     return statistics.median(ts)
 
 

@@ -26,47 +26,30 @@ time, so the design counts operations (``hqexp bench backends`` measures it):
 * All passes and the measurement are one autograd node (:class:`Passes`) whose
   backward is two bmms per pass, and everything static about a circuit (groups,
   pass plan, permutations, tables) is built once per ansatz (:func:`_program`).
-* Up to :data:`DENSE_MAX_QUBITS` qubits with shared weights, the whole weight-dependent
-  circuit is one ``2ⁿ×2ⁿ`` matrix and the batch takes three real ops (:func:`_run_dense`).
+* Up to :func:`~hqexp.quantum.dense.dense_max_qubits` qubits with shared weights, the whole
+  weight-dependent circuit is one ``2ⁿ×2ⁿ`` matrix and the whole circuit one autograd node
+  (:mod:`hqexp.quantum.dense`).
 """
 
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
 
 from hqexp.quantum.ansatz import Ansatz
+from hqexp.quantum.dense import dense_applies, embedding_matrix, run_dense
 from hqexp.quantum.memory import require_memory
 from hqexp.quantum.passes import Passes, apply_fans, pair_fans
 from hqexp.quantum.templates.base import REAL_OF, rotation_matrix
-from hqexp.quantum.wiring import (TABLE_MAX_QUBITS, entangler, entangler_cpu, group_size, kron_index,
+from hqexp.quantum.wiring import (TABLE_MAX_QUBITS, entangler, group_size,
                                   layer_kron_index, layout,
                                   measure_table, product_index, wire_groups, z_signs)
 
 
 _HALF_SHIFT = {dt: torch.tensor([0.0, math.pi / 2], dtype=dt) for dt in REAL_OF.values()}
-
-
-_EMBED = {  # angle embedding applied to |0>, as a matrix on [cos x/2, sin x/2]
-    "angle_x": [[1, 0], [0, -1j]],  # RX|0> = cos|0> - i sin|1>
-    "angle_y": [[1, 0], [0, 1]],  # RY|0> = cos|0> + sin|1>
-    "angle_z": [[1, -1j], [0, 0]],  # RZ|0> = e^{-ix/2}|0>
-}
-
-
-@lru_cache(maxsize=64)
-def _embedding_matrix(embedding: str, pre_rotation: tuple | None, cdtype: torch.dtype, device: str) -> torch.Tensor:
-    """``[2, 2]`` complex: the embedding (and any fixed pre-rotation) as a matrix acting on
-    ``[cos x/2, sin x/2]``."""
-    E = torch.tensor(_EMBED[embedding], dtype=torch.complex128)
-    if pre_rotation is not None:
-        name, angle = pre_rotation
-        E = rotation_matrix(name, torch.tensor(angle, dtype=torch.float64)) @ E
-    return E.to(device=device, dtype=cdtype)
 
 
 def layer_unitaries(ansatz: Ansatz, weights: torch.Tensor, cdtype: torch.dtype) -> torch.Tensor:
@@ -153,7 +136,7 @@ def _run(ansatz: Ansatz, inputs: torch.Tensor, weights: torch.Tensor, dtype: tor
     # Layer 0's rotations act on the embedded product state: fold them into the qubit
     # vectors. Every angle embedding of |0> is E @ [cos x/2, sin x/2] for a constant E.
     cs = torch.cos(inputs[:, :n, None].to(rdtype) * 0.5 - _HALF_SHIFT[rdtype].to(inputs.device))
-    E = _embedding_matrix(ansatz.embedding, ansatz.pre_rotation, dtype, str(inputs.device))
+    E = embedding_matrix(ansatz.embedding, ansatz.pre_rotation, dtype, str(inputs.device))
     q = ((U[..., 0, :, :, :] @ E) * cs[:, :, None, :]).sum(-1)  # [B, n, 2]
     psi = _product_state(q)
     prog = _program(ansatz, group_size(n), str(psi.device), dtype, measure)
@@ -242,86 +225,7 @@ def torch_expval(
     dtype: torch.dtype = torch.complex64,
 ) -> torch.Tensor:
     """Expectation values ``[B, n_out]`` (real dtype matching ``dtype``)."""
-    check_memory(ansatz, inputs.shape[0], dtype, inputs.device, torch.is_grad_enabled())
     if dense_applies(ansatz, weights):
-        return _run_dense(ansatz, inputs, weights, dtype)
+        return run_dense(ansatz, inputs, weights, dtype)
+    check_memory(ansatz, inputs.shape[0], dtype, inputs.device, torch.is_grad_enabled())
     return _run(ansatz, inputs, weights, dtype, measure=True)
-
-
-# ------------------------------------------------------------------ small circuits
-def dense_max_qubits() -> int:
-    """Up to this many qubits, shared-weight circuits run as one 2ⁿ×2ⁿ matrix ($HQEXP_DENSE_MAX)."""
-    env = os.environ.get("HQEXP_DENSE_MAX")
-    return int(env) if env is not None else DENSE_MAX_QUBITS
-
-
-DENSE_MAX_QUBITS = 5  # measured: faster or equal up to 5 qubits at every batch size; slower from 6 at B=64
-
-
-def dense_applies(ansatz: Ansatz, weights: torch.Tensor) -> bool:
-    """The small-circuit path: shared weights, no learned entanglement, few qubits."""
-    return (weights.dim() == len(ansatz.weight_shape) and not ansatz.pair_gate
-            and ansatz.n_qubits <= dense_max_qubits())
-
-
-def _run_dense(ansatz: Ansatz, inputs: torch.Tensor, weights: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """For shared weights everything that depends on the weights is one ``2ⁿ×2ⁿ`` matrix.
-
-    Each qubit's embedded state is ``q_i = Q_i·[cos x_i/2, sin x_i/2]`` with ``Q_i`` = layer-0
-    rotations × embedding, so the product state is ``psi = C·(⊗Q_i)ᵀ`` with ``C = ⊗[cos, sin]``
-    real and weight-free. The later layers and entanglers are one matrix ``A``; hence
-    ``phi = C·M`` with ``M = (⊗Q_i)ᵀ·A``, and with ``M`` split into real and imaginary columns
-    the batch runs through one real matmul and the measurement through another. The batch-sized
-    work is three ops; the weight-sized work is small matrices built once per step."""
-    n, L = ansatz.n_qubits, ansatz.n_layers
-    N = 2**n
-    rdtype = REAL_OF[dtype]
-    plan = _dense_plan(ansatz, str(inputs.device), dtype)
-    U = layer_unitaries(ansatz, weights, dtype)  # [L, n, 2, 2]
-    # The transposed Kronecker products of all layers at once (wire 0 most significant), each
-    # layer's rows already in the order of the CNOTs before it: every entry is a product of
-    # one entry per wire, so one gather + one prod — two autograd nodes where a chain of
-    # broadcast products and permutations is a dozen (at this size the backward is
-    # dispatch-bound: node count is time)
-    KT = U.reshape(-1).index_select(0, plan.kron).view(L, N, N, n).prod(-1).unbind(0)
-    M = plan.embed_t @ KT[0]  # (⊗Q_i)ᵀ with Q_i = layer-0 rotations × embedding
-    for kind, layer, extra in plan.ops:
-        M = M @ KT[layer] if kind == "u" else M * extra
-    M2 = torch.view_as_real(M).reshape(N, 2 * N)  # a view: columns (re, im) per amplitude
-    cs = torch.cos(inputs[:, :n, None].to(rdtype) * 0.5 - _HALF_SHIFT[rdtype].to(inputs.device))  # [B, n, 2]
-    return (_product_state(cs) @ M2).square() @ plan.table
-
-
-@dataclass(frozen=True)
-class _DensePlan:
-    ops: tuple  # ("u", layer, None): M @ KT[layer] | ("sign", None, ±1 vector): CZs before a layer
-    table: torch.Tensor  # [2N, n_out]: expectation values are (re², im² interleaved) @ table
-    embed_t: torch.Tensor  # [N, N]: (⊗ embedding matrix)ᵀ
-    kron: torch.Tensor  # [L·N·N·n] positions in the flattened U[L, n, 2, 2]: factors of KT[l][r, c]
-
-
-@lru_cache(maxsize=256)
-def _dense_plan(ansatz: Ansatz, device: str, dtype: torch.dtype) -> _DensePlan:
-    n, L = ansatz.n_qubits, ansatz.n_layers
-    N = 2**n
-    factors = kron_index(tuple(range(n))).view(N, N, n).transpose(0, 1)  # [r, c]: factors of K[c, r]
-    ops: list = []
-    layers = []
-    for layer in range(L):
-        idx = factors + layer * n * 4
-        pairs = ansatz.entangling_pairs(layer - 1) if layer > 0 else ()
-        if pairs and ansatz.entangler == "cz":
-            ops.append(("sign", None, entangler(n, pairs, "cz", device, dtype)))
-        elif pairs:  # M·P·KT = M·(KT with its rows in CNOT order): fold P into the gather
-            idx = idx[entangler_cpu(n, pairs, "cnot")[1]]
-        if layer > 0:
-            ops.append(("u", layer, None))
-        layers.append(idx.reshape(-1))
-    last = ansatz.entangling_pairs(L - 1)  # the last CNOTs go into the table; CZs do not change |amp|²
-    half = measure_table(ansatz, bool(last) and ansatz.entangler != "cz", device, REAL_OF[dtype])[::2]
-    E = _embedding_matrix(ansatz.embedding, ansatz.pre_rotation, torch.complex128, "cpu")
-    Ek = E
-    for _ in range(n - 1):
-        Ek = torch.kron(Ek, E)
-    return _DensePlan(tuple(ops), half.repeat_interleave(2, dim=0).contiguous(),
-                      Ek.transpose(0, 1).contiguous().to(device=device, dtype=dtype), torch.cat(layers).to(device))

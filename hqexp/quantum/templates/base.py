@@ -92,14 +92,14 @@ def trig_unitaries(name: str, form: tuple, weights: torch.Tensor, n_angles: int,
     β − π/2), so the whole matrix stack is a handful of ops instead of gate-by-gate
     products: at 4–12 qubits the simulator is dispatch-bound and op count is time.
     """
-    A, off, M = _trig_tables(name, form, str(weights.device))
+    A, off, M = trig_tables(name, form, str(weights.device))
     w = weights.double().unsqueeze(-1) if n_angles == 1 else weights.double()
     re_im = torch.cos(torch.addmm(off, w.reshape(-1, A.shape[0]), A)) @ M  # [.., 8]
     return torch.view_as_complex(re_im.view(*w.shape[:-1], 2, 2, 2)).to(cdtype)
 
 
 @lru_cache(maxsize=64)
-def _trig_tables(name: str, form: tuple, device: str):
+def trig_tables(name: str, form: tuple, device: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``A[p, 16]``, ``off[16]``, ``M[16, 8]`` of a trig form: entry e's real part
     (imaginary: phase − π/2) is ½cos(lin[4e+2j]) + ½cos(lin[4e+2j+1]), j = re/im."""
     mc, mo, pc, po = (torch.tensor(t, dtype=torch.float64) for t in form)

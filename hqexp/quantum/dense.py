@@ -1,0 +1,315 @@
+"""The small-circuit path: a shared-weight circuit of a few qubits as one ``2ⁿ×2ⁿ`` matrix.
+
+With weights shared by the batch, everything after the embedding that depends on the
+weights is one matrix ``M``, built once per step; the batch is a product state ``P``
+(real) times ``M`` and one measurement matmul. At 4–5 qubits that is a few kilobytes of
+arithmetic, so the time is per-op dispatch and autograd bookkeeping, not FLOPs: the
+whole circuit (the template's 2×2s, product state, matrix chain, measurement) is one
+autograd node (:class:`DenseCircuit`) whose forward and hand-written backward are short
+runs of plain ops with no graph recorded. ``create_graph=True`` (Hessians, gradient penalties) replays
+the circuit with ordinary autograd ops (:func:`dense_reference`), exact at plain-autograd
+speed. See :mod:`hqexp.quantum.statevector` for the pass structure used above
+:func:`dense_max_qubits` qubits.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+
+import torch
+
+from hqexp.quantum.ansatz import Ansatz
+from hqexp.quantum.memory import require_memory
+from hqexp.quantum.templates.base import REAL_OF, rotation_matrix, trig_tables
+from hqexp.quantum.wiring import bit_table, entangler, entangler_cpu, kron_index, measure_table
+
+DENSE_MAX_QUBITS = 5  # measured: faster or equal up to 5 qubits at every batch size; slower from 6 at B=64
+
+_EMBED = {  # angle embedding applied to |0>, as a matrix on [cos x/2, sin x/2]
+    "angle_x": [[1, 0], [0, -1j]],  # RX|0> = cos|0> - i sin|1>
+    "angle_y": [[1, 0], [0, 1]],  # RY|0> = cos|0> + sin|1>
+    "angle_z": [[1, -1j], [0, 0]],  # RZ|0> = e^{-ix/2}|0>
+}
+
+
+@lru_cache(maxsize=64)
+def embedding_matrix(embedding: str, pre_rotation: tuple | None, cdtype: torch.dtype, device: str) -> torch.Tensor:
+    """``[2, 2]`` complex: the embedding (and any fixed pre-rotation) as a matrix acting on
+    ``[cos x/2, sin x/2]``."""
+    E = torch.tensor(_EMBED[embedding], dtype=torch.complex128)
+    if pre_rotation is not None:
+        name, angle = pre_rotation
+        E = rotation_matrix(name, torch.tensor(angle, dtype=torch.float64)) @ E
+    return E.to(device=device, dtype=cdtype)
+
+
+def dense_max_qubits() -> int:
+    """Up to this many qubits, shared-weight circuits run as one 2ⁿ×2ⁿ matrix ($HQEXP_DENSE_MAX)."""
+    env = os.environ.get("HQEXP_DENSE_MAX")
+    return int(env) if env is not None else DENSE_MAX_QUBITS
+
+
+def dense_applies(ansatz: Ansatz, weights: torch.Tensor) -> bool:
+    """The small-circuit path: shared weights, no learned entanglement, few qubits."""
+    return (weights.dim() == len(ansatz.weight_shape) and not ansatz.pair_gate
+            and ansatz.n_qubits <= dense_max_qubits())
+
+
+@dataclass(frozen=True)
+class DensePlan:
+    """Everything static about one small circuit, built once per ansatz, device and dtype.
+
+    The circuit reads a table ``T[L, n, 2, 2, 2]`` (complex): per layer and qubit, the fused
+    2×2 ``U`` and ``U·E`` (``E`` = the embedding as a matrix on ``[cos x/2, sin x/2]``, so layer
+    0's Kronecker product already holds the embedding). For a template with a trig form the
+    table is built from the weights inside the node; otherwise the 2×2s come from the
+    template's own autograd code.
+    """
+
+    ops: tuple  # ("u", layer, None): M @ KT[layer] | ("sign", None, ±1 vector): CZs before a layer
+    table: torch.Tensor  # [2N, n_out]: expectation values are (re², im² interleaved) @ table
+    table_t2: torch.Tensor  # [n_out, 2N]: 2·tableᵀ (d re²/d re = 2 re)
+    kron: torch.Tensor  # [L·N·N·n] positions in the flattened T: the factors of KT[l][r, c]
+    others: torch.Tensor  # [L·N·N·n·(n−1)]: for each factor of ``kron``, the positions of the other n−1
+    states: torch.Tensor  # [N·n] positions in q[B, n, 2] = (cos, sin): the factors of P[k]
+    flips: torch.Tensor  # [N, n·N]: ∂P[k]/∂x_i = ±½·P[k xor bit i], as dx_i = Σ_k (dP @ flips)[i·N + k]·P[k]
+    shift: torch.Tensor  # [2]: q = cos(x/2 + shift)
+    embed: torch.Tensor  # [2, 2] complex: E
+    # trig form (A2[p, 32], off2[32], mext[16, 16]): c = cos(w @ A2 + off2) holds cos and sin
+    # of the form's 16 angles, and cos @ mext is (U, U·E) as reals; None: U from the template
+    trig: tuple | None
+    single_thread: bool  # the step is too small for the intra-op pool (see :func:`_one_thread`)
+
+
+@lru_cache(maxsize=256)
+def dense_plan(ansatz: Ansatz, device: str, dtype: torch.dtype) -> DensePlan:
+    """The static part of :func:`run_dense` for ``ansatz`` (cached)."""
+    n, L = ansatz.n_qubits, ansatz.n_layers
+    N = 2**n
+    rdtype = REAL_OF[dtype]
+    E = embedding_matrix(ansatz.embedding, ansatz.pre_rotation, torch.complex128, "cpu")
+    factors = kron_index(tuple(range(n))).view(N, N, n).transpose(0, 1)  # [r, c]: factors of K[c, r]
+    wire = torch.arange(n)
+    ops: list = []
+    layers = []
+    for layer in range(L):
+        # position of entry e of wire i, variant v (layer 0: U·E) in T[L, n, 2, 4]
+        idx = ((layer * n + factors // 4) * 2 + (1 if layer == 0 else 0)) * 4 + factors % 4
+        pairs = ansatz.entangling_pairs(layer - 1) if layer > 0 else ()
+        if pairs and ansatz.entangler == "cz":
+            ops.append(("sign", None, entangler(n, pairs, "cz", device, dtype)))
+        elif pairs:  # M·P·KT = M·(KT with its rows in CNOT order): fold P into the gather
+            idx = idx[entangler_cpu(n, pairs, "cnot")[1]]
+        if layer > 0:
+            ops.append(("u", layer, None))
+        layers.append(idx)
+    kron = torch.stack(layers)  # [L, N, N, n]
+    keep = torch.tensor([[j for j in range(n) if j != i] for i in range(n)], dtype=torch.int64).view(n, n - 1)
+    last = ansatz.entangling_pairs(L - 1)  # the last CNOTs go into the table; CZs do not change |amp|²
+    half = measure_table(ansatz, bool(last) and ansatz.entangler != "cz", device, rdtype)[::2]
+    table = half.repeat_interleave(2, dim=0).contiguous()
+    bits = bit_table(n)  # [N, n]
+    flips = torch.zeros(N, n, N, dtype=torch.float64)
+    k = torch.arange(N)
+    for i in range(n):
+        flips[k, i, k ^ (1 << (n - 1 - i))] = bits[:, i].double() - 0.5  # −½ where wire i is 0, +½ where 1
+    return DensePlan(
+        ops=tuple(ops),
+        table=table,
+        table_t2=(2 * table.T).contiguous(),
+        kron=kron.reshape(-1).to(device),
+        others=kron[..., keep].reshape(-1).to(device),
+        states=(2 * wire + bits).reshape(-1).to(device),
+        flips=flips.view(N, n * N).to(device=device, dtype=rdtype),
+        shift=torch.tensor([0.0, -math.pi / 2], dtype=rdtype, device=device),
+        embed=E.to(device=device, dtype=dtype),
+        trig=_trig_plan(ansatz, E, rdtype, device),
+        single_thread=device == "cpu" and n <= SMALL_QUBITS,
+    )
+
+
+def _trig_plan(ansatz: Ansatz, E: torch.Tensor, rdtype: torch.dtype, device: str) -> tuple | None:
+    form = ansatz.spec.trig_form
+    if form is None:
+        return None
+    A, off, M = trig_tables(ansatz.template, form, "cpu")
+    # (U·E)'s entries are a real-linear map of U's (re, im) entries: its rows are the images
+    # of the 8 unit vectors, so one matmul gives both variants
+    unit = torch.view_as_complex(torch.eye(8, dtype=torch.float64).view(8, 2, 2, 2))
+    mext = torch.cat([M, M @ torch.view_as_real(unit @ E).reshape(8, 8)], dim=1)  # [16, 16]
+    off2 = torch.cat([off, off - math.pi / 2])  # cos(φ − π/2) = sin φ
+    return tuple(t.to(device=device, dtype=rdtype).contiguous() for t in (torch.cat([A, A], dim=1), off2, mext))
+
+
+SMALL_QUBITS = 5  # measured at 4-5 qubits: one thread is faster than two at every batch size
+
+
+def _one_thread(plan: DensePlan) -> int:
+    """Run a step's ops on one intra-op thread when the plan says they are too small to share:
+    at 4-5 qubits each op is a few microseconds, and waking a second OpenMP thread per op
+    costs more than it saves (measured: ~1.2× slower with two threads). Process-wide, like
+    every ``torch.set_num_threads``; returns the count for :func:`_restore` (0: unchanged).
+    Plain calls, not a context manager: a generator-based one costs ~3 µs per step here."""
+    before = torch.get_num_threads()
+    if not plan.single_thread or before == 1:
+        return 0
+    torch.set_num_threads(1)
+    return before
+
+
+def _restore(before: int) -> None:
+    if before:
+        torch.set_num_threads(before)
+
+
+def run_dense(ansatz: Ansatz, inputs: torch.Tensor, weights: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Expectation values ``[B, n_out]`` of a small shared-weight circuit (inputs ``[B, n]``)."""
+    plan = dense_plan(ansatz, str(inputs.device), dtype)
+    B, N = inputs.shape[0], 2**ansatz.n_qubits
+    # batch-sized tensors: q, P, Y, Y², their gradients; all else is weight-sized
+    require_memory(8 * B * 2 * N * plan.table.element_size(), "torch", ansatz.n_qubits, B, inputs.device)
+    rdtype = REAL_OF[dtype]
+    x = inputs if inputs.dtype == rdtype else inputs.to(rdtype)
+    w = weights if plan.trig is not None else ansatz.spec.unitaries(ansatz, weights, dtype)
+    if torch.is_grad_enabled() and (x.requires_grad or w.requires_grad):
+        return DenseCircuit.apply(x, w, plan)
+    before = _one_thread(plan)
+    try:
+        with torch.no_grad():
+            return dense_reference(x, w, plan)
+    finally:
+        _restore(before)
+
+
+def dense_reference(x: torch.Tensor, w: torch.Tensor, plan: DensePlan) -> torch.Tensor:
+    """The circuit with ordinary ops (differentiable by autograd: the ``create_graph`` replay)."""
+    return _forward(x, _kron(_table(w, plan)[0], plan.kron, x.shape[1]), plan)[0]
+
+
+def _kron(T: torch.Tensor, index: torch.Tensor, n: int) -> torch.Tensor:
+    """Products of ``n`` gathered table entries: every entry of a Kronecker product of 2×2s is a
+    product of one entry per wire, so all layers' products are one gather + one prod."""
+    return T.reshape(-1).index_select(0, index).view(-1, n).prod(-1)
+
+
+def _table(w: torch.Tensor, plan: DensePlan) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``T[L, n, 2, 2, 2]`` (the 2×2s ``U`` and ``U·E``) and, for a trig form, the cos and sin
+    of its angles; without one, ``w`` are the 2×2s ``U[L, n, 2, 2]``."""
+    if plan.trig is None:
+        return torch.stack([w, w @ plan.embed], dim=2), None
+    A2, off2, mext = plan.trig
+    L, n = w.shape[0], w.shape[1]
+    c = torch.cos(torch.addmm(off2, w.reshape(-1, A2.shape[0]).to(A2.dtype), A2))
+    return torch.view_as_complex((c[:, :16] @ mext).view(L, n, 2, 2, 2, 2)).to(plan.embed.dtype), c
+
+
+def _forward(x: torch.Tensor, KT: torch.Tensor, plan: DensePlan) -> tuple[torch.Tensor, tuple]:
+    """Each qubit's embedded state after layer 0 is ``U_i·E·[cos x_i/2, sin x_i/2]``, so the
+    state after layer 0 is ``psi = P·(⊗U_i·E)ᵀ`` with ``P = ⊗[cos, sin]`` real and weight-free.
+    The later layers and entanglers make one matrix; hence ``phi = P·M``, and with ``M`` split
+    into interleaved real and imaginary columns the batch runs through one real matmul and the
+    measurement through another. ``KT[L, N, N]`` are the layers' transposed Kronecker products.
+    Also returns what the backward reads."""
+    B, n = x.shape
+    N = 2**n
+    q = torch.cos(torch.add(plan.shift, x[:, :, None], alpha=0.5))
+    P = q.view(B, 2 * n).index_select(1, plan.states).view(B, N, n).prod(-1)
+    prefixes = []
+    KT = KT.view(-1, N, N)
+    M = KT[0]
+    for kind, layer, extra in plan.ops:
+        if kind == "u":
+            prefixes.append(M)
+            M = M @ KT[layer]
+        else:
+            M = M * extra
+    M2 = torch.view_as_real(M).reshape(N, 2 * N)  # columns (re, im) per amplitude
+    Y = P @ M2
+    return Y.square() @ plan.table, (P, M2, Y, prefixes)
+
+
+class DenseCircuit(torch.autograd.Function):
+    """Weights (or 2×2s) and inputs → expectation values as one autograd node.
+
+    Backward (``g = ∂loss/∂out``): ``dY = Y·(g @ 2Tᵀ)``. Batch side: ``dP = dY·M2ᵀ`` and,
+    since ``∂P[k]/∂x_i = ±½·P[k xor bit i]``, ``dx_i = Σ_k (dP @ flips)[i, k]·P[k]`` (two
+    matmuls and one bmm). Weight side: ``dM = Pᵀ·dY``, pushed back through the matrix chain
+    (``grad_A = G·Bᴴ``, ``grad_B = Aᴴ·G``) to each layer's Kronecker product; every entry of a
+    Kronecker product is a product of one entry per wire, so the gradient of one factor is the
+    upstream gradient times the conjugate product of the other ``n−1`` (one gather + prod),
+    summed into its table entry (one ``index_add``); then through the trig form,
+    ``∂/∂angle = −sin·(dT @ mextᵀ)`` and ``dw = ∂/∂angle @ Aᵀ``.
+    """
+
+    @staticmethod
+    def forward(ctx, x, w, plan):  # type: ignore[override]
+        before = _one_thread(plan)
+        try:
+            T, c = _table(w, plan)
+            KT = _kron(T, plan.kron, x.shape[1])
+            out, (P, M2, Y, prefixes) = _forward(x, KT, plan)
+        finally:
+            _restore(before)
+        ctx.plan = plan
+        ctx.save_for_backward(x, w, T, c, P, KT, M2, Y, *prefixes)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):  # type: ignore[override]
+        x, w, T, c, P, KT, M2, Y, *prefixes = ctx.saved_tensors
+        plan = ctx.plan
+        if torch.is_grad_enabled():  # create_graph: replay with differentiable ops
+            return (*_replay(x, w, plan, g, ctx.needs_input_grad[:2]), None)
+        before = _one_thread(plan)
+        try:
+            dY = Y * (g @ plan.table_t2)
+            dx = dw = None
+            B, N = P.shape
+            if ctx.needs_input_grad[0]:
+                dx = torch.bmm(((dY @ M2.T) @ plan.flips).view(B, -1, N), P.unsqueeze(-1)).view(B, -1)
+            if ctx.needs_input_grad[1]:
+                dT = _table_backward(T, _chain_backward(P.T @ dY, KT.view(-1, N, N), prefixes, plan), plan)
+                if plan.trig is None:
+                    dw = dT[:, :, 0] + dT[:, :, 1] @ plan.embed.mH
+                else:
+                    A2, _, mext = plan.trig
+                    dangle = torch.view_as_real(dT).reshape(-1, 16).to(A2.dtype) @ mext.T
+                    dw = ((dangle * c[:, 16:]) @ A2[:, :16].T).neg_().view(w.shape).to(w.dtype)
+        finally:
+            _restore(before)
+        return dx, dw, None
+
+
+def _replay(x: torch.Tensor, w: torch.Tensor, plan: DensePlan, g: torch.Tensor, needs: tuple) -> list:
+    """First derivatives that are themselves differentiable (``create_graph=True``): the saved
+    ``x`` and ``w`` are still connected to the caller's graph, so the replay is too."""
+    with torch.enable_grad():
+        wrt = [t for t, need in zip((x, w), needs) if need]
+        got = iter(torch.autograd.grad(dense_reference(x, w, plan), wrt, g, create_graph=True))
+    return [next(got) if need else None for need in needs]
+
+
+def _chain_backward(dM2: torch.Tensor, KT: torch.Tensor, prefixes: list, plan: DensePlan) -> torch.Tensor:
+    """``∂loss/∂KT[L, N, N]`` from ``∂loss/∂M2`` through ``M = KT[0]·…·KT[L−1]`` (CZ signs between)."""
+    L, N = KT.shape[0], KT.shape[1]
+    G = torch.view_as_complex(dM2.view(N, N, 2))
+    grads = [None] * L
+    for kind, layer, extra in reversed(plan.ops):
+        if kind == "u":
+            grads[layer] = prefixes.pop().mH @ G
+            G = G @ KT[layer].mH
+        else:
+            G = G * extra
+    grads[0] = G
+    return torch.stack(grads)
+
+
+def _table_backward(T: torch.Tensor, GK: torch.Tensor, plan: DensePlan) -> torch.Tensor:
+    """``∂loss/∂T`` from the Kronecker products' gradients, through the gather + prod."""
+    L, N, n = GK.shape[0], GK.shape[1], T.shape[1]
+    rest = T.conj().reshape(-1).index_select(0, plan.others).view(L, N, N, n, n - 1).prod(-1)
+    return torch.zeros(T.numel(), dtype=T.dtype, device=T.device).index_add_(
+        0, plan.kron, (GK.unsqueeze(-1) * rest).reshape(-1)).view_as(T)
