@@ -78,8 +78,8 @@ class DensePlan:
     flips: torch.Tensor  # [N, n·N]: ∂P[k]/∂x_i = ±½·P[k xor bit i], as dx_i = Σ_k (dP @ flips)[i·N + k]·P[k]
     shift: torch.Tensor  # [2]: q = cos(x/2 + shift)
     embed: torch.Tensor  # [2, 2] complex: E
-    # trig form (A2[p, 32], off2[32], mext[16, 16]): c = cos(w @ A2 + off2) holds cos and sin
-    # of the form's 16 angles, and cos @ mext is (U, U·E) as reals; None: U from the template
+    # trig form (A2[p, 32], off2[32], mext[16, 16], −mextᵀ, Aᵀ): c = cos(w @ A2 + off2) holds cos
+    # and sin of the form's 16 angles, and cos @ mext is (U, U·E) as reals; None: U from the template
     trig: tuple | None
     single_thread: bool  # the step is too small for the intra-op pool (see :func:`_one_thread`)
 
@@ -141,7 +141,9 @@ def _trig_plan(ansatz: Ansatz, E: torch.Tensor, rdtype: torch.dtype, device: str
     unit = torch.view_as_complex(torch.eye(8, dtype=torch.float64).view(8, 2, 2, 2))
     mext = torch.cat([M, M @ torch.view_as_real(unit @ E).reshape(8, 8)], dim=1)  # [16, 16]
     off2 = torch.cat([off, off - math.pi / 2])  # cos(φ − π/2) = sin φ
-    return tuple(t.to(device=device, dtype=rdtype).contiguous() for t in (torch.cat([A, A], dim=1), off2, mext))
+    # backward: ∂/∂angle = −sin·(dT @ mextᵀ), dw = ∂/∂angle @ Aᵀ; the sign goes into the table
+    tables = (torch.cat([A, A], dim=1), off2, mext, -mext.T, A.T)
+    return tuple(t.to(device=device, dtype=rdtype).contiguous() for t in tables)
 
 
 SMALL_QUBITS = 5  # measured at 4-5 qubits: one thread is faster than two at every batch size
@@ -200,10 +202,11 @@ def _table(w: torch.Tensor, plan: DensePlan) -> tuple[torch.Tensor, torch.Tensor
     of its angles; without one, ``w`` are the 2×2s ``U[L, n, 2, 2]``."""
     if plan.trig is None:
         return torch.stack([w, w @ plan.embed], dim=2), None
-    A2, off2, mext = plan.trig
+    A2, off2, mext = plan.trig[:3]
     L, n = w.shape[0], w.shape[1]
-    c = torch.cos(torch.addmm(off2, w.reshape(-1, A2.shape[0]).to(A2.dtype), A2))
-    return torch.view_as_complex((c[:, :16] @ mext).view(L, n, 2, 2, 2, 2)).to(plan.embed.dtype), c
+    w2 = w.reshape(-1, A2.shape[0])
+    c = torch.cos(torch.addmm(off2, w2 if w2.dtype == A2.dtype else w2.to(A2.dtype), A2))
+    return torch.view_as_complex((c[:, :16] @ mext).view(L, n, 2, 2, 2, 2)), c
 
 
 def _forward(x: torch.Tensor, KT: torch.Tensor, plan: DensePlan) -> tuple[torch.Tensor, tuple]:
@@ -275,9 +278,9 @@ class DenseCircuit(torch.autograd.Function):
                 if plan.trig is None:
                     dw = dT[:, :, 0] + dT[:, :, 1] @ plan.embed.mH
                 else:
-                    A2, _, mext = plan.trig
-                    dangle = torch.view_as_real(dT).reshape(-1, 16).to(A2.dtype) @ mext.T
-                    dw = ((dangle * c[:, 16:]) @ A2[:, :16].T).neg_().view(w.shape).to(w.dtype)
+                    neg_mext_t, a_t = plan.trig[3:]
+                    dw = (((torch.view_as_real(dT).reshape(-1, 16) @ neg_mext_t) * c[:, 16:]) @ a_t).view(w.shape)
+                    dw = dw if dw.dtype == w.dtype else dw.to(w.dtype)
         finally:
             _restore(before)
         return dx, dw, None

@@ -57,7 +57,8 @@ def expval(
     """
     _validate(ansatz, inputs, weights)
     be = backend if isinstance(backend, Backend) else resolve_backend(backend, fallback, options)
-    return be.execute(ansatz, inputs, weights).to(inputs.dtype)
+    out = be.execute(ansatz, inputs, weights)
+    return out if out.dtype == inputs.dtype else out.to(inputs.dtype)
 
 
 _INITS = ("uniform", "normal", "zeros", "small")
