@@ -6,9 +6,9 @@ weights is one matrix ``M``, built once per step; the batch is a product state `
 arithmetic, so the time is per-op dispatch and autograd bookkeeping, not FLOPs: the
 whole circuit (the template's 2×2s, product state, matrix chain, measurement) is one
 autograd node (:class:`DenseCircuit`) whose forward and hand-written backward are short
-runs of plain ops with no graph recorded. ``create_graph=True`` (Hessians, gradient penalties) replays
-the circuit with ordinary autograd ops (:func:`dense_reference`), exact at plain-autograd
-speed. See :mod:`hqexp.quantum.statevector` for the pass structure used above
+runs of plain ops with no graph recorded. ``create_graph=True`` (Hessians, gradient
+penalties) replays the circuit with ordinary autograd ops (:func:`dense_reference`), exact
+at plain-autograd speed. See :mod:`hqexp.quantum.statevector` for the pass structure used above
 :func:`dense_max_qubits` qubits.
 """
 
@@ -26,7 +26,8 @@ from hqexp.quantum.memory import require_memory
 from hqexp.quantum.templates.base import REAL_OF, rotation_matrix, trig_tables
 from hqexp.quantum.wiring import bit_table, entangler, entangler_cpu, kron_index, measure_table
 
-DENSE_MAX_QUBITS = 5  # measured: faster or equal up to 5 qubits at every batch size; slower from 6 at B=64
+# measured: faster up to 5 qubits at every batch size; at 6 only from batch 256 (slower at 6, 3, 64)
+DENSE_MAX_QUBITS = 5
 
 _EMBED = {  # angle embedding applied to |0>, as a matrix on [cos x/2, sin x/2]
     "angle_x": [[1, 0], [0, -1j]],  # RX|0> = cos|0> - i sin|1>
