@@ -77,7 +77,8 @@ class DensePlan:
     others: torch.Tensor  # [L·N·N·n·(n−1)]: for each factor of ``kron``, the positions of the other n−1
     states: torch.Tensor  # [N·n] positions in q[B, n, 2] = (cos, sin): the factors of P[k]
     flips: torch.Tensor  # [N, n·N]: ∂P[k]/∂x_i = ±½·P[k xor bit i], as dx_i = Σ_k (dP @ flips)[i·N + k]·P[k]
-    shift: torch.Tensor  # [2]: q = cos(x/2 + shift)
+    half: torch.Tensor  # [n, 2n] and
+    shift: torch.Tensor  # [2n]: q = cos(x @ half + shift) = (cos x_i/2, sin x_i/2) per wire
     embed: torch.Tensor  # [2, 2] complex: E
     # trig form (A2[p, 32], off2[32], mext[16, 16], −mextᵀ, Aᵀ): c = cos(w @ A2 + off2) holds cos
     # and sin of the form's 16 angles, and cos @ mext is (U, U·E) as reals; None: U from the template
@@ -125,7 +126,8 @@ def dense_plan(ansatz: Ansatz, device: str, dtype: torch.dtype) -> DensePlan:
         others=kron[..., keep].reshape(-1).to(device),
         states=(2 * wire + bits).reshape(-1).to(device),
         flips=flips.view(N, n * N).to(device=device, dtype=rdtype),
-        shift=torch.tensor([0.0, -math.pi / 2], dtype=rdtype, device=device),
+        half=torch.kron(torch.eye(n), torch.tensor([[0.5, 0.5]])).to(device=device, dtype=rdtype),
+        shift=torch.tensor([0.0, -math.pi / 2] * n, dtype=rdtype, device=device),
         embed=E.to(device=device, dtype=dtype),
         trig=_trig_plan(ansatz, E, rdtype, device),
         single_thread=device == "cpu" and n <= SMALL_QUBITS,
@@ -193,9 +195,10 @@ def dense_reference(x: torch.Tensor, w: torch.Tensor, plan: DensePlan) -> torch.
 
 
 def _kron(T: torch.Tensor, index: torch.Tensor, n: int) -> torch.Tensor:
-    """Products of ``n`` gathered table entries: every entry of a Kronecker product of 2×2s is a
-    product of one entry per wire, so all layers' products are one gather + one prod."""
-    return T.reshape(-1).index_select(0, index).view(-1, n).prod(-1)
+    """``KT[L, N, N]``, products of ``n`` gathered table entries: every entry of a Kronecker
+    product of 2×2s is a product of one entry per wire, so all layers' are one gather + prod."""
+    N = 2**n
+    return T.view(-1).index_select(0, index).view(-1, N, N, n).prod(-1)
 
 
 def _table(w: torch.Tensor, plan: DensePlan) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -219,15 +222,15 @@ def _forward(x: torch.Tensor, KT: torch.Tensor, plan: DensePlan) -> tuple[torch.
     Also returns what the backward reads."""
     B, n = x.shape
     N = 2**n
-    q = torch.cos(torch.add(plan.shift, x[:, :, None], alpha=0.5))
-    P = q.view(B, 2 * n).index_select(1, plan.states).view(B, N, n).prod(-1)
+    q = torch.cos(torch.addmm(plan.shift, x, plan.half))
+    P = q.index_select(1, plan.states).view(B, N, n).prod(-1)
     prefixes = []
-    KT = KT.view(-1, N, N)
-    M = KT[0]
+    layers = KT.unbind(0)
+    M = layers[0]
     for kind, layer, extra in plan.ops:
         if kind == "u":
             prefixes.append(M)
-            M = M @ KT[layer]
+            M = M @ layers[layer]
         else:
             M = M * extra
     M2 = torch.view_as_real(M).reshape(N, 2 * N)  # columns (re, im) per amplitude
@@ -275,7 +278,7 @@ class DenseCircuit(torch.autograd.Function):
             if ctx.needs_input_grad[0]:
                 dx = torch.bmm(((dY @ M2.T) @ plan.flips).view(B, -1, N), P.unsqueeze(-1)).view(B, -1)
             if ctx.needs_input_grad[1]:
-                dT = _table_backward(T, _chain_backward(P.T @ dY, KT.view(-1, N, N), prefixes, plan), plan)
+                dT = _table_backward(T, _chain_backward(P.T @ dY, KT, prefixes, plan), plan)
                 if plan.trig is None:
                     dw = dT[:, :, 0] + dT[:, :, 1] @ plan.embed.mH
                 else:
@@ -314,6 +317,6 @@ def _chain_backward(dM2: torch.Tensor, KT: torch.Tensor, prefixes: list, plan: D
 def _table_backward(T: torch.Tensor, GK: torch.Tensor, plan: DensePlan) -> torch.Tensor:
     """``∂loss/∂T`` from the Kronecker products' gradients, through the gather + prod."""
     L, N, n = GK.shape[0], GK.shape[1], T.shape[1]
-    rest = T.conj().reshape(-1).index_select(0, plan.others).view(L, N, N, n, n - 1).prod(-1)
+    rest = T.conj().view(-1).index_select(0, plan.others).view(L, N, N, n, n - 1).prod(-1)
     return torch.zeros(T.numel(), dtype=T.dtype, device=T.device).index_add_(
-        0, plan.kron, (GK.unsqueeze(-1) * rest).reshape(-1)).view_as(T)
+        0, plan.kron, (GK.unsqueeze(-1) * rest).view(-1)).view_as(T)
