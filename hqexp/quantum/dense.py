@@ -63,7 +63,7 @@ def dense_applies(ansatz: Ansatz, weights: torch.Tensor) -> bool:
 class DensePlan:
     """Everything static about one small circuit, built once per ansatz, device and dtype.
 
-    The circuit reads a table ``T[L, n, 2, 2, 2]`` (complex): per layer and qubit, the fused
+    The circuit reads a table ``T[L, n, 2, 2, 2]`` (complex, kept flat): per layer and qubit, the fused
     2×2 ``U`` and ``U·E`` (``E`` = the embedding as a matrix on ``[cos x/2, sin x/2]``, so layer
     0's Kronecker product already holds the embedding). For a template with a trig form the
     table is built from the weights inside the node; otherwise the 2×2s come from the
@@ -80,8 +80,9 @@ class DensePlan:
     half: torch.Tensor  # [n, 2n] and
     shift: torch.Tensor  # [2n]: q = cos(x @ half + shift) = (cos x_i/2, sin x_i/2) per wire
     embed: torch.Tensor  # [2, 2] complex: E
-    # trig form (A2[p, 32], off2[32], mext[16, 16], −mextᵀ, Aᵀ): c = cos(w @ A2 + off2) holds cos
-    # and sin of the form's 16 angles, and cos @ mext is (U, U·E) as reals; None: U from the template
+    # trig form (A2[p, 32], off2[32], mext[32, 16], −mextᵀ, Aᵀ): c = cos(w @ A2 + off2) holds cos
+    # and sin of the form's 16 angles, and c @ mext is (U, U·E) as reals (its sin rows are 0);
+    # None: U from the template
     trig: tuple | None
     single_thread: bool  # the step is too small for the intra-op pool (see :func:`_one_thread`)
 
@@ -145,7 +146,7 @@ def _trig_plan(ansatz: Ansatz, E: torch.Tensor, rdtype: torch.dtype, device: str
     mext = torch.cat([M, M @ torch.view_as_real(unit @ E).reshape(8, 8)], dim=1)  # [16, 16]
     off2 = torch.cat([off, off - math.pi / 2])  # cos(φ − π/2) = sin φ
     # backward: ∂/∂angle = −sin·(dT @ mextᵀ), dw = ∂/∂angle @ Aᵀ; the sign goes into the table
-    tables = (torch.cat([A, A], dim=1), off2, mext, -mext.T, A.T)
+    tables = (torch.cat([A, A], dim=1), off2, torch.cat([mext, torch.zeros_like(mext)]), -mext.T, A.T)
     return tuple(t.to(device=device, dtype=rdtype).contiguous() for t in tables)
 
 
@@ -198,19 +199,18 @@ def _kron(T: torch.Tensor, index: torch.Tensor, n: int) -> torch.Tensor:
     """``KT[L, N, N]``, products of ``n`` gathered table entries: every entry of a Kronecker
     product of 2×2s is a product of one entry per wire, so all layers' are one gather + prod."""
     N = 2**n
-    return T.view(-1).index_select(0, index).view(-1, N, N, n).prod(-1)
+    return T.index_select(0, index).view(-1, N, N, n).prod(-1)
 
 
 def _table(w: torch.Tensor, plan: DensePlan) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``T[L, n, 2, 2, 2]`` (the 2×2s ``U`` and ``U·E``) and, for a trig form, the cos and sin
-    of its angles; without one, ``w`` are the 2×2s ``U[L, n, 2, 2]``."""
+    """``T`` (flat ``[L, n, 2, 2, 2]``: the 2×2s ``U`` and ``U·E``) and, for a trig form, the cos
+    and sin of its angles; without one, ``w`` are the 2×2s ``U[L, n, 2, 2]``."""
     if plan.trig is None:
-        return torch.stack([w, w @ plan.embed], dim=2), None
+        return torch.stack([w, w @ plan.embed], dim=2).view(-1), None
     A2, off2, mext = plan.trig[:3]
-    L, n = w.shape[0], w.shape[1]
     w2 = w.reshape(-1, A2.shape[0])
     c = torch.cos(torch.addmm(off2, w2 if w2.dtype == A2.dtype else w2.to(A2.dtype), A2))
-    return torch.view_as_complex((c[:, :16] @ mext).view(L, n, 2, 2, 2, 2)), c
+    return torch.view_as_complex(torch.mm(c, mext).view(-1, 2)), c
 
 
 def _forward(x: torch.Tensor, KT: torch.Tensor, plan: DensePlan) -> tuple[torch.Tensor, tuple]:
@@ -230,12 +230,12 @@ def _forward(x: torch.Tensor, KT: torch.Tensor, plan: DensePlan) -> tuple[torch.
     for kind, layer, extra in plan.ops:
         if kind == "u":
             prefixes.append(M)
-            M = M @ layers[layer]
+            M = torch.mm(M, layers[layer])
         else:
             M = M * extra
     M2 = torch.view_as_real(M).reshape(N, 2 * N)  # columns (re, im) per amplitude
-    Y = P @ M2
-    return Y.square() @ plan.table, (P, M2, Y, prefixes)
+    Y = torch.mm(P, M2)
+    return torch.mm(Y.square(), plan.table), (P, M2, Y, prefixes)
 
 
 class DenseCircuit(torch.autograd.Function):
@@ -272,18 +272,21 @@ class DenseCircuit(torch.autograd.Function):
             return (*_replay(x, w, plan, g, ctx.needs_input_grad[:2]), None)
         before = _one_thread(plan)
         try:
-            dY = Y * (g @ plan.table_t2)
+            dY = Y * torch.mm(g, plan.table_t2)
             dx = dw = None
             B, N = P.shape
             if ctx.needs_input_grad[0]:
-                dx = torch.bmm(((dY @ M2.T) @ plan.flips).view(B, -1, N), P.unsqueeze(-1)).view(B, -1)
+                flipped = torch.mm(torch.mm(dY, M2.T), plan.flips)
+                dx = torch.bmm(flipped.view(B, -1, N), P.unsqueeze(-1)).view(B, -1)
             if ctx.needs_input_grad[1]:
-                dT = _table_backward(T, _chain_backward(P.T @ dY, KT, prefixes, plan), plan)
+                dT = _table_backward(T, _chain_backward(torch.mm(P.T, dY), KT, prefixes, plan), plan)
                 if plan.trig is None:
+                    dT = dT.view(*w.shape[:2], 2, 2, 2)
                     dw = dT[:, :, 0] + dT[:, :, 1] @ plan.embed.mH
                 else:
                     neg_mext_t, a_t = plan.trig[3:]
-                    dw = (((torch.view_as_real(dT).reshape(-1, 16) @ neg_mext_t) * c[:, 16:]) @ a_t).view(w.shape)
+                    dangle = torch.mm(torch.view_as_real(dT).view(-1, 16), neg_mext_t) * c[:, 16:]
+                    dw = torch.mm(dangle, a_t).view(w.shape)
                     dw = dw if dw.dtype == w.dtype else dw.to(w.dtype)
         finally:
             _restore(before)
@@ -306,8 +309,8 @@ def _chain_backward(dM2: torch.Tensor, KT: torch.Tensor, prefixes: list, plan: D
     grads = [None] * L
     for kind, layer, extra in reversed(plan.ops):
         if kind == "u":
-            grads[layer] = prefixes.pop().mH @ G
-            G = G @ KT[layer].mH
+            grads[layer] = torch.mm(prefixes.pop().mH, G)
+            G = torch.mm(G, KT[layer].mH)
         else:
             G = G * extra
     grads[0] = G
@@ -316,7 +319,7 @@ def _chain_backward(dM2: torch.Tensor, KT: torch.Tensor, prefixes: list, plan: D
 
 def _table_backward(T: torch.Tensor, GK: torch.Tensor, plan: DensePlan) -> torch.Tensor:
     """``∂loss/∂T`` from the Kronecker products' gradients, through the gather + prod."""
-    L, N, n = GK.shape[0], GK.shape[1], T.shape[1]
-    rest = T.conj().view(-1).index_select(0, plan.others).view(L, N, N, n, n - 1).prod(-1)
-    return torch.zeros(T.numel(), dtype=T.dtype, device=T.device).index_add_(
-        0, plan.kron, (GK.unsqueeze(-1) * rest).view(-1)).view_as(T)
+    L, N = GK.shape[0], GK.shape[1]
+    n = N.bit_length() - 1
+    rest = T.conj().index_select(0, plan.others).view(L, N, N, n, n - 1).prod(-1)
+    return torch.zeros_like(T).index_add_(0, plan.kron, (GK.unsqueeze(-1) * rest).view(-1))

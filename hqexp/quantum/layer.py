@@ -33,9 +33,10 @@ def _validate(ansatz: Ansatz, inputs: torch.Tensor, weights: torch.Tensor) -> No
         )
     if inputs.is_complex() or weights.is_complex():
         raise QuantumInputError("inputs and weights must be real tensors (rotation angles)")
-    # One reduction and one host sync for both (a NaN or inf anywhere makes the sum non-finite);
-    # only then the exact per-tensor check, which also clears a sum that merely overflowed.
-    if not bool(torch.isfinite(inputs.sum() + weights.sum())):
+    # One reduction and one host sync for both (a NaN or inf anywhere makes the sum non-finite;
+    # detached: no graph for a check); only then the exact per-tensor check, which also clears
+    # a sum that merely overflowed.
+    if not math.isfinite(float(inputs.detach().sum() + weights.detach().sum())):
         for what, t in (("inputs", inputs), ("weights", weights)):
             if not torch.isfinite(t).all():
                 raise QuantumInputError(f"{what} contain NaN or inf; refusing to produce a silent wrong answer")
