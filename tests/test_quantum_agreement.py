@@ -254,7 +254,7 @@ def test_small_circuit_dense_path_equals_the_pass_path(monkeypatch, template, me
             got = []
             for dense in ("5", "0"):
                 monkeypatch.setenv("HQEXP_DENSE_MAX", dense)
-                assert statevector.dense_applies(a, w) == (dense == "5")
+                assert statevector.dense_applies(a, w, len(x)) == (dense == "5")
                 xx, ww = x.clone().requires_grad_(), w.clone().requires_grad_()
                 y = expval(a, xx, ww, "torch", dtype="complex128")
                 loss = (y * torch.linspace(0.5, 1.5, y.shape[1], dtype=y.dtype)).sum()
@@ -264,3 +264,30 @@ def test_small_circuit_dense_path_equals_the_pass_path(monkeypatch, template, me
                 got.append((y.detach(), *first, gx.detach(), gw.detach(), hx))
             for u, v in zip(*got):
                 assert (u - v).abs().max().item() < 1e-10
+
+
+def test_dense_path_size_rule(monkeypatch):
+    """Dense up to 5 qubits; at 6 only from a large batch (measured crossover); never for
+    per-sample weights, learned entanglement or 7+ qubits. At 6 qubits it agrees with the passes."""
+    from hqexp.quantum import statevector
+    from hqexp.quantum.dense import DENSE_LARGE_BATCH
+
+    monkeypatch.delenv("HQEXP_DENSE_MAX", raising=False)
+    big = DENSE_LARGE_BATCH[6]
+    a5, a6, a7 = (Ansatz(n, 2) for n in (5, 6, 7))
+    assert statevector.dense_applies(a5, torch.zeros(a5.weight_shape), 1)
+    assert not statevector.dense_applies(a6, torch.zeros(a6.weight_shape), big - 1)
+    assert statevector.dense_applies(a6, torch.zeros(a6.weight_shape), big)
+    assert not statevector.dense_applies(a6, torch.zeros(big, *a6.weight_shape), big)
+    assert not statevector.dense_applies(a7, torch.zeros(a7.weight_shape), 10**6)
+    assert not statevector.dense_applies(Ansatz(4, 2, pair_gate="crx"), torch.zeros(a5.weight_shape[:1] + (4, 3)), big)
+    x, w = _data(a6, big, 21)
+    got = []
+    for dense in (None, "0"):
+        if dense is not None:
+            monkeypatch.setenv("HQEXP_DENSE_MAX", dense)
+        xx, ww = x.clone().requires_grad_(), w.clone().requires_grad_()
+        y = expval(a6, xx, ww, "torch", dtype="complex128")
+        got.append((y.detach(), *torch.autograd.grad((y * torch.arange(1.0, 7.0, dtype=y.dtype)).sum(), (xx, ww))))
+    for u, v in zip(*got):
+        assert (u - v).abs().max().item() < 1e-10

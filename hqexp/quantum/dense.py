@@ -8,8 +8,8 @@ whole circuit (the template's 2×2s, product state, matrix chain, measurement) i
 autograd node (:class:`DenseCircuit`) whose forward and hand-written backward are short
 runs of plain ops with no graph recorded. ``create_graph=True`` (Hessians, gradient
 penalties) replays the circuit with ordinary autograd ops (:func:`dense_reference`), exact
-at plain-autograd speed. See :mod:`hqexp.quantum.statevector` for the pass structure used above
-:func:`dense_max_qubits` qubits.
+at plain-autograd speed. See :mod:`hqexp.quantum.statevector` for the pass structure used elsewhere
+(:func:`dense_applies`).
 """
 
 from __future__ import annotations
@@ -26,8 +26,10 @@ from hqexp.quantum.memory import require_memory
 from hqexp.quantum.templates.base import REAL_OF, rotation_matrix, trig_tables
 from hqexp.quantum.wiring import bit_table, entangler, entangler_cpu, kron_index, measure_table
 
-# measured: faster up to 5 qubits at every batch size; at 6 only from batch 256 (slower at 6, 3, 64)
+# measured (fwd+bwd, 2 cores): faster than the passes up to 5 qubits at every batch size; at 6
+# qubits from batch 256 (6, 3, 1024: 2.9 against 5.9 ms; 6, 3, 64: 0.88 against 0.77 ms)
 DENSE_MAX_QUBITS = 5
+DENSE_LARGE_BATCH = {6: 256}  # qubits: smallest batch at which the dense path pays there
 
 _EMBED = {  # angle embedding applied to |0>, as a matrix on [cos x/2, sin x/2]
     "angle_x": [[1, 0], [0, -1j]],  # RX|0> = cos|0> - i sin|1>
@@ -47,16 +49,16 @@ def embedding_matrix(embedding: str, pre_rotation: tuple | None, cdtype: torch.d
     return E.to(device=device, dtype=cdtype)
 
 
-def dense_max_qubits() -> int:
-    """Up to this many qubits, shared-weight circuits run as one 2ⁿ×2ⁿ matrix ($HQEXP_DENSE_MAX)."""
+def dense_applies(ansatz: Ansatz, weights: torch.Tensor, batch: int) -> bool:
+    """The small-circuit path: shared weights, no learned entanglement, few qubits (or 6 qubits
+    and a large batch). ``$HQEXP_DENSE_MAX`` replaces the size rule by "up to that many qubits"."""
+    if weights.dim() != len(ansatz.weight_shape) or ansatz.pair_gate:
+        return False
+    n = ansatz.n_qubits
     env = os.environ.get("HQEXP_DENSE_MAX")
-    return int(env) if env is not None else DENSE_MAX_QUBITS
-
-
-def dense_applies(ansatz: Ansatz, weights: torch.Tensor) -> bool:
-    """The small-circuit path: shared weights, no learned entanglement, few qubits."""
-    return (weights.dim() == len(ansatz.weight_shape) and not ansatz.pair_gate
-            and ansatz.n_qubits <= dense_max_qubits())
+    if env is not None:
+        return n <= int(env)
+    return n <= DENSE_MAX_QUBITS or batch >= DENSE_LARGE_BATCH.get(n, math.inf)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ time, so the design counts operations (``hqexp bench backends`` measures it):
 * All passes and the measurement are one autograd node (:class:`Passes`) whose
   backward is two bmms per pass, and everything static about a circuit (groups,
   pass plan, permutations, tables) is built once per ansatz (:func:`_program`).
-* Up to :func:`~hqexp.quantum.dense.dense_max_qubits` qubits with shared weights, the whole
+* For small circuits with shared weights (:func:`~hqexp.quantum.dense.dense_applies`), the whole
   weight-dependent circuit is one ``2ⁿ×2ⁿ`` matrix and the whole circuit one autograd node
   (:mod:`hqexp.quantum.dense`).
 """
@@ -225,7 +225,7 @@ def torch_expval(
     dtype: torch.dtype = torch.complex64,
 ) -> torch.Tensor:
     """Expectation values ``[B, n_out]`` (real dtype matching ``dtype``)."""
-    if dense_applies(ansatz, weights):
+    if dense_applies(ansatz, weights, inputs.shape[0]):
         return run_dense(ansatz, inputs, weights, dtype)
     check_memory(ansatz, inputs.shape[0], dtype, inputs.device, torch.is_grad_enabled())
     return _run(ansatz, inputs, weights, dtype, measure=True)
