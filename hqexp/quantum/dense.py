@@ -65,11 +65,11 @@ def dense_applies(ansatz: Ansatz, weights: torch.Tensor, batch: int) -> bool:
 class DensePlan:
     """Everything static about one small circuit, built once per ansatz, device and dtype.
 
-    The circuit reads a table ``T[L, n, 2, 2, 2]`` (complex, kept flat): per layer and qubit, the fused
-    2×2 ``U`` and ``U·E`` (``E`` = the embedding as a matrix on ``[cos x/2, sin x/2]``, so layer
-    0's Kronecker product already holds the embedding). For a template with a trig form the
-    table is built from the weights inside the node; otherwise the 2×2s come from the
-    template's own autograd code.
+    The circuit reads a table ``T[L, n, 2, 2, 2]`` (complex, kept flat): per layer and qubit,
+    the fused 2×2 ``U`` and ``U·E`` (``E`` = the embedding as a matrix on ``[cos x/2,
+    sin x/2]``, so layer 0's Kronecker product already holds the embedding). For a template
+    with a trig form the table is built from the weights inside the node; otherwise the 2×2s
+    come from the template's own autograd code.
     """
 
     ops: tuple  # ("u", layer, None): M @ KT[layer] | ("sign", None, ±1 vector): CZs before a layer
@@ -79,8 +79,8 @@ class DensePlan:
     others: torch.Tensor  # [L·N·N·n·(n−1)]: for each factor of ``kron``, the positions of the other n−1
     states: torch.Tensor  # [N·n] positions in q[B, n, 2] = (cos, sin): the factors of P[k]
     flips: torch.Tensor  # [N, n·N]: ∂P[k]/∂x_i = ±½·P[k xor bit i], as dx_i = Σ_k (dP @ flips)[i·N + k]·P[k]
-    half: torch.Tensor  # [n, 2n] and
-    shift: torch.Tensor  # [2n]: q = cos(x @ half + shift) = (cos x_i/2, sin x_i/2) per wire
+    half: torch.Tensor  # [n, 2n], with shift [2n]: q = cos(x @ half + shift) = (cos x_i/2, sin x_i/2)
+    shift: torch.Tensor
     embed: torch.Tensor  # [2, 2] complex: E
     # trig form (A2[p, 32], off2[32], mext[32, 16], −mextᵀ, Aᵀ): c = cos(w @ A2 + off2) holds cos
     # and sin of the form's 16 angles, and c @ mext is (U, U·E) as reals (its sin rows are 0);
@@ -114,8 +114,8 @@ def dense_plan(ansatz: Ansatz, device: str, dtype: torch.dtype) -> DensePlan:
     kron = torch.stack(layers)  # [L, N, N, n]
     keep = torch.tensor([[j for j in range(n) if j != i] for i in range(n)], dtype=torch.int64).view(n, n - 1)
     last = ansatz.entangling_pairs(L - 1)  # the last CNOTs go into the table; CZs do not change |amp|²
-    half = measure_table(ansatz, bool(last) and ansatz.entangler != "cz", device, rdtype)[::2]
-    table = half.repeat_interleave(2, dim=0).contiguous()
+    per_amp = measure_table(ansatz, bool(last) and ansatz.entangler != "cz", device, rdtype)[::2]
+    table = per_amp.repeat_interleave(2, dim=0).contiguous()
     bits = bit_table(n)  # [N, n]
     flips = torch.zeros(N, n, N, dtype=torch.float64)
     k = torch.arange(N)
