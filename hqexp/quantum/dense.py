@@ -23,31 +23,13 @@ import torch
 
 from hqexp.quantum.ansatz import Ansatz
 from hqexp.quantum.memory import require_memory
-from hqexp.quantum.templates.base import REAL_OF, rotation_matrix, trig_tables
-from hqexp.quantum.wiring import bit_table, entangler, entangler_cpu, kron_index, measure_table
+from hqexp.quantum.templates.base import REAL_OF, trig_tables
+from hqexp.quantum.wiring import bit_table, embedding_matrix, entangler, entangler_cpu, kron_index, measure_table
 
 # measured (fwd+bwd, 2 cores): faster than the passes up to 5 qubits at every batch size; at 6
 # qubits from batch 256 (6, 3, 1024: 2.9 against 5.9 ms; 6, 3, 64: 0.88 against 0.77 ms)
 DENSE_MAX_QUBITS = 5
 DENSE_LARGE_BATCH = {6: 256}  # qubits: smallest batch at which the dense path pays there
-
-_EMBED = {  # angle embedding applied to |0>, as a matrix on [cos x/2, sin x/2]
-    "angle_x": [[1, 0], [0, -1j]],  # RX|0> = cos|0> - i sin|1>
-    "angle_y": [[1, 0], [0, 1]],  # RY|0> = cos|0> + sin|1>
-    "angle_z": [[1, -1j], [0, 0]],  # RZ|0> = e^{-ix/2}|0>
-}
-
-
-@lru_cache(maxsize=64)
-def embedding_matrix(embedding: str, pre_rotation: tuple | None, cdtype: torch.dtype, device: str) -> torch.Tensor:
-    """``[2, 2]`` complex: the embedding (and any fixed pre-rotation) as a matrix acting on
-    ``[cos x/2, sin x/2]``."""
-    E = torch.tensor(_EMBED[embedding], dtype=torch.complex128)
-    if pre_rotation is not None:
-        name, angle = pre_rotation
-        E = rotation_matrix(name, torch.tensor(angle, dtype=torch.float64)) @ E
-    return E.to(device=device, dtype=cdtype)
-
 
 def dense_applies(ansatz: Ansatz, weights: torch.Tensor, batch: int) -> bool:
     """The small-circuit path: shared weights, no learned entanglement, few qubits (or 6 qubits

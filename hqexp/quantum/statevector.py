@@ -40,13 +40,12 @@ from functools import lru_cache
 import torch
 
 from hqexp.quantum.ansatz import Ansatz
-from hqexp.quantum.dense import dense_applies, embedding_matrix, run_dense
+from hqexp.quantum.dense import dense_applies, run_dense
 from hqexp.quantum.memory import require_memory
 from hqexp.quantum.passes import Passes, apply_fans, pair_fans
 from hqexp.quantum.templates.base import REAL_OF, rotation_matrix
-from hqexp.quantum.wiring import (TABLE_MAX_QUBITS, entangler, group_size,
-                                  layer_kron_index, layout,
-                                  measure_table, product_index, wire_groups, z_signs)
+from hqexp.quantum.wiring import (TABLE_MAX_QUBITS, embedding_matrix, entangler, group_size, layer_kron_index,
+                                  layout, measure_table, product_index, wire_groups, z_signs)
 
 
 _HALF_SHIFT = {dt: torch.tensor([0.0, math.pi / 2], dtype=dt) for dt in REAL_OF.values()}

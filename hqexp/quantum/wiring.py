@@ -1,6 +1,6 @@
 """The static wiring of a circuit for the torch simulator, built once and cached: basis-bit
-tables, entangler permutations and sign vectors, Kronecker gather indices, wire groups
-and measurement tables. Layout: wire 0 is the most significant bit of a basis index."""
+tables, entangler permutations and sign vectors, the embedding as a matrix, Kronecker gather
+indices, wire groups and measurement tables. Layout: wire 0 is the most significant bit of a basis index."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from functools import lru_cache
 import torch
 
 from hqexp.quantum.ansatz import Ansatz
-from hqexp.quantum.templates.base import REAL_OF
+from hqexp.quantum.templates.base import REAL_OF, rotation_matrix
 
 
 def permute(psi: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -170,3 +170,21 @@ def measure_table(ansatz: Ansatz, fold_perm: bool, device, rdtype) -> torch.Tens
             t = t[entangler_cpu(n, pairs, "cnot")[1].to(device)]
         hit = DEVICE_CACHE[key] = t.repeat_interleave(2, dim=0)  # rows for re² and im²
     return hit
+
+
+_EMBED = {  # angle embedding applied to |0>, as a matrix on [cos x/2, sin x/2]
+    "angle_x": [[1, 0], [0, -1j]],  # RX|0> = cos|0> - i sin|1>
+    "angle_y": [[1, 0], [0, 1]],  # RY|0> = cos|0> + sin|1>
+    "angle_z": [[1, -1j], [0, 0]],  # RZ|0> = e^{-ix/2}|0>
+}
+
+
+@lru_cache(maxsize=64)
+def embedding_matrix(embedding: str, pre_rotation: tuple | None, cdtype: torch.dtype, device: str) -> torch.Tensor:
+    """``[2, 2]`` complex: the embedding (and any fixed pre-rotation) as a matrix acting on
+    ``[cos x/2, sin x/2]``."""
+    E = torch.tensor(_EMBED[embedding], dtype=torch.complex128)
+    if pre_rotation is not None:
+        name, angle = pre_rotation
+        E = rotation_matrix(name, torch.tensor(angle, dtype=torch.float64)) @ E
+    return E.to(device=device, dtype=cdtype)
