@@ -9,6 +9,7 @@ import random
 import pytest
 import torch
 
+from hqexp.errors import ConfigError
 from hqexp.quantum import EMBEDDINGS, MEASUREMENTS, TEMPLATES, Ansatz, available_backends, expval
 
 AVAILABLE = {k for k, v in available_backends().items() if v is None}
@@ -281,6 +282,10 @@ def test_dense_path_size_rule(monkeypatch):
     assert not statevector.dense_applies(a6, torch.zeros(big, *a6.weight_shape), big)
     assert not statevector.dense_applies(a7, torch.zeros(a7.weight_shape), 10**6)
     assert not statevector.dense_applies(Ansatz(4, 2, pair_gate="crx"), torch.zeros(a5.weight_shape[:1] + (4, 3)), big)
+    monkeypatch.setenv("HQEXP_DENSE_MAX", "five")
+    with pytest.raises(ConfigError, match="HQEXP_DENSE_MAX must be a number of qubits, got 'five'"):
+        statevector.dense_applies(a5, torch.zeros(a5.weight_shape), 1)
+    monkeypatch.delenv("HQEXP_DENSE_MAX")
     x, w = _data(a6, big, 21)
     got = []
     for dense in (None, "0"):

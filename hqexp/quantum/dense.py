@@ -21,6 +21,7 @@ from functools import lru_cache
 
 import torch
 
+from hqexp.errors import ConfigError
 from hqexp.quantum.ansatz import Ansatz
 from hqexp.quantum.memory import require_memory
 from hqexp.quantum.templates.base import REAL_OF, trig_tables
@@ -39,7 +40,10 @@ def dense_applies(ansatz: Ansatz, weights: torch.Tensor, batch: int) -> bool:
     n = ansatz.n_qubits
     env = os.environ.get("HQEXP_DENSE_MAX")
     if env is not None:
-        return n <= int(env)
+        try:
+            return n <= int(env)
+        except ValueError:
+            raise ConfigError(f"HQEXP_DENSE_MAX must be a number of qubits, got {env!r}") from None
     return n <= DENSE_MAX_QUBITS or batch >= DENSE_LARGE_BATCH.get(n, math.inf)
 
 
