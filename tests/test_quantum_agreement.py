@@ -260,6 +260,8 @@ def test_small_circuit_dense_path_equals_the_pass_path(monkeypatch, template, me
                 y = expval(a, xx, ww, "torch", dtype="complex128")
                 loss = (y * torch.linspace(0.5, 1.5, y.shape[1], dtype=y.dtype)).sum()
                 first = torch.autograd.grad(loss, (xx, ww), retain_graph=True)  # the hand-written backward
+                again = torch.autograd.grad(loss, (xx, ww), retain_graph=True)  # a retained graph reads it twice
+                assert all(torch.equal(u, v) for u, v in zip(first, again))
                 gx, gw = torch.autograd.grad(loss, (xx, ww), create_graph=True)  # the replay
                 (hx,) = torch.autograd.grad(gx.sum(), xx)
                 got.append((y.detach(), *first, gx.detach(), gw.detach(), hx))

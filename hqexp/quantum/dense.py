@@ -51,26 +51,30 @@ def dense_applies(ansatz: Ansatz, weights: torch.Tensor, batch: int) -> bool:
 class DensePlan:
     """Everything static about one small circuit, built once per ansatz, device and dtype.
 
-    The circuit reads a table ``T[L, n, 2, 2, 2]`` (complex, kept flat): per layer and qubit,
-    the fused 2×2 ``U`` and ``U·E`` (``E`` = the embedding as a matrix on ``[cos x/2,
-    sin x/2]``, so layer 0's Kronecker product already holds the embedding). For a template
-    with a trig form the table is built from the weights inside the node; otherwise the 2×2s
-    come from the template's own autograd code.
+    The circuit reads a table ``T[L, n, 2, 2]`` (complex, kept flat): per layer and qubit the
+    2×2 that layer uses, ``U·E`` in layer 0 (``E`` = the embedding as a matrix on ``[cos x/2,
+    sin x/2]``, so layer 0's Kronecker product already holds the embedding) and ``U`` after.
+    For a template with a trig form the table is built from the weights inside the node;
+    otherwise the 2×2s come from the template's own autograd code.
     """
 
     ops: tuple  # ("u", layer, None): M @ KT[layer] | ("sign", None, ±1 vector): CZs before a layer
     table: torch.Tensor  # [2N, n_out]: expectation values are (re², im² interleaved) @ table
     table_t2: torch.Tensor  # [n_out, 2N]: 2·tableᵀ (d re²/d re = 2 re)
     kron: torch.Tensor  # [L·N·N·n] positions in the flattened T: the factors of KT[l][r, c]
-    others: torch.Tensor  # [L·N·N·n·(n−1)]: for each factor of ``kron``, the positions of the other n−1
+    # the table gradient as one bmm (see :func:`_table_backward`): for each (layer, wire, entry),
+    # the Q = N²/4 positions of KT where that entry is a factor, ordered by the other wires'
+    # entries, and for each (layer, wire) the Q products of those other factors
+    grad_at: torch.Tensor  # [L·n·4·Q] positions in the flattened KT
+    others: torch.Tensor  # [L·n·Q·(n−1)] positions in the flattened T
     states: torch.Tensor  # [N·n] positions in q[B, n, 2] = (cos, sin): the factors of P[k]
     flips: torch.Tensor  # [N, n·N]: ∂P[k]/∂x_i = ±½·P[k xor bit i], as dx_i = Σ_k (dP @ flips)[i·N + k]·P[k]
     half: torch.Tensor  # [n, 2n], with shift [2n]: q = cos(x @ half + shift) = (cos x_i/2, sin x_i/2)
     shift: torch.Tensor
     embed: torch.Tensor  # [2, 2] complex: E
-    # trig form (A2[p, 32], off2[32], mext[32, 16], −mextᵀ, Aᵀ): c = cos(w @ A2 + off2) holds cos
-    # and sin of the form's 16 angles, and c @ mext is (U, U·E) as reals (its sin rows are 0);
-    # None: U from the template
+    # trig form (A2[p, 32], off2[32], mext[L, 32, 8], neg[L, 8, 16], Aᵀ): c = cos(w @ A2 + off2)
+    # holds cos and sin of the form's 16 angles, and c @ mext[l] is layer l's 2×2 (U·E in layer
+    # 0, U after) as reals (its sin rows are 0); None: U from the template
     trig: tuple | None
     single_thread: bool  # the step is too small for the intra-op pool (see :func:`_one_thread`)
 
@@ -83,12 +87,10 @@ def dense_plan(ansatz: Ansatz, device: str, dtype: torch.dtype) -> DensePlan:
     rdtype = REAL_OF[dtype]
     E = embedding_matrix(ansatz.embedding, ansatz.pre_rotation, torch.complex128, "cpu")
     factors = kron_index(tuple(range(n))).view(N, N, n).transpose(0, 1)  # [r, c]: factors of K[c, r]
-    wire = torch.arange(n)
     ops: list = []
     layers = []
     for layer in range(L):
-        # position of entry e of wire i, variant v (layer 0: U·E) in T[L, n, 2, 4]
-        idx = ((layer * n + factors // 4) * 2 + (1 if layer == 0 else 0)) * 4 + factors % 4
+        idx = factors + layer * n * 4  # position of entry e of wire i in T[L, n, 4]
         pairs = ansatz.entangling_pairs(layer - 1) if layer > 0 else ()
         if pairs and ansatz.entangler == "cz":
             ops.append(("sign", None, entangler(n, pairs, "cz", device, dtype)))
@@ -98,7 +100,7 @@ def dense_plan(ansatz: Ansatz, device: str, dtype: torch.dtype) -> DensePlan:
             ops.append(("u", layer, None))
         layers.append(idx)
     kron = torch.stack(layers)  # [L, N, N, n]
-    keep = torch.tensor([[j for j in range(n) if j != i] for i in range(n)], dtype=torch.int64).view(n, n - 1)
+    grad_at, others = _grouped_factors(kron)
     last = ansatz.entangling_pairs(L - 1)  # the last CNOTs go into the table; CZs do not change |amp|²
     per_amp = measure_table(ansatz, bool(last) and ansatz.entangler != "cz", device, rdtype)[::2]
     table = per_amp.repeat_interleave(2, dim=0).contiguous()
@@ -112,8 +114,9 @@ def dense_plan(ansatz: Ansatz, device: str, dtype: torch.dtype) -> DensePlan:
         table=table,
         table_t2=(2 * table.T).contiguous(),
         kron=kron.reshape(-1).to(device),
-        others=kron[..., keep].reshape(-1).to(device),
-        states=(2 * wire + bits).reshape(-1).to(device),
+        grad_at=grad_at.to(device),
+        others=others.to(device),
+        states=(2 * torch.arange(n) + bits).reshape(-1).to(device),
         flips=flips.view(N, n * N).to(device=device, dtype=rdtype),
         half=torch.kron(torch.eye(n), torch.tensor([[0.5, 0.5]])).to(device=device, dtype=rdtype),
         shift=torch.tensor([0.0, -math.pi / 2] * n, dtype=rdtype, device=device),
@@ -123,18 +126,51 @@ def dense_plan(ansatz: Ansatz, device: str, dtype: torch.dtype) -> DensePlan:
     )
 
 
+def _grouped_factors(kron: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """:attr:`DensePlan.grad_at` and :attr:`DensePlan.others` from ``kron[L, N, N, n]``.
+
+    Wire i's entry e is a factor of a quarter of the KT entries; the other n−1 factors of
+    those entries run through every combination of the other wires' entries exactly once, so
+    sorted by that combination they are the same list for all four e. Hence the gradient of
+    entry e is ``Σ_m G[at[e, m]]·conj(R[m])`` with ``R`` (products of the others) shared."""
+    L, N, _, n = kron.shape
+    Q = N * N // 4
+    at, rest = [], []
+    for layer in range(L):
+        flat = kron[layer].reshape(N * N, n)
+        for i in range(n):
+            keep = [j for j in range(n) if j != i]
+            code = (flat[:, keep] % 4) * 4 ** torch.arange(n - 1)  # the other entries, base 4
+            key = code.sum(1)
+            per_entry = []
+            for e in range(4):
+                pos = torch.nonzero(flat[:, i] % 4 == e).flatten()
+                pos = pos[torch.argsort(key[pos])]
+                per_entry.append(pos)
+                if e == 0:
+                    rest.append(flat[pos][:, keep])
+                elif not torch.equal(flat[pos][:, keep], rest[-1]):  # pragma: no cover - structure
+                    raise AssertionError("Kronecker factors do not group by entry")
+            at.append(torch.stack(per_entry) + layer * N * N)
+    assert all(p.shape == (4, Q) for p in at)
+    return torch.stack(at).reshape(-1), torch.stack(rest).reshape(-1)
+
+
 def _trig_plan(ansatz: Ansatz, E: torch.Tensor, rdtype: torch.dtype, device: str) -> tuple | None:
     form = ansatz.spec.trig_form
     if form is None:
         return None
     A, off, M = trig_tables(ansatz.template, form, "cpu")
     # (U·E)'s entries are a real-linear map of U's (re, im) entries: its rows are the images
-    # of the 8 unit vectors, so one matmul gives both variants
+    # of the 8 unit vectors
     unit = torch.view_as_complex(torch.eye(8, dtype=torch.float64).view(8, 2, 2, 2))
-    mext = torch.cat([M, M @ torch.view_as_real(unit @ E).reshape(8, 8)], dim=1)  # [16, 16]
+    m_ue = M @ torch.view_as_real(unit @ E).reshape(8, 8)  # [16, 8]
+    per_layer = [m_ue] + [M] * (ansatz.n_layers - 1)
+    mext = torch.stack([torch.cat([m, torch.zeros_like(m)]) for m in per_layer])  # [L, 32, 8]
+    neg = torch.stack([-m.T for m in per_layer])  # [L, 8, 16]
     off2 = torch.cat([off, off - math.pi / 2])  # cos(φ − π/2) = sin φ
     # backward: ∂/∂angle = −sin·(dT @ mextᵀ), dw = ∂/∂angle @ Aᵀ; the sign goes into the table
-    tables = (torch.cat([A, A], dim=1), off2, torch.cat([mext, torch.zeros_like(mext)]), -mext.T, A.T)
+    tables = (torch.cat([A, A], dim=1), off2, mext, neg, A.T)
     return tuple(t.to(device=device, dtype=rdtype).contiguous() for t in tables)
 
 
@@ -191,14 +227,14 @@ def _kron(T: torch.Tensor, index: torch.Tensor, n: int) -> torch.Tensor:
 
 
 def _table(w: torch.Tensor, plan: DensePlan) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``T`` (flat ``[L, n, 2, 2, 2]``: the 2×2s ``U`` and ``U·E``) and, for a trig form, the cos
-    and sin of its angles; without one, ``w`` are the 2×2s ``U[L, n, 2, 2]``."""
+    """``T`` (flat ``[L, n, 2, 2]``: the 2×2 each layer uses, ``U·E`` in layer 0) and, for a trig
+    form, the cos and sin of its angles; without one, ``w`` are the 2×2s ``U[L, n, 2, 2]``."""
     if plan.trig is None:
-        return torch.stack([w, w @ plan.embed], dim=2).view(-1), None
+        return torch.cat([w[:1] @ plan.embed, w[1:]]).view(-1), None
     A2, off2, mext = plan.trig[:3]
     w2 = w.reshape(-1, A2.shape[0])
     c = torch.cos(torch.addmm(off2, w2 if w2.dtype == A2.dtype else w2.to(A2.dtype), A2))
-    return torch.view_as_complex(torch.mm(c, mext).view(-1, 2)), c
+    return torch.view_as_complex(torch.bmm(c.view(mext.shape[0], -1, c.shape[1]), mext).view(-1, 2)), c
 
 
 def _forward(x: torch.Tensor, KT: torch.Tensor, plan: DensePlan) -> tuple[torch.Tensor, tuple]:
@@ -249,12 +285,17 @@ class DenseCircuit(torch.autograd.Function):
         finally:
             _restore(before)
         ctx.plan = plan
-        ctx.save_for_backward(x, w, T, c, P, KT, M2, Y, *prefixes)
+        # only the inputs need save_for_backward (version checks, the create_graph replay);
+        # the intermediates were made here without a graph, so plain attributes are safe and
+        # skip the per-tensor SavedVariable bookkeeping
+        ctx.save_for_backward(x, w)
+        ctx.inner = (T, c, P, KT, M2, Y, prefixes)
         return out
 
     @staticmethod
     def backward(ctx, g):  # type: ignore[override]
-        x, w, T, c, P, KT, M2, Y, *prefixes = ctx.saved_tensors
+        x, w = ctx.saved_tensors
+        T, c, P, KT, M2, Y, prefixes = ctx.inner
         plan = ctx.plan
         if torch.is_grad_enabled():  # create_graph: replay with differentiable ops
             return (*_replay(x, w, plan, g, ctx.needs_input_grad[:2]), None)
@@ -269,12 +310,12 @@ class DenseCircuit(torch.autograd.Function):
             if ctx.needs_input_grad[1]:
                 dT = _table_backward(T, _chain_backward(torch.mm(P.T, dY), KT, prefixes, plan), plan)
                 if plan.trig is None:
-                    dT = dT.view(*w.shape[:2], 2, 2, 2)
-                    dw = dT[:, :, 0] + dT[:, :, 1] @ plan.embed.mH
+                    dT = dT.view(w.shape)
+                    dw = torch.cat([dT[:1] @ plan.embed.mH, dT[1:]])
                 else:
-                    neg_mext_t, a_t = plan.trig[3:]
-                    dangle = torch.mm(torch.view_as_real(dT).view(-1, 16), neg_mext_t) * c[:, 16:]
-                    dw = torch.mm(dangle, a_t).view(w.shape)
+                    neg, a_t = plan.trig[3:]
+                    dangle = torch.bmm(torch.view_as_real(dT).view(neg.shape[0], -1, 8), neg)
+                    dw = torch.mm(dangle.view(c.shape[0], 16) * c[:, 16:], a_t).view(w.shape)
                     dw = dw if dw.dtype == w.dtype else dw.to(w.dtype)
         finally:
             _restore(before)
@@ -295,9 +336,10 @@ def _chain_backward(dM2: torch.Tensor, KT: torch.Tensor, prefixes: list, plan: D
     L, N = KT.shape[0], KT.shape[1]
     G = torch.view_as_complex(dM2.view(N, N, 2))
     grads = [None] * L
+    before = iter(reversed(prefixes))  # not popped: a retain_graph backward reads them again
     for kind, layer, extra in reversed(plan.ops):
         if kind == "u":
-            grads[layer] = torch.mm(prefixes.pop().mH, G)
+            grads[layer] = torch.mm(next(before).mH, G)
             G = torch.mm(G, KT[layer].mH)
         else:
             G = G * extra
@@ -306,8 +348,12 @@ def _chain_backward(dM2: torch.Tensor, KT: torch.Tensor, prefixes: list, plan: D
 
 
 def _table_backward(T: torch.Tensor, GK: torch.Tensor, plan: DensePlan) -> torch.Tensor:
-    """``∂loss/∂T`` from the Kronecker products' gradients, through the gather + prod."""
+    """``∂loss/∂T`` ``[L·n, 4]`` from the Kronecker products' gradients ``GK[L, N, N]``: entry e
+    of wire i gets ``Σ_m GK[at[e, m]]·conj(R[m])``, ``R[m]`` the product of the other wires'
+    factors (:func:`_grouped_factors`), so all of them are one bmm."""
     L, N = GK.shape[0], GK.shape[1]
     n = N.bit_length() - 1
-    rest = T.conj().index_select(0, plan.others).view(L, N, N, n, n - 1).prod(-1)
-    return torch.zeros_like(T).index_add_(0, plan.kron, (GK.unsqueeze(-1) * rest).view(-1))
+    Q = N * N // 4
+    G = GK.view(-1).index_select(0, plan.grad_at).view(L * n, 4, Q)
+    rest = T.conj().index_select(0, plan.others).view(L * n, Q, n - 1).prod(-1)
+    return torch.bmm(G, rest.unsqueeze(-1)).view(L * n, 4)
