@@ -243,7 +243,7 @@ def test_twenty_qubits_runs():
 
 @pytest.mark.parametrize("template", TEMPLATES)
 @pytest.mark.parametrize("measurement", MEASUREMENTS)
-def test_small_circuit_dense_path_equals_the_pass_path(monkeypatch, template, measurement):
+def test_small_circuit_dense_path_equals_the_pass_path(template, measurement):
     """The one-matrix path for small shared-weight circuits against the pass structure:
     values, first and second derivatives, for every template, measurement and 1-5 qubits."""
     from hqexp.quantum import statevector
@@ -253,11 +253,10 @@ def test_small_circuit_dense_path_equals_the_pass_path(monkeypatch, template, me
             a = Ansatz(n, layers, "angle_y", template, measurement, ent, pauli_seed=n)
             x, w = _data(a, 4, n)
             got = []
-            for dense in ("5", "0"):
-                monkeypatch.setenv("HQEXP_DENSE_MAX", dense)
-                assert statevector.dense_applies(a, w, len(x)) == (dense == "5")
+            for dense in (5, 0):
+                assert statevector.dense_applies(a, w, len(x), dense) == (dense == 5)
                 xx, ww = x.clone().requires_grad_(), w.clone().requires_grad_()
-                y = expval(a, xx, ww, "torch", dtype="complex128")
+                y = expval(a, xx, ww, "torch", dtype="complex128", dense_max_qubits=dense)
                 loss = (y * torch.linspace(0.5, 1.5, y.shape[1], dtype=y.dtype)).sum()
                 first = torch.autograd.grad(loss, (xx, ww), retain_graph=True)  # the hand-written backward
                 again = torch.autograd.grad(loss, (xx, ww), retain_graph=True)  # a retained graph reads it twice
@@ -269,13 +268,12 @@ def test_small_circuit_dense_path_equals_the_pass_path(monkeypatch, template, me
                 assert (u - v).abs().max().item() < 1e-10
 
 
-def test_dense_path_size_rule(monkeypatch):
+def test_dense_path_size_rule():
     """Dense up to 5 qubits; at 6 only from a large batch (measured crossover); never for
     per-sample weights, learned entanglement or 7+ qubits. At 6 qubits it agrees with the passes."""
     from hqexp.quantum import statevector
     from hqexp.quantum.dense import DENSE_LARGE_BATCH
 
-    monkeypatch.delenv("HQEXP_DENSE_MAX", raising=False)
     big = DENSE_LARGE_BATCH[6]
     a5, a6, a7 = (Ansatz(n, 2) for n in (5, 6, 7))
     assert statevector.dense_applies(a5, torch.zeros(a5.weight_shape), 1)
@@ -284,17 +282,16 @@ def test_dense_path_size_rule(monkeypatch):
     assert not statevector.dense_applies(a6, torch.zeros(big, *a6.weight_shape), big)
     assert not statevector.dense_applies(a7, torch.zeros(a7.weight_shape), 10**6)
     assert not statevector.dense_applies(Ansatz(4, 2, pair_gate="crx"), torch.zeros(a5.weight_shape[:1] + (4, 3)), big)
-    monkeypatch.setenv("HQEXP_DENSE_MAX", "five")
-    with pytest.raises(ConfigError, match="HQEXP_DENSE_MAX must be a number of qubits, got 'five'"):
-        statevector.dense_applies(a5, torch.zeros(a5.weight_shape), 1)
-    monkeypatch.delenv("HQEXP_DENSE_MAX")
+    assert statevector.dense_applies(a7, torch.zeros(a7.weight_shape), 1, 7)
+    assert not statevector.dense_applies(a5, torch.zeros(a5.weight_shape), 1, 0)
+    for bad in ("five", -1, 2.5, True):
+        with pytest.raises(ConfigError, match=f"dense_max_qubits must be an int >= 0 .* got {bad!r}"):
+            expval(a5, torch.zeros(1, 5), torch.zeros(a5.weight_shape), "torch", dense_max_qubits=bad)
     x, w = _data(a6, big, 21)
     got = []
-    for dense in (None, "0"):
-        if dense is not None:
-            monkeypatch.setenv("HQEXP_DENSE_MAX", dense)
+    for dense in (None, 0):
         xx, ww = x.clone().requires_grad_(), w.clone().requires_grad_()
-        y = expval(a6, xx, ww, "torch", dtype="complex128")
+        y = expval(a6, xx, ww, "torch", dtype="complex128", dense_max_qubits=dense)
         got.append((y.detach(), *torch.autograd.grad((y * torch.arange(1.0, 7.0, dtype=y.dtype)).sum(), (xx, ww))))
     for u, v in zip(*got):
         assert (u - v).abs().max().item() < 1e-10

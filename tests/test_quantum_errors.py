@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import math
+
 import pytest
 import torch
 
@@ -28,8 +31,37 @@ def test_wrong_weight_shape(a):
 def test_nan_inf_inputs(a, bad):
     x = torch.rand(4, 3)
     x[1, 2] = bad
-    with pytest.raises(QuantumInputError, match="NaN or inf"):
+    with pytest.raises(QuantumInputError, match="inputs contain NaN or inf"):
         expval(a, x, torch.rand(a.weight_shape))
+
+
+@pytest.mark.parametrize("dense", [5, 0])
+def test_every_nan_position_is_caught_on_torch(dense):
+    """The torch backend checks its output, not its inputs (one reduction less per call): that
+    holds only if a NaN in any single input or weight reaches the output, for every template,
+    embedding, measurement and entangler, on the dense path and the passes alike."""
+    from hqexp.quantum import EMBEDDINGS, MEASUREMENTS, TEMPLATES
+
+    for template, embedding, measurement, ent in itertools.product(TEMPLATES, EMBEDDINGS, MEASUREMENTS, ("cnot", "cz")):
+        b = Ansatz(3, 2, embedding, template, measurement, ent)
+        x, w = torch.rand(2, 3), torch.rand(b.weight_shape)
+        for what, t in (("inputs", x), ("weights", w)):
+            for i in range(t.numel()):
+                t.view(-1)[i] = math.nan
+                with pytest.raises(QuantumInputError, match=f"{what} contain NaN"):
+                    expval(b, x, w, "torch", dense_max_qubits=dense)
+                t.view(-1)[i] = 0.3
+
+
+def test_pair_gates_check_inputs_first():
+    """A controlled pair gate leaves the control-0 amplitudes alone, so a projector can read a
+    finite value past a NaN pair angle: there the inputs are checked before the circuit runs."""
+    b = Ansatz(3, 1, measurement="global_projector", pair_gate="crx")
+    x = torch.rand(2, b.n_inputs)
+    x[0, -1] = math.nan
+    assert not resolve_backend("torch").nan_propagates(b)
+    with pytest.raises(QuantumInputError, match="inputs contain NaN"):
+        expval(b, x, torch.rand(b.weight_shape))
 
 
 @pytest.mark.parametrize(
@@ -112,3 +144,16 @@ def test_random_pauli_is_fixed_by_its_seed():
     # every axis occurs: the choice is not degenerate
     assert {g for row in a.pauli_choices for g in row} == {"RX", "RY", "RZ"}
     assert Ansatz(3).entangler == "cnot"
+
+
+def test_non_finite_output_from_finite_input_is_a_backend_failure(a):
+    """Finite inputs, non-finite output: the backend is at fault, not the request, so the error
+    is not a QuantumInputError (which QuantumLayer re-raises without trying its fallback)."""
+    from hqexp.quantum.backends.torch_statevector import TorchBackend
+
+    class Broken(TorchBackend):
+        def execute(self, ansatz, inputs, weights):
+            return super().execute(ansatz, inputs, weights) * math.inf
+
+    with pytest.raises(FloatingPointError, match="backend torch returned NaN or inf from finite inputs"):
+        expval(a, torch.rand(4, 3), torch.rand(a.weight_shape), Broken())

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import NamedTuple
 
 from hqexp.errors import ConfigError
@@ -115,7 +116,7 @@ class Ansatz:
         """The template object (``hqexp.quantum.templates``) that knows this circuit's layers."""
         return REGISTRY[self.template]
 
-    @property
+    @cached_property  # read on every circuit call; the dataclass is frozen
     def weight_shape(self) -> tuple[int, ...]:
         """Shape of the trainable weights this ansatz consumes."""
         return self.spec.weight_shape(self.n_qubits, self.n_layers)
@@ -129,12 +130,12 @@ class Ansatz:
         n = self.n_qubits
         return tuple((i, j) for i in range(n) for j in range(i + 1, n))
 
-    @property
+    @cached_property
     def n_pairs(self) -> int:
         """Number of pair angles the inputs carry (0 without ``pair_gate``)."""
         return len(self.pairs()) if self.pair_gate else 0
 
-    @property
+    @cached_property
     def n_inputs(self) -> int:
         """Input features per sample: one embedding angle per qubit, plus the pair angles."""
         return self.n_qubits + self.n_pairs

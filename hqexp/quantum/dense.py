@@ -15,13 +15,11 @@ at plain-autograd speed. See :mod:`hqexp.quantum.statevector` for the pass struc
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
 
-from hqexp.errors import ConfigError
 from hqexp.quantum.ansatz import Ansatz
 from hqexp.quantum.memory import require_memory
 from hqexp.quantum.templates.base import REAL_OF, trig_tables
@@ -30,20 +28,18 @@ from hqexp.quantum.wiring import bit_table, embedding_matrix, entangler, entangl
 # measured (fwd+bwd, 2 cores): faster than the passes up to 5 qubits at every batch size; at 6
 # qubits from batch 256 (6, 3, 1024: 2.9 against 5.9 ms; 6, 3, 64: 0.88 against 0.77 ms)
 DENSE_MAX_QUBITS = 5
+COMPLEX_OF = {real: cplx for cplx, real in REAL_OF.items()}
 DENSE_LARGE_BATCH = {6: 256}  # qubits: smallest batch at which the dense path pays there
 
-def dense_applies(ansatz: Ansatz, weights: torch.Tensor, batch: int) -> bool:
+def dense_applies(ansatz: Ansatz, weights: torch.Tensor, batch: int, max_qubits: int | None = None) -> bool:
     """The small-circuit path: shared weights, no learned entanglement, few qubits (or 6 qubits
-    and a large batch). ``$HQEXP_DENSE_MAX`` replaces the size rule by "up to that many qubits"."""
+    and a large batch). ``max_qubits`` (the torch backend's ``dense_max_qubits`` option)
+    replaces the size rule by "up to that many qubits" (0: never)."""
     if weights.dim() != len(ansatz.weight_shape) or ansatz.pair_gate:
         return False
     n = ansatz.n_qubits
-    env = os.environ.get("HQEXP_DENSE_MAX")
-    if env is not None:
-        try:
-            return n <= int(env)
-        except ValueError:
-            raise ConfigError(f"HQEXP_DENSE_MAX must be a number of qubits, got {env!r}") from None
+    if max_qubits is not None:
+        return n <= max_qubits
     return n <= DENSE_MAX_QUBITS or batch >= DENSE_LARGE_BATCH.get(n, math.inf)
 
 
@@ -219,6 +215,22 @@ def dense_reference(x: torch.Tensor, w: torch.Tensor, plan: DensePlan) -> torch.
     return _forward(x, _kron(_table(w, plan)[0], plan.kron, x.shape[1]), plan)[0]
 
 
+def _complex_view(t: torch.Tensor) -> torch.Tensor:
+    """``[..., 2k]`` reals as ``[..., k]`` complex. Without a graph to record, a dtype view: the
+    same reinterpretation as ``view_as_complex`` at a third of its dispatch cost (it is not
+    differentiable, so the ``create_graph`` replay takes ``view_as_complex``)."""
+    if torch.is_grad_enabled():
+        return torch.view_as_complex(t.view(*t.shape[:-1], -1, 2))
+    return t.view(COMPLEX_OF[t.dtype])
+
+
+def _real_view(t: torch.Tensor) -> torch.Tensor:
+    """``[..., k]`` complex as ``[..., 2k]`` reals (see :func:`_complex_view`)."""
+    if torch.is_grad_enabled():
+        return torch.view_as_real(t).flatten(-2)
+    return t.view(REAL_OF[t.dtype])
+
+
 def _kron(T: torch.Tensor, index: torch.Tensor, n: int) -> torch.Tensor:
     """``KT[L, N, N]``, products of ``n`` gathered table entries: every entry of a Kronecker
     product of 2×2s is a product of one entry per wire, so all layers' are one gather + prod."""
@@ -234,7 +246,7 @@ def _table(w: torch.Tensor, plan: DensePlan) -> tuple[torch.Tensor, torch.Tensor
     A2, off2, mext = plan.trig[:3]
     w2 = w.reshape(-1, A2.shape[0])
     c = torch.cos(torch.addmm(off2, w2 if w2.dtype == A2.dtype else w2.to(A2.dtype), A2))
-    return torch.view_as_complex(torch.bmm(c.view(mext.shape[0], -1, c.shape[1]), mext).view(-1, 2)), c
+    return _complex_view(torch.bmm(c.view(mext.shape[0], -1, c.shape[1]), mext)).view(-1), c
 
 
 def _forward(x: torch.Tensor, KT: torch.Tensor, plan: DensePlan) -> tuple[torch.Tensor, tuple]:
@@ -257,7 +269,7 @@ def _forward(x: torch.Tensor, KT: torch.Tensor, plan: DensePlan) -> tuple[torch.
             M = torch.mm(M, layers[layer])
         else:
             M = M * extra
-    M2 = torch.view_as_real(M).reshape(N, 2 * N)  # columns (re, im) per amplitude
+    M2 = _real_view(M)  # [N, 2N]: columns (re, im) per amplitude
     Y = torch.mm(P, M2)
     return torch.mm(Y.square(), plan.table), (P, M2, Y, prefixes)
 
@@ -314,7 +326,7 @@ class DenseCircuit(torch.autograd.Function):
                     dw = torch.cat([dT[:1] @ plan.embed.mH, dT[1:]])
                 else:
                     neg, a_t = plan.trig[3:]
-                    dangle = torch.bmm(torch.view_as_real(dT).view(neg.shape[0], -1, 8), neg)
+                    dangle = torch.bmm(_real_view(dT).view(neg.shape[0], -1, 8), neg)
                     dw = torch.mm(dangle.view(c.shape[0], 16) * c[:, 16:], a_t).view(w.shape)
                     dw = dw if dw.dtype == w.dtype else dw.to(w.dtype)
         finally:
@@ -334,7 +346,7 @@ def _replay(x: torch.Tensor, w: torch.Tensor, plan: DensePlan, g: torch.Tensor, 
 def _chain_backward(dM2: torch.Tensor, KT: torch.Tensor, prefixes: list, plan: DensePlan) -> torch.Tensor:
     """``∂loss/∂KT[L, N, N]`` from ``∂loss/∂M2`` through ``M = KT[0]·…·KT[L−1]`` (CZ signs between)."""
     L, N = KT.shape[0], KT.shape[1]
-    G = torch.view_as_complex(dM2.view(N, N, 2))
+    G = _complex_view(dM2)
     grads = [None] * L
     before = iter(reversed(prefixes))  # not popped: a retain_graph backward reads them again
     for kind, layer, extra in reversed(plan.ops):
@@ -355,5 +367,5 @@ def _table_backward(T: torch.Tensor, GK: torch.Tensor, plan: DensePlan) -> torch
     n = N.bit_length() - 1
     Q = N * N // 4
     G = GK.view(-1).index_select(0, plan.grad_at).view(L * n, 4, Q)
-    rest = T.conj().index_select(0, plan.others).view(L * n, Q, n - 1).prod(-1)
+    rest = T.conj_physical().index_select(0, plan.others).view(L * n, Q, n - 1).prod(-1)
     return torch.bmm(G, rest.unsqueeze(-1)).view(L * n, 4)

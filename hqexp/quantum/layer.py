@@ -33,13 +33,12 @@ def _validate(ansatz: Ansatz, inputs: torch.Tensor, weights: torch.Tensor) -> No
         )
     if inputs.is_complex() or weights.is_complex():
         raise QuantumInputError("inputs and weights must be real tensors (rotation angles)")
-    # One reduction and one host sync for both (a NaN or inf anywhere makes the sum non-finite;
-    # detached: no graph for a check); only then the exact per-tensor check, which also clears
-    # a sum that merely overflowed.
-    if not math.isfinite(float(inputs.detach().sum() + weights.detach().sum())):
-        for what, t in (("inputs", inputs), ("weights", weights)):
-            if not torch.isfinite(t).all():
-                raise QuantumInputError(f"{what} contain NaN or inf; refusing to produce a silent wrong answer")
+
+
+def _check_finite(inputs: torch.Tensor, weights: torch.Tensor) -> None:
+    for what, t in (("inputs", inputs), ("weights", weights)):
+        if not torch.isfinite(t.detach()).all():
+            raise QuantumInputError(f"{what} contain NaN or inf; refusing to produce a silent wrong answer")
 
 
 def expval(
@@ -58,7 +57,16 @@ def expval(
     """
     _validate(ansatz, inputs, weights)
     be = backend if isinstance(backend, Backend) else resolve_backend(backend, fallback, options)
+    checked_after = be.nan_propagates(ansatz)
+    if not checked_after:
+        _check_finite(inputs, weights)
     out = be.execute(ansatz, inputs, weights)
+    # A NaN or inf in any input or weight makes this backend's whole output row non-finite, so
+    # one reduction of the (smaller) output and one host read stand for the input check; the
+    # exact check then names the culprit.
+    if checked_after and not math.isfinite(float(out.detach().sum())):
+        _check_finite(inputs, weights)
+        raise FloatingPointError(f"backend {be.name} returned NaN or inf from finite inputs and weights")
     return out if out.dtype == inputs.dtype else out.to(inputs.dtype)
 
 

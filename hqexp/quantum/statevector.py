@@ -222,9 +222,11 @@ def torch_expval(
     inputs: torch.Tensor,
     weights: torch.Tensor,
     dtype: torch.dtype = torch.complex64,
+    dense_max_qubits: int | None = None,
 ) -> torch.Tensor:
-    """Expectation values ``[B, n_out]`` (real dtype matching ``dtype``)."""
-    if dense_applies(ansatz, weights, inputs.shape[0]):
+    """Expectation values ``[B, n_out]`` (real dtype matching ``dtype``); ``dense_max_qubits``
+    overrides the size rule of the small-circuit path (:func:`dense_applies`)."""
+    if dense_applies(ansatz, weights, inputs.shape[0], dense_max_qubits):
         return run_dense(ansatz, inputs, weights, dtype)
     check_memory(ansatz, inputs.shape[0], dtype, inputs.device, torch.is_grad_enabled())
     return _run(ansatz, inputs, weights, dtype, measure=True)

@@ -27,6 +27,11 @@ class Backend:
     def execute(self, ansatz: Ansatz, inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def nan_propagates(self, ansatz: Ansatz) -> bool:
+        """True where a NaN or inf in any input or weight is certain to make the output
+        non-finite; then :func:`expval` checks the (smaller) output instead of the inputs."""
+        return False
+
     def backward_cost(self, ansatz: Ansatz) -> float:
         """A backward pass in forward-pass equivalents (autograd / adjoint: a few; parameter
         shift: two per angle) — what benchmarks use to skip a hopeless measurement."""

@@ -6,6 +6,7 @@ import torch
 
 from hqexp.errors import BackendUnavailable, ConfigError
 from hqexp.quantum.backends.base import Backend
+from hqexp.quantum.statevector import torch_expval
 
 DTYPES = {"complex64": torch.complex64, "complex128": torch.complex128}
 
@@ -15,11 +16,17 @@ class TorchBackend(Backend):
 
     name = "torch"
 
-    def __init__(self, dtype: str = "complex64", device: str | None = None) -> None:
+    def __init__(self, dtype: str = "complex64", device: str | None = None,
+                 dense_max_qubits: int | None = None) -> None:
         if dtype not in DTYPES:
             raise ConfigError(f"torch backend dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+        if dense_max_qubits is not None and (isinstance(dense_max_qubits, bool)
+                                             or not isinstance(dense_max_qubits, int) or dense_max_qubits < 0):
+            raise ConfigError("torch backend dense_max_qubits must be an int >= 0 (0: never the small-circuit "
+                              f"path) or null (the measured size rule), got {dense_max_qubits!r}")
         self.dtype = DTYPES[dtype]
         self.device = device
+        self.dense_max_qubits = dense_max_qubits
 
     def check_available(self) -> None:
         if self.device and self.device.startswith("cuda") and not torch.cuda.is_available():
@@ -28,13 +35,18 @@ class TorchBackend(Backend):
                 "(install a CUDA build of torch, or set backend.device=null)"
             )
 
-    def execute(self, ansatz, inputs, weights):
-        from hqexp.quantum.statevector import torch_expval
+    def nan_propagates(self, ansatz):
+        # every embedding and rotation is a full 2×2 on its wire, so a NaN angle reaches every
+        # amplitude (NaN·0 is NaN); a controlled pair gate leaves the control-0 half untouched,
+        # which a projector measurement can read alone
+        return not ansatz.pair_gate
 
+    def execute(self, ansatz, inputs, weights):
         if self.device is not None and inputs.device != torch.device(self.device):
-            out = torch_expval(ansatz, inputs.to(self.device), weights.to(self.device), self.dtype)
+            out = torch_expval(ansatz, inputs.to(self.device), weights.to(self.device), self.dtype,
+                               self.dense_max_qubits)
             return out.to(inputs.device)
-        return torch_expval(ansatz, inputs, weights, self.dtype)
+        return torch_expval(ansatz, inputs, weights, self.dtype, self.dense_max_qubits)
 
     def states(self, ansatz, inputs, weights):
         from hqexp.quantum.statevector import simulate
