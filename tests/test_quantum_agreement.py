@@ -245,16 +245,16 @@ def test_twenty_qubits_runs():
 @pytest.mark.parametrize("measurement", MEASUREMENTS)
 def test_small_circuit_dense_path_equals_the_pass_path(template, measurement):
     """The one-matrix path for small shared-weight circuits against the pass structure:
-    values, first and second derivatives, for every template, measurement and 1-5 qubits."""
+    values, first and second derivatives, for every template, measurement and 1-6 qubits."""
     from hqexp.quantum import statevector
 
-    for n in range(2 if measurement == "z0z1" else 1, 6):
-        for layers, ent in ((1, "cnot"), (2, "cz"), (3, "cnot")):
+    for n in range(2 if measurement == "z0z1" else 1, 7):
+        for layers, ent in ((1, "cnot"), (2, "cz"), (3, "cnot")) if n < 6 else ((2, "cnot"),):  # 6: slow
             a = Ansatz(n, layers, "angle_y", template, measurement, ent, pauli_seed=n)
             x, w = _data(a, 4, n)
             got = []
-            for dense in (5, 0):
-                assert statevector.dense_applies(a, w, len(x), dense) == (dense == 5)
+            for dense in (6, 0):
+                assert statevector.dense_applies(a, w, len(x), dense) == (dense == 6)
                 xx, ww = x.clone().requires_grad_(), w.clone().requires_grad_()
                 y = expval(a, xx, ww, "torch", dtype="complex128", dense_max_qubits=dense)
                 loss = (y * torch.linspace(0.5, 1.5, y.shape[1], dtype=y.dtype)).sum()
@@ -269,16 +269,20 @@ def test_small_circuit_dense_path_equals_the_pass_path(template, measurement):
 
 
 def test_dense_path_size_rule():
-    """Dense up to 5 qubits; at 6 only from a large batch (measured crossover); never for
-    per-sample weights, learned entanglement or 7+ qubits. At 6 qubits it agrees with the passes."""
+    """Dense up to 6 qubits, at 6 not for a deep circuit on a small batch (measured crossover);
+    never for per-sample weights, learned entanglement or 7+ qubits. At 6 qubits it agrees
+    with the passes."""
     from hqexp.quantum import statevector
-    from hqexp.quantum.dense import DENSE_LARGE_BATCH
+    from hqexp.quantum.dense import DEEP_LAYERS, DEEP_MIN_BATCH
 
-    big = DENSE_LARGE_BATCH[6]
     a5, a6, a7 = (Ansatz(n, 2) for n in (5, 6, 7))
+    deep5, deep6 = Ansatz(5, DEEP_LAYERS), Ansatz(6, DEEP_LAYERS)
+    big = DEEP_MIN_BATCH
     assert statevector.dense_applies(a5, torch.zeros(a5.weight_shape), 1)
-    assert not statevector.dense_applies(a6, torch.zeros(a6.weight_shape), big - 1)
-    assert statevector.dense_applies(a6, torch.zeros(a6.weight_shape), big)
+    assert statevector.dense_applies(deep5, torch.zeros(deep5.weight_shape), 1)
+    assert statevector.dense_applies(a6, torch.zeros(a6.weight_shape), 1)
+    assert not statevector.dense_applies(deep6, torch.zeros(deep6.weight_shape), big - 1)
+    assert statevector.dense_applies(deep6, torch.zeros(deep6.weight_shape), big)
     assert not statevector.dense_applies(a6, torch.zeros(big, *a6.weight_shape), big)
     assert not statevector.dense_applies(a7, torch.zeros(a7.weight_shape), 10**6)
     assert not statevector.dense_applies(Ansatz(4, 2, pair_gate="crx"), torch.zeros(a5.weight_shape[:1] + (4, 3)), big)

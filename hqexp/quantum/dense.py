@@ -25,22 +25,29 @@ from hqexp.quantum.memory import require_memory
 from hqexp.quantum.templates.base import REAL_OF, trig_tables
 from hqexp.quantum.wiring import bit_table, embedding_matrix, entangler, entangler_cpu, kron_index, measure_table
 
-# measured (fwd+bwd, 2 cores): faster than the passes up to 5 qubits at every batch size; at 6
-# qubits from batch 256 (6, 3, 1024: 2.9 against 5.9 ms; 6, 3, 64: 0.88 against 0.77 ms)
-DENSE_MAX_QUBITS = 5
 COMPLEX_OF = {real: cplx for cplx, real in REAL_OF.items()}
-DENSE_LARGE_BATCH = {6: 256}  # qubits: smallest batch at which the dense path pays there
+# Measured (fwd+bwd, 2 cores, against the passes): faster up to 5 qubits at every batch size
+# and depth tried ((4,10,64) 0.23 against 1.31 ms, (5,10,1) 0.42 against 0.87); at 6 qubits
+# faster ((6,3,64) 0.48 against 0.77, (6,3,1024) 1.5 against 4.1, (6,8,64) 0.99 against 1.42)
+# except for deep circuits on small batches ((6,8,16) 1.17 against 0.99, (6,10,16) 1.21 against
+# 1.15), where the batch-independent 64×64 matrix chain dominates; from 7 qubits slower.
+DENSE_MAX_QUBITS = 6
+DEEP_LAYERS = 7  # at DENSE_MAX_QUBITS, this many layers or more need ...
+DEEP_MIN_BATCH = 32  # ... this batch size for the dense path to pay
+
 
 def dense_applies(ansatz: Ansatz, weights: torch.Tensor, batch: int, max_qubits: int | None = None) -> bool:
-    """The small-circuit path: shared weights, no learned entanglement, few qubits (or 6 qubits
-    and a large batch). ``max_qubits`` (the torch backend's ``dense_max_qubits`` option)
-    replaces the size rule by "up to that many qubits" (0: never)."""
+    """The small-circuit path: shared weights, no learned entanglement, at most 6 qubits (at 6,
+    not for a deep circuit on a small batch). ``max_qubits`` (the torch backend's
+    ``dense_max_qubits`` option) replaces the size rule by "up to that many qubits" (0: never)."""
     if weights.dim() != len(ansatz.weight_shape) or ansatz.pair_gate:
         return False
     n = ansatz.n_qubits
     if max_qubits is not None:
         return n <= max_qubits
-    return n <= DENSE_MAX_QUBITS or batch >= DENSE_LARGE_BATCH.get(n, math.inf)
+    if n < DENSE_MAX_QUBITS:
+        return True
+    return n == DENSE_MAX_QUBITS and (ansatz.n_layers < DEEP_LAYERS or batch >= DEEP_MIN_BATCH)
 
 
 @dataclass(frozen=True)
@@ -281,10 +288,15 @@ class DenseCircuit(torch.autograd.Function):
     since ``∂P[k]/∂x_i = ±½·P[k xor bit i]``, ``dx_i = Σ_k (dP @ flips)[i, k]·P[k]`` (two
     matmuls and one bmm). Weight side: ``dM = Pᵀ·dY``, pushed back through the matrix chain
     (``grad_A = G·Bᴴ``, ``grad_B = Aᴴ·G``) to each layer's Kronecker product; every entry of a
-    Kronecker product is a product of one entry per wire, so the gradient of one factor is the
-    upstream gradient times the conjugate product of the other ``n−1`` (one gather + prod),
-    summed into its table entry (one ``index_add``); then through the trig form,
-    ``∂/∂angle = −sin·(dT @ mextᵀ)`` and ``dw = ∂/∂angle @ Aᵀ``.
+    Kronecker product is a product of one entry per wire, so the gradient of one table entry is
+    the sum, over the entries it is a factor of, of the upstream gradient times the conjugate
+    product of the other ``n−1`` factors: two gathers, one prod and one bmm
+    (:func:`_table_backward`); then through the trig form, ``∂/∂angle = −sin·(dT @ mextᵀ)`` and
+    ``dw = ∂/∂angle @ Aᵀ``.
+
+    The intermediates the backward reads are attributes of ``ctx``, not saved tensors: they
+    were made inside this forward without a graph, so they cannot form a reference cycle,
+    and a SavedVariable each costs a few microseconds at this size.
     """
 
     @staticmethod
@@ -297,10 +309,7 @@ class DenseCircuit(torch.autograd.Function):
         finally:
             _restore(before)
         ctx.plan = plan
-        # only the inputs need save_for_backward (version checks, the create_graph replay);
-        # the intermediates were made here without a graph, so plain attributes are safe and
-        # skip the per-tensor SavedVariable bookkeeping
-        ctx.save_for_backward(x, w)
+        ctx.save_for_backward(x, w)  # the inputs: version checks, and the create_graph replay
         ctx.inner = (T, c, P, KT, M2, Y, prefixes)
         return out
 
