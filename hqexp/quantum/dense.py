@@ -75,9 +75,9 @@ class DensePlan:
     half: torch.Tensor  # [n, 2n], with shift [2n]: q = cos(x @ half + shift) = (cos x_i/2, sin x_i/2)
     shift: torch.Tensor
     embed: torch.Tensor  # [2, 2] complex: E
-    # trig form (A2[p, 32], off2[32], mext[L, 32, 8], neg[L, 8, 16], Aᵀ): c = cos(w @ A2 + off2)
-    # holds cos and sin of the form's 16 angles, and c @ mext[l] is layer l's 2×2 (U·E in layer
-    # 0, U after) as reals (its sin rows are 0); None: U from the template
+    # trig form (A2[p, 32], off2[32], mext[L, 32, 8], neg[L, 8, 16], Aᵀ, A2 and off2 in float64):
+    # c = cos(w @ A2 + off2) holds cos and sin of the form's 16 angles, and c @ mext[l] is layer
+    # l's 2×2 (U·E in layer 0, U after) as reals (its sin rows are 0); None: U from the template
     trig: tuple | None
     single_thread: bool  # the step is too small for the intra-op pool (see :func:`_one_thread`)
 
@@ -174,7 +174,10 @@ def _trig_plan(ansatz: Ansatz, E: torch.Tensor, rdtype: torch.dtype, device: str
     off2 = torch.cat([off, off - math.pi / 2])  # cos(φ − π/2) = sin φ
     # backward: ∂/∂angle = −sin·(dT @ mextᵀ), dw = ∂/∂angle @ Aᵀ; the sign goes into the table
     tables = (torch.cat([A, A], dim=1), off2, mext, neg, A.T)
-    return tuple(t.to(device=device, dtype=rdtype).contiguous() for t in tables)
+    # A2 and off2 once more in float64: float64 weights get their angle sums (|w @ A2| reaches
+    # ~10 rad, where a float32 ulp is 1e-6) and cosines in float64, then the table is rounded
+    tables += tuple(t.to(device=device) for t in tables[:2])
+    return tuple(t.to(device=device, dtype=rdtype).contiguous() for t in tables[:5]) + tables[5:]
 
 
 SMALL_QUBITS = 5  # measured at 4-5 qubits: one thread is faster than two at every batch size
@@ -252,7 +255,12 @@ def _table(w: torch.Tensor, plan: DensePlan) -> tuple[torch.Tensor, torch.Tensor
         return torch.cat([w[:1] @ plan.embed, w[1:]]).view(-1), None
     A2, off2, mext = plan.trig[:3]
     w2 = w.reshape(-1, A2.shape[0])
-    c = torch.cos(torch.addmm(off2, w2 if w2.dtype == A2.dtype else w2.to(A2.dtype), A2))
+    if w2.dtype == A2.dtype:
+        c = torch.cos(torch.addmm(off2, w2, A2))
+    elif w2.dtype == torch.float64:  # angles in the precision they came in (see _trig_plan)
+        c = torch.cos(torch.addmm(plan.trig[6], w2, plan.trig[5])).to(A2.dtype)
+    else:
+        c = torch.cos(torch.addmm(off2, w2.to(A2.dtype), A2))
     return _complex_view(torch.bmm(c.view(mext.shape[0], -1, c.shape[1]), mext)).view(-1), c
 
 
@@ -334,7 +342,7 @@ class DenseCircuit(torch.autograd.Function):
                     dT = dT.view(w.shape)
                     dw = torch.cat([dT[:1] @ plan.embed.mH, dT[1:]])
                 else:
-                    neg, a_t = plan.trig[3:]
+                    neg, a_t = plan.trig[3:5]
                     dangle = torch.bmm(_real_view(dT).view(neg.shape[0], -1, 8), neg)
                     dw = torch.mm(dangle.view(c.shape[0], 16) * c[:, 16:], a_t).view(w.shape)
                     dw = dw if dw.dtype == w.dtype else dw.to(w.dtype)
