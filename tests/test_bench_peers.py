@@ -33,7 +33,7 @@ def test_each_peer_computes_our_values_and_gradients(name, n, layers):
     want = expval(a, xx, ww, "torch", dtype="complex128")
     want.sum().backward()
     peer = peers.build(name, n, layers, x.numpy().astype(np.float32), w.numpy().astype(np.float32))
-    values, dx, dw = peer.fwd_bwd(x.numpy().astype(np.float32), w.numpy().astype(np.float32))
+    values, dx, dw = peer.fwd_bwd(*peer.native(x.numpy().astype(np.float32), w.numpy().astype(np.float32)))
     np.testing.assert_allclose(np.asarray(values, dtype=np.float64), want.detach().numpy(), atol=1e-4)
     np.testing.assert_allclose(np.asarray(dx, dtype=np.float64), xx.grad.numpy(), atol=1e-4)
     np.testing.assert_allclose(np.asarray(dw, dtype=np.float64), ww.grad.numpy(), atol=1e-4)

@@ -97,8 +97,10 @@ def bench_backends(cfg: DictConfig) -> list[dict]:
                 with torch.no_grad():
                     expval(ansatz, x, w, be)
 
-            def fwd_bwd():
-                xx, ww = x.clone().requires_grad_(), w.clone().requires_grad_()
+            xx, ww = x.clone().requires_grad_(), w.clone().requires_grad_()
+
+            def fwd_bwd():  # as in a training step: persistent leaves, gradients reset to None
+                xx.grad = ww.grad = None
                 expval(ansatz, xx, ww, be).sum().backward()
 
             budget = float(cfg.max_seconds_per_call)
@@ -165,15 +167,16 @@ def _check_and_time(cfg: DictConfig, peer, ansatz, x, w, xn, wn, base: dict, ref
     xx, ww = x.double().clone().requires_grad_(), w.double().clone().requires_grad_()
     want = expval(ansatz, xx, ww, "torch", dtype="complex128")
     want.sum().backward()
-    got = peer.fwd_bwd(xn, wn)
+    xp, wp = peer.native(xn, wn)
+    got = peer.fwd_bwd(xp, wp)
     err = max(float(np.abs(np.asarray(a, dtype=np.float64) - b.detach().numpy()).max())
               for a, b in zip(got, (want, xx.grad, ww.grad)))
     if err > 1e-4:
         print(f"disagrees with torch by {err:.2g}: not timed", flush=True)
         return {**base, "status": f"disagrees with torch by {err:.2g}: not timed"}
     budget = float(cfg.max_seconds_per_call)
-    t_f = median_time(lambda: peer.fwd(xn, wn), cfg.warmup, cfg.repeats, budget)
-    t_fb = median_time(lambda: peer.fwd_bwd(xn, wn), cfg.warmup, cfg.repeats, budget) if t_f else None
+    t_f = median_time(lambda: peer.fwd(xp, wp), cfg.warmup, cfg.repeats, budget)
+    t_fb = median_time(lambda: peer.fwd_bwd(xp, wp), cfg.warmup, cfg.repeats, budget) if t_f else None
     row = {**base, "status": f"ok (agrees to {err:.1e})", "compile_s": peer.compile_s,
            "fwd_ms": t_f * 1e3 if t_f else None, "fwd_bwd_ms": t_fb * 1e3 if t_fb else None}
     for k in ("fwd_ms", "fwd_bwd_ms"):
