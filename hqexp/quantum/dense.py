@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 import torch
 
@@ -50,6 +51,23 @@ def dense_applies(ansatz: Ansatz, weights: torch.Tensor, batch: int, max_qubits:
     return n == DENSE_MAX_QUBITS and (ansatz.n_layers < DEEP_LAYERS or batch >= DEEP_MIN_BATCH)
 
 
+class TrigPlan(NamedTuple):
+    """A template's trig form for the dense node: ``c = cos(w @ a2 + off2)`` holds the cos and
+    sin of the form's 16 angles, and ``c @ mext[l]`` is layer l's 2×2 (``U·E`` in layer 0, ``U``
+    after) as reals (its sin rows are 0). Backward: ``∂/∂angle = −sin·(dT @ mext[l]ᵀ)`` (the sign
+    is in ``neg``) and ``dw = ∂/∂angle @ Aᵀ``."""
+
+    a2: torch.Tensor  # [p, 32]
+    off2: torch.Tensor  # [32]
+    mext: torch.Tensor  # [L, 32, 8]
+    neg: torch.Tensor  # [L, 8, 16]: −mext[l][:16]ᵀ
+    a_t: torch.Tensor  # [16, p]
+    # a2 and off2 in float64: float64 weights get their angle sums (|w @ a2| reaches ~10 rad,
+    # where a float32 ulp is 1e-6) and cosines in float64 before the table is rounded
+    a2_64: torch.Tensor
+    off2_64: torch.Tensor
+
+
 @dataclass(frozen=True)
 class DensePlan:
     """Everything static about one small circuit, built once per ansatz, device and dtype.
@@ -75,10 +93,7 @@ class DensePlan:
     half: torch.Tensor  # [n, 2n], with shift [2n]: q = cos(x @ half + shift) = (cos x_i/2, sin x_i/2)
     shift: torch.Tensor
     embed: torch.Tensor  # [2, 2] complex: E
-    # trig form (A2[p, 32], off2[32], mext[L, 32, 8], neg[L, 8, 16], Aᵀ, A2 and off2 in float64):
-    # c = cos(w @ A2 + off2) holds cos and sin of the form's 16 angles, and c @ mext[l] is layer
-    # l's 2×2 (U·E in layer 0, U after) as reals (its sin rows are 0); None: U from the template
-    trig: tuple | None
+    trig: TrigPlan | None  # None: the 2×2s come from the template
     single_thread: bool  # the step is too small for the intra-op pool (see :func:`_one_thread`)
 
 
@@ -159,7 +174,7 @@ def _grouped_factors(kron: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.stack(at).reshape(-1), torch.stack(rest).reshape(-1)
 
 
-def _trig_plan(ansatz: Ansatz, E: torch.Tensor, rdtype: torch.dtype, device: str) -> tuple | None:
+def _trig_plan(ansatz: Ansatz, E: torch.Tensor, rdtype: torch.dtype, device: str) -> TrigPlan | None:
     form = ansatz.spec.trig_form
     if form is None:
         return None
@@ -172,12 +187,9 @@ def _trig_plan(ansatz: Ansatz, E: torch.Tensor, rdtype: torch.dtype, device: str
     mext = torch.stack([torch.cat([m, torch.zeros_like(m)]) for m in per_layer])  # [L, 32, 8]
     neg = torch.stack([-m.T for m in per_layer])  # [L, 8, 16]
     off2 = torch.cat([off, off - math.pi / 2])  # cos(φ − π/2) = sin φ
-    # backward: ∂/∂angle = −sin·(dT @ mextᵀ), dw = ∂/∂angle @ Aᵀ; the sign goes into the table
-    tables = (torch.cat([A, A], dim=1), off2, mext, neg, A.T)
-    # A2 and off2 once more in float64: float64 weights get their angle sums (|w @ A2| reaches
-    # ~10 rad, where a float32 ulp is 1e-6) and cosines in float64, then the table is rounded
-    tables += tuple(t.to(device=device) for t in tables[:2])
-    return tuple(t.to(device=device, dtype=rdtype).contiguous() for t in tables[:5]) + tables[5:]
+    a2 = torch.cat([A, A], dim=1)
+    tables = (t.to(device=device, dtype=rdtype).contiguous() for t in (a2, off2, mext, neg, A.T))
+    return TrigPlan(*tables, a2_64=a2.to(device), off2_64=off2.to(device))
 
 
 SMALL_QUBITS = 5  # measured at 4-5 qubits: one thread is faster than two at every batch size
@@ -253,14 +265,15 @@ def _table(w: torch.Tensor, plan: DensePlan) -> tuple[torch.Tensor, torch.Tensor
     form, the cos and sin of its angles; without one, ``w`` are the 2×2s ``U[L, n, 2, 2]``."""
     if plan.trig is None:
         return torch.cat([w[:1] @ plan.embed, w[1:]]).view(-1), None
-    A2, off2, mext = plan.trig[:3]
-    w2 = w.reshape(-1, A2.shape[0])
-    if w2.dtype == A2.dtype:
-        c = torch.cos(torch.addmm(off2, w2, A2))
-    elif w2.dtype == torch.float64:  # angles in the precision they came in (see _trig_plan)
-        c = torch.cos(torch.addmm(plan.trig[6], w2, plan.trig[5])).to(A2.dtype)
+    trig = plan.trig
+    w2 = w.reshape(-1, trig.a2.shape[0])
+    if w2.dtype == trig.a2.dtype:
+        c = torch.cos(torch.addmm(trig.off2, w2, trig.a2))
+    elif w2.dtype == torch.float64:  # angles in the precision they came in (see TrigPlan)
+        c = torch.cos(torch.addmm(trig.off2_64, w2, trig.a2_64)).to(trig.a2.dtype)
     else:
-        c = torch.cos(torch.addmm(off2, w2.to(A2.dtype), A2))
+        c = torch.cos(torch.addmm(trig.off2, w2.to(trig.a2.dtype), trig.a2))
+    mext = trig.mext
     return _complex_view(torch.bmm(c.view(mext.shape[0], -1, c.shape[1]), mext)).view(-1), c
 
 
@@ -342,9 +355,9 @@ class DenseCircuit(torch.autograd.Function):
                     dT = dT.view(w.shape)
                     dw = torch.cat([dT[:1] @ plan.embed.mH, dT[1:]])
                 else:
-                    neg, a_t = plan.trig[3:5]
+                    neg = plan.trig.neg
                     dangle = torch.bmm(_real_view(dT).view(neg.shape[0], -1, 8), neg)
-                    dw = torch.mm(dangle.view(c.shape[0], 16) * c[:, 16:], a_t).view(w.shape)
+                    dw = torch.mm(dangle.view(c.shape[0], 16) * c[:, 16:], plan.trig.a_t).view(w.shape)
                     dw = dw if dw.dtype == w.dtype else dw.to(w.dtype)
         finally:
             _restore(before)
@@ -362,7 +375,7 @@ def _replay(x: torch.Tensor, w: torch.Tensor, plan: DensePlan, g: torch.Tensor, 
 
 def _chain_backward(dM2: torch.Tensor, KT: torch.Tensor, prefixes: list, plan: DensePlan) -> torch.Tensor:
     """``∂loss/∂KT[L, N, N]`` from ``∂loss/∂M2`` through ``M = KT[0]·…·KT[L−1]`` (CZ signs between)."""
-    L, N = KT.shape[0], KT.shape[1]
+    L = KT.shape[0]
     G = _complex_view(dM2)
     grads = [None] * L
     before = iter(reversed(prefixes))  # not popped: a retain_graph backward reads them again
