@@ -11,87 +11,52 @@ import torch
 
 from hqexp.errors import ConfigError
 from hqexp.quantum import EMBEDDINGS, MEASUREMENTS, TEMPLATES, Ansatz, available_backends, expval
+from circuits import assert_agree, circuit_cases, circuit_data, run_circuit
 
 AVAILABLE = {k for k, v in available_backends().items() if v is None}
-COMBOS = list(itertools.product(TEMPLATES, EMBEDDINGS, MEASUREMENTS))
 
 
-def _cases(seed: int, max_n: int, max_b: int):
-    """One randomised (n, layers, batch, entangler) per template x embedding x measurement."""
-    rng = random.Random(seed)
-    for t, e, m in COMBOS:
-        n = max(rng.randint(1, max_n), 2 if m == "z0z1" else 1)
-        yield pytest.param(
-            Ansatz(n, rng.randint(1, 4), e, t, m, rng.choice(["cnot", "cz"]), pauli_seed=rng.randint(0, 99)),
-            rng.randint(1, max_b),
-            id=f"{t}-{e}-{m}",
-        )
-
-
-def _run(ansatz, x, w, backend, **opts):
-    xx, ww = x.clone().requires_grad_(), w.clone().requires_grad_()
-    y = expval(ansatz, xx, ww, backend, **opts)
-    # A weighted sum so that every output's gradient matters.
-    (y * torch.linspace(0.5, 1.5, y.shape[1], dtype=y.dtype)).sum().backward()
-    return y.detach(), xx.grad, ww.grad
-
-
-def _data(ansatz, batch, seed, per_sample=False):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.rand(batch, ansatz.n_inputs, generator=g, dtype=torch.float64) * 2 * math.pi
-    shape = (batch, *ansatz.weight_shape) if per_sample else ansatz.weight_shape
-    w = torch.rand(shape, generator=g, dtype=torch.float64) * 2 * math.pi
-    return x, w
-
-
-def _assert_close(a, b, atol=1e-5):
-    for name, u, v in zip(("value", "d/dinputs", "d/dweights"), a, b):
-        assert u.shape == v.shape, name
-        err = (u - v).abs().max().item()
-        assert err <= atol, f"{name} differs by {err:.2e}"
-
-
-@pytest.mark.parametrize("ansatz,batch", list(_cases(1, 10, 32)))
+@pytest.mark.parametrize("ansatz,batch", list(circuit_cases(1, 10, 32)))
 def test_default_qubit_matches_torch(ansatz, batch):
-    x, w = _data(ansatz, batch, 0)
-    _assert_close(_run(ansatz, x, w, "default_qubit"), _run(ansatz, x, w, "torch"))
+    x, w = circuit_data(ansatz, batch, 0)
+    assert_agree(run_circuit(ansatz, x, w, "default_qubit"), run_circuit(ansatz, x, w, "torch"))
 
 
-@pytest.mark.parametrize("ansatz,batch", list(_cases(2, 8, 8)))
+@pytest.mark.parametrize("ansatz,batch", list(circuit_cases(2, 8, 8)))
 def test_lightning_qubit_matches_torch(ansatz, batch):
-    x, w = _data(ansatz, batch, 1)
-    _assert_close(_run(ansatz, x, w, "lightning_qubit"), _run(ansatz, x, w, "torch"))
+    x, w = circuit_data(ansatz, batch, 1)
+    assert_agree(run_circuit(ansatz, x, w, "lightning_qubit"), run_circuit(ansatz, x, w, "torch"))
 
 
 @pytest.mark.skipif("aer" not in AVAILABLE, reason="qiskit-aer not installed")
-@pytest.mark.parametrize("ansatz,batch", list(_cases(3, 5, 4)))
+@pytest.mark.parametrize("ansatz,batch", list(circuit_cases(3, 5, 4)))
 def test_aer_matches_torch(ansatz, batch):
-    x, w = _data(ansatz, batch, 2)
-    _assert_close(_run(ansatz, x, w, "aer"), _run(ansatz, x, w, "torch"))
+    x, w = circuit_data(ansatz, batch, 2)
+    assert_agree(run_circuit(ansatz, x, w, "aer"), run_circuit(ansatz, x, w, "torch"))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["lightning_qubit", "aer"])
-@pytest.mark.parametrize("ansatz,batch", list(_cases(4, 10, 32)))
+@pytest.mark.parametrize("ansatz,batch", list(circuit_cases(4, 10, 32)))
 def test_full_range_agreement(ansatz, batch, backend):
     if backend not in AVAILABLE:
         pytest.skip(f"{backend} not available")
-    x, w = _data(ansatz, batch, 3)
-    _assert_close(_run(ansatz, x, w, backend), _run(ansatz, x, w, "torch"))
+    x, w = circuit_data(ansatz, batch, 3)
+    assert_agree(run_circuit(ansatz, x, w, backend), run_circuit(ansatz, x, w, "torch"))
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("ansatz,batch", list(_cases(5, 10, 16)))
+@pytest.mark.parametrize("ansatz,batch", list(circuit_cases(5, 10, 16)))
 def test_lightning_gpu_matches_torch(ansatz, batch):
-    x, w = _data(ansatz, batch, 4)
-    _assert_close(_run(ansatz, x, w, "lightning_gpu"), _run(ansatz, x, w, "torch"))
+    x, w = circuit_data(ansatz, batch, 4)
+    assert_agree(run_circuit(ansatz, x, w, "lightning_gpu"), run_circuit(ansatz, x, w, "torch"))
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("ansatz,batch", list(_cases(6, 12, 64)))
+@pytest.mark.parametrize("ansatz,batch", list(circuit_cases(6, 12, 64)))
 def test_torch_cuda_matches_cpu(ansatz, batch):
-    x, w = _data(ansatz, batch, 5)
-    _assert_close(_run(ansatz, x.cuda(), w.cuda(), "torch"), _run(ansatz, x, w, "torch"))
+    x, w = circuit_data(ansatz, batch, 5)
+    assert_agree(run_circuit(ansatz, x.cuda(), w.cuda(), "torch"), run_circuit(ansatz, x, w, "torch"))
 
 
 def _pair_cases(seed: int, max_n: int, max_b: int):
@@ -109,8 +74,8 @@ def _pair_cases(seed: int, max_n: int, max_b: int):
 def test_learned_entanglement_agrees(ansatz, batch, backend):
     if backend not in AVAILABLE:
         pytest.skip(f"{backend} not available")
-    x, w = _data(ansatz, batch, 13)
-    _assert_close(_run(ansatz, x, w, backend), _run(ansatz, x, w, "torch"))
+    x, w = circuit_data(ansatz, batch, 13)
+    assert_agree(run_circuit(ansatz, x, w, backend), run_circuit(ansatz, x, w, "torch"))
 
 
 def test_learned_entanglement_input_shape_is_checked():
@@ -127,8 +92,8 @@ def test_per_sample_weights(backend):
     if backend not in AVAILABLE:
         pytest.skip(f"{backend} not available")
     a = Ansatz(4, 2, "angle_y", "strongly_entangling", "local_projector")
-    x, w = _data(a, 5, 7, per_sample=True)
-    _assert_close(_run(a, x, w, backend), _run(a, x, w, "torch"))
+    x, w = circuit_data(a, 5, 7, per_sample=True)
+    assert_agree(run_circuit(a, x, w, backend), run_circuit(a, x, w, "torch"))
     # Each row must equal a shared-weight run with that row's weights.
     for b in range(5):
         y = expval(a, x[b : b + 1], w[b], "torch")
@@ -142,24 +107,24 @@ def test_every_wire_layout_agrees(n):
     with shared and per-sample weights and both entanglers, against default_qubit."""
     for layers, entangler, per_sample in ((1, "cnot", False), (2, "cz", True), (3, "cnot", True)):
         a = Ansatz(n, layers, "angle_x", "strongly_entangling", "z_each", entangler)
-        x, w = _data(a, 3, 100 + n, per_sample=per_sample)
-        _assert_close(_run(a, x, w, "default_qubit"), _run(a, x, w, "torch"))
+        x, w = circuit_data(a, 3, 100 + n, per_sample=per_sample)
+        assert_agree(run_circuit(a, x, w, "default_qubit"), run_circuit(a, x, w, "torch"))
 
 
 def test_complex64_default_agrees_to_1e5():
     a = Ansatz(10, 4, "angle_x", "strongly_entangling", "z_each")
-    x, w = _data(a, 16, 9)
-    got = _run(a, x.float(), w.float(), "torch")
-    ref = _run(a, x, w, "default_qubit")
-    _assert_close([g.double() for g in got], ref, atol=1e-5)
+    x, w = circuit_data(a, 16, 9)
+    got = run_circuit(a, x.float(), w.float(), "torch")
+    ref = run_circuit(a, x, w, "default_qubit")
+    assert_agree([g.double() for g in got], ref, atol=1e-5)
 
 
 @pytest.mark.parametrize("template", TEMPLATES)
 def test_torch_gradients_match_parameter_shift(template):
     """Every angle drives one Pauli rotation, so the shift rule is exact."""
     a = Ansatz(3, 2, "angle_x", template, "z_each")
-    x, w = _data(a, 2, 11)
-    _, gx, gw = _run(a, x, w, "torch", dtype="complex128")
+    x, w = circuit_data(a, 2, 11)
+    _, gx, gw = run_circuit(a, x, w, "torch", dtype="complex128")
     coef = torch.linspace(0.5, 1.5, a.n_out, dtype=torch.float64)
     f = lambda xx, ww: (expval(a, xx, ww, "torch", dtype="complex128") * coef).sum()  # noqa: E731
     s = math.pi / 2
@@ -180,7 +145,7 @@ def test_torch_gradients_match_parameter_shift(template):
 def test_torch_gradcheck_complex128(template):
     """First derivatives of the hand-written backward (4 qubits, shared weights: the dense path)."""
     a = Ansatz(4, 2, "angle_y", template, "global_projector", "cz")
-    x, w = _data(a, 3, 12)
+    x, w = circuit_data(a, 3, 12)
     assert torch.autograd.gradcheck(
         lambda xx, ww: expval(a, xx, ww, "torch", dtype="complex128"),
         (x.requires_grad_(), w.requires_grad_()),
@@ -192,7 +157,7 @@ def test_torch_gradgradcheck_complex128(template):
     """create_graph=True replays the fused passes with ordinary ops: second
     derivatives must be right, not silently missing the state's terms."""
     a = Ansatz(5, 2, "angle_x", template, "z_each")
-    x, w = _data(a, 2, 13)
+    x, w = circuit_data(a, 2, 13)
     assert torch.autograd.gradgradcheck(
         lambda xx, ww: expval(a, xx, ww, "torch", dtype="complex128"),
         (x.requires_grad_(), w.requires_grad_()),
@@ -203,7 +168,7 @@ def test_torch_gradgradcheck_complex128(template):
 def test_second_derivatives_match_default_qubit(per_sample):
     """A gradient penalty on the default complex64 path, against PennyLane backprop."""
     a = Ansatz(6, 2, "angle_y", "strongly_entangling", "local_projector")
-    x, w = _data(a, 3, 14, per_sample=per_sample)
+    x, w = circuit_data(a, 3, 14, per_sample=per_sample)
 
     def penalty_grads(backend, dtype):
         xx = x.to(dtype).requires_grad_()
@@ -251,7 +216,7 @@ def test_small_circuit_dense_path_equals_the_pass_path(template, measurement):
     for n in range(2 if measurement == "z0z1" else 1, 7):
         for layers, ent in ((1, "cnot"), (2, "cz"), (3, "cnot")) if n < 6 else ((2, "cnot"),):  # 6: slow
             a = Ansatz(n, layers, "angle_y", template, measurement, ent, pauli_seed=n)
-            x, w = _data(a, 4, n)
+            x, w = circuit_data(a, 4, n)
             got = []
             for dense in (6, 0):
                 assert statevector.dense_applies(a, w, len(x), dense) == (dense == 6)
@@ -291,7 +256,7 @@ def test_dense_path_size_rule():
     for bad in ("five", -1, 2.5, True):
         with pytest.raises(ConfigError, match=f"dense_max_qubits must be an int >= 0 .* got {bad!r}"):
             expval(a5, torch.zeros(1, 5), torch.zeros(a5.weight_shape), "torch", dense_max_qubits=bad)
-    x, w = _data(a6, big, 21)
+    x, w = circuit_data(a6, big, 21)
     got = []
     for dense in (None, 0):
         xx, ww = x.clone().requires_grad_(), w.clone().requires_grad_()

@@ -105,6 +105,9 @@ def bench_backends(cfg: DictConfig) -> list[dict]:
 
             budget = float(cfg.max_seconds_per_call)
             try:
+                if getattr(be, "compiled", None) is not None:  # compile first, timed apart (compile_s)
+                    fwd()
+                    fwd_bwd()
                 t_f = median_time(fwd, cfg.warmup, cfg.repeats, budget)
                 # a backward costs several forwards (parameter shift: 2 per angle): skip hopeless ones
                 est = t_f * (1 + be.backward_cost(ansatz)) if t_f else None
@@ -121,7 +124,8 @@ def bench_backends(cfg: DictConfig) -> list[dict]:
                 t_f = t_fb = None
                 status = f"skipped: {exc}"
             row = {**base, "status": status, "fwd_ms": t_f * 1e3 if t_f else None,
-                   "fwd_bwd_ms": t_fb * 1e3 if t_fb else None}
+                   "fwd_bwd_ms": t_fb * 1e3 if t_fb else None,
+                   "compile_s": be.compile_s if getattr(be, "compiled", None) is not None else None}
             print(f"fwd {row['fwd_ms'] or float('nan'):.3g} ms, fwd+bwd {row['fwd_bwd_ms'] or float('nan'):.3g} ms"
                   + ("" if status == "ok" else f" ({status[:80]})"), flush=True)
             if name == ref_name:

@@ -36,11 +36,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Callable
 
 import torch
 
 from hqexp.quantum.ansatz import Ansatz
-from hqexp.quantum.dense import dense_applies, run_dense
+from hqexp.quantum.dense import dense_applies, dense_args, dense_reference, run_dense
+from hqexp.quantum.dense_plan import checked_plan
 from hqexp.quantum.memory import require_memory
 from hqexp.quantum.passes import Passes, apply_fans, pair_fans
 from hqexp.quantum.templates.base import REAL_OF, rotation_matrix
@@ -126,9 +128,12 @@ def simulate(
     return _run(ansatz, inputs, weights, dtype, measure=False)
 
 
-def _run(ansatz: Ansatz, inputs: torch.Tensor, weights: torch.Tensor, dtype: torch.dtype, measure: bool):
+def _run(ansatz: Ansatz, inputs: torch.Tensor, weights: torch.Tensor, dtype: torch.dtype, measure: bool,
+         plain: bool = False):
     """The circuit; with ``measure`` the last :class:`Passes` also measures
-    (diagonal observables, ``n ≤ 16``, no ``pair_gate``) and expectation values are returned."""
+    (diagonal observables, ``n ≤ 16``, no ``pair_gate``) and expectation values are returned.
+    ``plain``: the passes as ordinary autograd ops (:meth:`Passes.run`), for ``torch.compile``."""
+    passes = _plain_passes if plain else Passes.apply
     n = ansatz.n_qubits
     rdtype = REAL_OF[dtype]
     U = layer_unitaries(ansatz, weights, dtype)  # [.., L, n, 2, 2]
@@ -142,15 +147,19 @@ def _run(ansatz: Ansatz, inputs: torch.Tensor, weights: torch.Tensor, dtype: tor
     stacks = _group_unitaries(U, prog.groups)[0] if ansatz.n_layers > 1 else []
     if not ansatz.pair_gate:
         if prog.runs[0]:
-            psi = Passes.apply(psi, prog.runs[0], *stacks)
+            psi = passes(psi, prog.runs[0], *stacks)
     else:  # one run per layer, each followed by the learned-entanglement fans
         fans = pair_fans(n, rotation_matrix(ansatz.pair_gate[1:].upper(), inputs[:, n:].to(rdtype)))
         for layer, run in enumerate(prog.runs):
             mine = [st[..., layer - 1 : layer, :, :, :] for st in stacks] if layer > 0 else []
-            psi = apply_fans(Passes.apply(psi, run, *mine) if run else psi, n, fans)
+            psi = apply_fans(passes(psi, run, *mine) if run else psi, n, fans)
     if not measure or prog.measured:
         return psi
     return measure_probs(ansatz, torch.view_as_real(psi).square().sum(-1))
+
+
+def _plain_passes(psi: torch.Tensor, plan: tuple, *stacks: torch.Tensor) -> torch.Tensor:
+    return Passes.run(psi, plan, stacks)[0]
 
 
 @dataclass(frozen=True)
@@ -230,3 +239,28 @@ def torch_expval(
         return run_dense(ansatz, inputs, weights, dtype)
     check_memory(ansatz, inputs.shape[0], dtype, inputs.device, torch.is_grad_enabled())
     return _run(ansatz, inputs, weights, dtype, measure=True)
+
+
+def plain_step(
+    ansatz: Ansatz,
+    inputs: torch.Tensor,
+    weights: torch.Tensor,
+    dtype: torch.dtype = torch.complex64,
+    dense_max_qubits: int | None = None,
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The step :func:`torch_expval` would take for these shapes, as ``f(inputs, weights)`` made of
+    ordinary autograd ops only (no hand-written autograd node): the form ``torch.compile`` traces.
+    The size rule and the memory check run here, eagerly; ``f`` is the arithmetic alone."""
+    if dense_applies(ansatz, weights, inputs.shape[0], dense_max_qubits):
+        plan = checked_plan(ansatz, inputs, dtype)
+
+        def dense_step(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+            return dense_reference(*dense_args(ansatz, plan, x, w, dtype), plan)
+
+        return dense_step
+    check_memory(ansatz, inputs.shape[0], dtype, inputs.device, torch.is_grad_enabled())
+
+    def pass_step(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return _run(ansatz, x, w, dtype, measure=True, plain=True)
+
+    return pass_step

@@ -30,4 +30,7 @@ def backend_report(rec, model: nn.Module) -> None:
     for q in layers.values():
         for b, n in getattr(q, "steps", {}).items():
             steps[f"backend/forwards/{b}"] = steps.get(f"backend/forwards/{b}", 0) + n
+    compile_s = sum(getattr(q.backend, "compile_s", 0.0) for q in layers.values())
+    if compile_s:  # the compiled path's first calls (tracing, code generation): part of time/fit_s
+        steps["time/compile_s"] = compile_s
     rec.log_metrics({**steps, "backend/switches": float(len(events))})

@@ -6,6 +6,7 @@ import torch
 
 from hqexp.errors import BackendUnavailable, ConfigError
 from hqexp.quantum.backends.base import Backend
+from hqexp.quantum.compiled import CompiledSteps, compile_mode
 from hqexp.quantum.statevector import torch_expval
 
 DTYPES = {"complex64": torch.complex64, "complex128": torch.complex128}
@@ -17,7 +18,8 @@ class TorchBackend(Backend):
     name = "torch"
 
     def __init__(self, dtype: str = "complex64", device: str | None = None,
-                 dense_max_qubits: int | None = None) -> None:
+                 dense_max_qubits: int | None = None, compile: bool | str = False,
+                 compile_backend: str = "inductor") -> None:
         if dtype not in DTYPES:
             raise ConfigError(f"torch backend dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
         if dense_max_qubits is not None and (isinstance(dense_max_qubits, bool)
@@ -27,6 +29,17 @@ class TorchBackend(Backend):
         self.dtype = DTYPES[dtype]
         self.device = device
         self.dense_max_qubits = dense_max_qubits
+        mode = compile_mode(compile)
+        if mode is not None and not (isinstance(compile_backend, str) and compile_backend):
+            raise ConfigError(f"torch backend compile_backend must be a torch.compile backend name, "
+                              f"got {compile_backend!r}")
+        # the compiled path (hqexp.quantum.compiled): off by default, slower than eager on CPU
+        self.compiled = CompiledSteps(mode, compile_backend) if mode is not None else None
+
+    @property
+    def compile_s(self) -> float:
+        """Seconds spent in calls that traced and compiled a step (0 without ``compile``)."""
+        return self.compiled.compile_s if self.compiled is not None else 0.0
 
     def check_available(self) -> None:
         if self.device and self.device.startswith("cuda") and not torch.cuda.is_available():
@@ -42,11 +55,11 @@ class TorchBackend(Backend):
         return not ansatz.pair_gate
 
     def execute(self, ansatz, inputs, weights):
+        run = torch_expval if self.compiled is None else self.compiled
         if self.device is not None and inputs.device != torch.device(self.device):
-            out = torch_expval(ansatz, inputs.to(self.device), weights.to(self.device), self.dtype,
-                               self.dense_max_qubits)
+            out = run(ansatz, inputs.to(self.device), weights.to(self.device), self.dtype, self.dense_max_qubits)
             return out.to(inputs.device)
-        return torch_expval(ansatz, inputs, weights, self.dtype, self.dense_max_qubits)
+        return run(ansatz, inputs, weights, self.dtype, self.dense_max_qubits)
 
     def states(self, ansatz, inputs, weights):
         from hqexp.quantum.statevector import simulate
