@@ -68,7 +68,10 @@ def close_open_runs(reason: str) -> int:
 
 
 def _guard(work: Callable[[DictConfig], object], cfg: DictConfig):
+    from hqexp.allocator import keep_freed_memory
     from hqexp.tracking.store import open_runs
+
+    keep_freed_memory()  # before the job allocates: see hqexp.allocator
 
     outer = {r.run_id for r in open_runs()}
     try:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from hqexp import allocator
 from hqexp.bench.table import write_csv
 from hqexp.errors import ConfigError
 
@@ -27,14 +28,15 @@ def run_bench(cfg: DictConfig) -> list[dict]:
         from hqexp.bench import ecg as suite
 
         rows = suite.bench_ecg(cfg)
-        print(f"hqexp bench ecg — torch {torch.__version__}, {torch.get_num_threads()} threads; ratios are to "
+        print(f"hqexp bench ecg — torch {torch.__version__}, {torch.get_num_threads()} threads, allocator "
+              f"{allocator.POLICY or 'system'}; ratios are to "
               f"{rows[0]['model']} (train: higher = faster; latency: higher = slower)")
     else:
         from hqexp.bench import backends as suite
 
         rows = suite.bench_backends(cfg)
         print(f"hqexp bench backends — torch {torch.__version__}, {torch.get_num_threads()} threads, "
-              f"device {cfg.device}; ratio = backend time / {cfg.backend.name} time (higher = "
+              f"device {cfg.device}, allocator {allocator.POLICY or 'system'}; ratio = backend time / {cfg.backend.name} time (higher = "
               f"{cfg.backend.name} faster)")
     print(suite.table(rows))
     path = Path(cfg.csv if cfg.suite == "backends" else str(cfg.csv).replace("bench_backends", f"bench_{cfg.suite}"))

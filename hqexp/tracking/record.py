@@ -13,6 +13,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from hqexp import allocator
 from hqexp.config import choice, is_multirun, is_rank_zero, output_dir, project_root, sweep_dir, task_overrides
 from hqexp.tracking.store import MutedRecorder, Recorder, flatten, git_sha
 
@@ -62,6 +63,7 @@ def start_run(cfg: DictConfig, kind: str, tags: Mapping | None = None, parent: s
         "git_sha": git_sha(project_root()),
         "hqexp.overrides": " ".join(task_overrides()),
         "hqexp.output_dir": str(output_dir()),
+        **({"hqexp.allocator": allocator.POLICY} if allocator.POLICY else {}),
         **dict(tags or {}),
     }
     mcfg = OmegaConf.to_container(cfg.mlflow, resolve=True)
