@@ -5,11 +5,12 @@ hand-written autograd nodes of the eager path are opaque to the tracer); it is c
 per circuit, and its first call for each new shape, dtype and grad mode (which traces and
 compiles) is timed apart as :attr:`CompiledSteps.compile_s`.
 
-Measured on a 2-core CPU (torch 2.13, fwd+bwd, Inductor): slower than the eager path at every
-size of the benchmark grid — (4,2,64) 0.46 against 0.13 ms, (8,3,64) 2.2 against 0.91 ms,
-(8,3,1024) 14 against 9.6 ms, (12,3,256) 40 against 41 ms — because the eager path is already
-one hand-written node and a compiled call has a fixed cost of its own (~65 µs for a trivial
-fwd+bwd). So it is off by default; it is there for GPUs, where ``mode="reduce-overhead"``
+Measured on a 2-core CPU (torch 2.13, Inductor, median of five ``hqexp bench backends`` runs):
+slower than the eager path for fwd+bwd at every size of the benchmark grid — (4,2,64) 0.54
+against 0.143 ms, (8,3,64) 1.92 against 0.95, (8,3,1024) 10.3 against 6.9, (12,3,256) 44 against
+31.5 — because the eager path is already one hand-written node and a compiled call has a fixed
+cost of its own (~65 µs for a trivial fwd+bwd); forward alone gains 5–10% from 8 qubits on
+large batches. So it is off by default; it is there for GPUs, where ``mode="reduce-overhead"``
 replays the fixed-shape step as a CUDA graph, and for measuring.
 
 Clean fallbacks:
@@ -75,7 +76,7 @@ class CompiledSteps:
             return torch_expval(ansatz, x, w, dtype, dense_max_qubits)
 
         step = plain_step(ansatz, inputs, weights, dtype, dense_max_qubits)  # checks run eagerly
-        key = (ansatz, dtype, dense_max_qubits, inputs.device.type, step.__name__)
+        key = (ansatz, dtype, dense_max_qubits, str(inputs.device), step.__name__)
         if key not in self._steps:
             self._steps[key] = torch.compile(_own_code(step), mode=self.mode, backend=self.backend, dynamic=None)
         compiled = self._steps[key]
