@@ -116,9 +116,10 @@ def test_bad_compile_option_is_one_config_error(bad):
         TorchBackend(compile=bad)
 
 
-def test_bad_compile_backend_is_a_config_error():
-    with pytest.raises(ConfigError, match="compile_backend"):
-        TorchBackend(compile=True, compile_backend="")
+@pytest.mark.parametrize("bad", ["", "nonsense", None])
+def test_bad_compile_backend_is_a_config_error(bad):
+    with pytest.raises(ConfigError, match="compile_backend must be a torch.compile backend .*inductor"):
+        TorchBackend(compile=True, compile_backend=bad)
 
 
 def test_compile_off_by_default_and_reports_nothing():

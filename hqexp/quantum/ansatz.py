@@ -109,6 +109,8 @@ class Ansatz:
                 raise ConfigError("pair_gate needs n_qubits >= 2 (it acts on qubit pairs)")
         if self.measurement == "z0z1" and self.n_qubits < 2:
             raise ConfigError("measurement 'z0z1' needs n_qubits >= 2")
+        if self.template == "random_pauli":
+            self.pauli_choices  # noqa: B018 - fill the cache now (see pauli_choices)
 
     # ------------------------------------------------------------------ shapes
     @property
@@ -150,12 +152,14 @@ class Ansatz:
         """Single-qubit gates applied to ``qubit`` in ``layer``, in time order."""
         return self.spec.rotation_gates(self, layer, qubit)
 
-    @property
+    @cached_property
     def pauli_choices(self) -> tuple[tuple[str, ...], ...]:
         """``[layer][qubit]`` gate names of ``random_pauli``, a pure function of ``pauli_seed``.
 
         Derived by hashing rather than from a PRNG stream so that the same seed names
-        the same circuit on every Python/NumPy version.
+        the same circuit on every Python/NumPy version. Cached on the instance, and filled at
+        construction for ``random_pauli``, so that ``torch.compile`` reads a constant instead of
+        tracing into ``hashlib`` (a graph break).
         """
         return pauli_table(self.pauli_seed, self.n_layers, self.n_qubits)
 

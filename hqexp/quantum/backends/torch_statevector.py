@@ -30,9 +30,11 @@ class TorchBackend(Backend):
         self.device = device
         self.dense_max_qubits = dense_max_qubits
         mode = compile_mode(compile)
-        if mode is not None and not (isinstance(compile_backend, str) and compile_backend):
-            raise ConfigError(f"torch backend compile_backend must be a torch.compile backend name, "
-                              f"got {compile_backend!r}")
+        if mode is not None:
+            known = torch.compiler.list_backends(exclude_tags=())
+            if compile_backend not in known:
+                raise ConfigError(f"torch backend compile_backend must be a torch.compile backend "
+                                  f"({', '.join(known)}), got {compile_backend!r}")
         # the compiled path (hqexp.quantum.compiled): off by default, slower than eager on CPU
         self.compiled = CompiledSteps(mode, compile_backend) if mode is not None else None
 

@@ -34,7 +34,7 @@ class RandomPauli(Template):
     default_entangler = "cz"
 
     def rotation_gates(self, ansatz, layer: int, qubit: int) -> tuple[str, ...]:
-        return (pauli_table(ansatz.pauli_seed, ansatz.n_layers, ansatz.n_qubits)[layer][qubit],)
+        return (ansatz.pauli_choices[layer][qubit],)
 
     def pre_rotation(self) -> tuple[str, float] | None:
         return ("RY", math.pi / 4)
@@ -43,7 +43,7 @@ class RandomPauli(Template):
         # One closed form for all three axes, selected by constant 0/1 masks [L, n]:
         # RX=[[c,-is],[-is,c]], RY=[[c,-s],[s,c]], RZ=[[c-is,0],[0,c+is]].
         w = weights.to(REAL_OF[cdtype])
-        names = pauli_table(ansatz.pauli_seed, ansatz.n_layers, ansatz.n_qubits)
+        names = ansatz.pauli_choices
         mx, my, mz = torch.tensor([[[float(g == axis) for g in row] for row in names] for axis in PAULI_ROTATIONS],
                                   device=w.device, dtype=w.dtype)
         c, s = torch.cos(w / 2), torch.sin(w / 2)
