@@ -31,10 +31,10 @@ class TorchBackend(Backend):
         self.dense_max_qubits = dense_max_qubits
         mode = compile_mode(compile)
         if mode is not None:
-            known = torch.compiler.list_backends(exclude_tags=())
-            if compile_backend not in known:
+            if compile_backend not in torch.compiler.list_backends(exclude_tags=()):
                 raise ConfigError(f"torch backend compile_backend must be a torch.compile backend "
-                                  f"({', '.join(known)}), got {compile_backend!r}")
+                                  f"({', '.join(torch.compiler.list_backends())}, or a debug one such "
+                                  f"as aot_eager), got {compile_backend!r}")
         # the compiled path (hqexp.quantum.compiled): off by default, slower than eager on CPU
         self.compiled = CompiledSteps(mode, compile_backend) if mode is not None else None
 
