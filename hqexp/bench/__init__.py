@@ -36,8 +36,8 @@ def run_bench(cfg: DictConfig) -> list[dict]:
 
         rows = suite.bench_backends(cfg)
         print(f"hqexp bench backends — torch {torch.__version__}, {torch.get_num_threads()} threads, "
-              f"device {cfg.device}, allocator {allocator.POLICY or 'system'}; ratio = backend time / {cfg.backend.name} time (higher = "
-              f"{cfg.backend.name} faster)")
+              f"device {cfg.device}, allocator {allocator.POLICY or 'system'}; ratio = backend time / "
+              f"{cfg.backend.name} time (higher = {cfg.backend.name} faster)")
     print(suite.table(rows))
     path = Path(cfg.csv if cfg.suite == "backends" else str(cfg.csv).replace("bench_backends", f"bench_{cfg.suite}"))
     write_csv(path, rows)

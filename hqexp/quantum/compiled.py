@@ -83,16 +83,20 @@ class CompiledSteps:
         if compiled is None:
             return eager(inputs, weights)
         grad = torch.is_grad_enabled() and (inputs.requires_grad or weights.requires_grad)
+
+        def run() -> torch.Tensor:
+            return _Step.apply(inputs, weights, compiled, eager) if grad else compiled(inputs, weights)
+
         call = (key, tuple(inputs.shape), tuple(weights.shape), inputs.dtype, weights.dtype, grad)
         if call in self._seen:
-            return _Step.apply(inputs, weights, compiled, eager) if grad else compiled(inputs, weights)
+            return run()
         t0 = time.perf_counter()
         try:
             with warnings.catch_warnings():
                 # the static tables come from lru_cache'd builders, pure functions of the circuit:
                 # tracing through the cache wrapper (what the warning is about) is correct here
                 warnings.filterwarnings("ignore", message=".*lru_cache", category=UserWarning)
-                out = _Step.apply(inputs, weights, compiled, eager) if grad else compiled(inputs, weights)
+                out = run()
         except Exception as exc:  # tracing or code generation failed: the step is not compiled
             self._steps[key] = None
             root = exc

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from hqexp.quantum.ansatz import Ansatz
-from hqexp.quantum.dense_plan import DensePlan, checked_plan
+from hqexp.quantum.dense_plan import DensePlan
 from hqexp.quantum.templates.base import REAL_OF
 
 COMPLEX_OF = {real: cplx for cplx, real in REAL_OF.items()}
@@ -72,9 +72,10 @@ def dense_args(ansatz: Ansatz, plan: DensePlan, inputs: torch.Tensor, weights: t
     return x, (weights if plan.trig is not None else ansatz.spec.unitaries(ansatz, weights, dtype))
 
 
-def run_dense(ansatz: Ansatz, inputs: torch.Tensor, weights: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """Expectation values ``[B, n_out]`` of a small shared-weight circuit (inputs ``[B, n]``)."""
-    plan = checked_plan(ansatz, inputs, dtype)
+def run_dense(ansatz: Ansatz, plan: DensePlan, inputs: torch.Tensor, weights: torch.Tensor,
+              dtype: torch.dtype) -> torch.Tensor:
+    """Expectation values ``[B, n_out]`` of a small shared-weight circuit (inputs ``[B, n]``);
+    ``plan`` from :func:`~hqexp.quantum.dense_plan.checked_plan`."""
     x, w = dense_args(ansatz, plan, inputs, weights, dtype)
     if torch.is_grad_enabled() and (x.requires_grad or w.requires_grad):
         return DenseCircuit.apply(x, w, plan)

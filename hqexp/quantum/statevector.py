@@ -42,7 +42,7 @@ import torch
 
 from hqexp.quantum.ansatz import Ansatz
 from hqexp.quantum.dense import dense_applies, dense_args, dense_reference, run_dense
-from hqexp.quantum.dense_plan import checked_plan
+from hqexp.quantum.dense_plan import DensePlan, checked_plan
 from hqexp.quantum.memory import require_memory
 from hqexp.quantum.passes import Passes, apply_fans, pair_fans
 from hqexp.quantum.templates.base import REAL_OF, rotation_matrix
@@ -235,10 +235,19 @@ def torch_expval(
 ) -> torch.Tensor:
     """Expectation values ``[B, n_out]`` (real dtype matching ``dtype``); ``dense_max_qubits``
     overrides the size rule of the small-circuit path (:func:`dense_applies`)."""
-    if dense_applies(ansatz, weights, inputs.shape[0], dense_max_qubits):
-        return run_dense(ansatz, inputs, weights, dtype)
-    check_memory(ansatz, inputs.shape[0], dtype, inputs.device, torch.is_grad_enabled())
+    plan = _route(ansatz, inputs, weights, dtype, dense_max_qubits)
+    if plan is not None:
+        return run_dense(ansatz, plan, inputs, weights, dtype)
     return _run(ansatz, inputs, weights, dtype, measure=True)
+
+
+def _route(ansatz: Ansatz, inputs: torch.Tensor, weights: torch.Tensor, dtype: torch.dtype,
+           dense_max_qubits: int | None) -> DensePlan | None:
+    """The size rule and the memory check of a step: the small-circuit plan, or None for the passes."""
+    if dense_applies(ansatz, weights, inputs.shape[0], dense_max_qubits):
+        return checked_plan(ansatz, inputs, dtype)
+    check_memory(ansatz, inputs.shape[0], dtype, inputs.device, torch.is_grad_enabled())
+    return None
 
 
 def plain_step(
@@ -251,14 +260,13 @@ def plain_step(
     """The step :func:`torch_expval` would take for these shapes, as ``f(inputs, weights)`` made of
     ordinary autograd ops only (no hand-written autograd node): the form ``torch.compile`` traces.
     The size rule and the memory check run here, eagerly; ``f`` is the arithmetic alone."""
-    if dense_applies(ansatz, weights, inputs.shape[0], dense_max_qubits):
-        plan = checked_plan(ansatz, inputs, dtype)
+    plan = _route(ansatz, inputs, weights, dtype, dense_max_qubits)
+    if plan is not None:
 
         def dense_step(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
             return dense_reference(*dense_args(ansatz, plan, x, w, dtype), plan)
 
         return dense_step
-    check_memory(ansatz, inputs.shape[0], dtype, inputs.device, torch.is_grad_enabled())
 
     def pass_step(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         return _run(ansatz, x, w, dtype, measure=True, plain=True)
