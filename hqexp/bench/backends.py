@@ -58,8 +58,7 @@ def bench_backends(cfg: DictConfig) -> list[dict]:
     """One row per grid point and backend (see the module docstring)."""
     import torch
 
-    from hqexp.errors import BackendUnavailable, QuantumMemoryError
-    from hqexp.quantum import Ansatz, expval, from_config
+    from hqexp.quantum import Ansatz
 
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
@@ -68,10 +67,9 @@ def bench_backends(cfg: DictConfig) -> list[dict]:
     unknown = [p for p in (cfg.get("peers") or []) if p not in PEERS]
     if unknown:
         raise ConfigError(f"unknown peer {unknown[0]!r}; choose from: {', '.join(PEERS)} (peers=[] for none)")
-    peers = peer_configs(cfg)
-    ref_name = cfg.backend.name
+    backends = peer_configs(cfg)
     rows = []
-    total, done = len(cfg.grid) * len(peers), 0
+    total, done = len(cfg.grid) * len(backends), 0
     for point in cfg.grid:
         if len(point) != 3:
             raise ConfigError(f"each grid entry must be [n_qubits, n_layers, batch], got {list(point)}")
@@ -82,67 +80,85 @@ def bench_backends(cfg: DictConfig) -> list[dict]:
         x = (torch.rand(B, n, generator=g) * math.pi).to(dev)
         w = (torch.rand(ansatz.weight_shape, generator=g) * 2 * math.pi).to(dev)
         ref = {}
-        for name, bcfg in peers.items():
+        for name, bcfg in backends.items():
             done += 1
-            base = {"n_qubits": n, "n_layers": L, "batch": B, "backend": name}
             print(f"[{done}/{total}] n={n} L={L} B={B} {name} ...", end=" ", flush=True)
-            try:
-                be = from_config({**bcfg, "fallback": []})
-            except BackendUnavailable as exc:
-                rows.append({**base, "status": f"unavailable: {exc}"})
-                print("unavailable", flush=True)
-                continue
-
-            def fwd():
-                with torch.no_grad():
-                    expval(ansatz, x, w, be)
-
-            xx, ww = x.clone().requires_grad_(), w.clone().requires_grad_()
-
-            def fwd_bwd():  # as in a training step: persistent leaves, gradients reset to None
-                xx.grad = ww.grad = None
-                expval(ansatz, xx, ww, be).sum().backward()
-
-            budget = float(cfg.max_seconds_per_call)
-            compiling = getattr(be, "compiled", None) is not None  # the torch backend's compiled path
-            try:
-                if compiling:  # compile first, timed apart (compile_s)
-                    fwd()
-                    fwd_bwd()
-                t_f = median_time(fwd, cfg.warmup, cfg.repeats, budget)
-                # a backward costs several forwards (parameter shift: 2 per angle): skip hopeless ones
-                est = t_f * (1 + be.backward_cost(ansatz)) if t_f else None
-                t_fb = median_time(fwd_bwd, cfg.warmup, cfg.repeats, budget) if est and est < budget else None
-                if t_fb:
-                    status = "ok"
-                elif not t_f:
-                    status = f"skipped: one call takes more than {budget:g} s"
-                elif est >= budget:
-                    status = f"fwd+bwd skipped: estimated {est:.2g} s per call (max_seconds_per_call={budget:g})"
-                else:
-                    status = f"fwd+bwd skipped: one call took more than {budget:g} s"
-            except QuantumMemoryError as exc:
-                t_f = t_fb = None
-                status = f"skipped: {exc}"
-            row = {**base, "status": status, "fwd_ms": t_f * 1e3 if t_f else None,
-                   "fwd_bwd_ms": t_fb * 1e3 if t_fb else None,
-                   "compile_s": be.compile_s if compiling else None}
-            print(f"fwd {row['fwd_ms'] or float('nan'):.3g} ms, fwd+bwd {row['fwd_bwd_ms'] or float('nan'):.3g} ms"
-                  + ("" if status == "ok" else f" ({status[:80]})"), flush=True)
-            if name == ref_name:
+            row = _time_backend(cfg, name, bcfg, ansatz, x, w)
+            if name == cfg.backend.name:
                 ref = row
-                if t_f and name == "torch":
-                    row["torch_fwd_GBps"] = modelled_forward_bytes(n, L, B) / t_f / 1e9
-            for k in ("fwd_ms", "fwd_bwd_ms"):
-                if row.get(k) and ref.get(k):
-                    row[f"ratio_{k[:-3]}"] = row[k] / ref[k]
-            rows.append(row)
+                if row.get("fwd_ms") and name == "torch":
+                    row["torch_fwd_GBps"] = modelled_forward_bytes(n, L, B) / (row["fwd_ms"] / 1e3) / 1e9
+            rows.append(_with_ratios(row, ref))
         for name in cfg.get("peers") or []:
-            rows.append(_time_peer(cfg, name, ansatz, x, w, ref))
+            rows.append(_with_ratios(_time_peer(cfg, name, ansatz, x, w), ref))
     return rows
 
 
-def _time_peer(cfg: DictConfig, name: str, ansatz, x, w, ref: dict) -> dict:
+def _time_backend(cfg: DictConfig, name: str, bcfg: dict, ansatz, x, w) -> dict:
+    """One row for one of our backends: median forward and forward+backward, compile time apart."""
+    import torch
+
+    from hqexp.errors import BackendUnavailable, QuantumMemoryError
+    from hqexp.quantum import expval, from_config
+
+    base = {"n_qubits": ansatz.n_qubits, "n_layers": ansatz.n_layers, "batch": x.shape[0], "backend": name}
+    try:
+        be = from_config({**bcfg, "fallback": []})
+    except BackendUnavailable as exc:
+        print("unavailable", flush=True)
+        return {**base, "status": f"unavailable: {exc}"}
+
+    def fwd():
+        with torch.no_grad():
+            expval(ansatz, x, w, be)
+
+    xx, ww = x.clone().requires_grad_(), w.clone().requires_grad_()
+
+    def fwd_bwd():  # as in a training step: persistent leaves, gradients reset to None
+        xx.grad = ww.grad = None
+        expval(ansatz, xx, ww, be).sum().backward()
+
+    budget = float(cfg.max_seconds_per_call)
+    compiling = getattr(be, "compiled", None) is not None  # the torch backend's compiled path
+    try:
+        if compiling:  # compile first, timed apart (compile_s)
+            fwd()
+            fwd_bwd()
+        t_f = median_time(fwd, cfg.warmup, cfg.repeats, budget)
+        # a backward costs several forwards (parameter shift: 2 per angle): skip hopeless ones
+        est = t_f * (1 + be.backward_cost(ansatz)) if t_f else None
+        t_fb = median_time(fwd_bwd, cfg.warmup, cfg.repeats, budget) if est and est < budget else None
+        if t_fb:
+            status = "ok"
+        elif not t_f:
+            status = f"skipped: one call takes more than {budget:g} s"
+        elif est >= budget:
+            status = f"fwd+bwd skipped: estimated {est:.2g} s per call (max_seconds_per_call={budget:g})"
+        else:
+            status = f"fwd+bwd skipped: one call took more than {budget:g} s"
+    except QuantumMemoryError as exc:
+        t_f = t_fb = None
+        status = f"skipped: {exc}"
+    row = {**base, "status": status, "fwd_ms": t_f * 1e3 if t_f else None,
+           "fwd_bwd_ms": t_fb * 1e3 if t_fb else None, "compile_s": be.compile_s if compiling else None}
+    _progress(row, "" if status == "ok" else f" ({status[:80]})")
+    return row
+
+
+def _with_ratios(row: dict, ref: dict) -> dict:
+    """``row`` with its times as ratios to the reference row's, where both were measured."""
+    for k in ("fwd_ms", "fwd_bwd_ms"):
+        if row.get(k) and ref.get(k):
+            row[f"ratio_{k[:-3]}"] = row[k] / ref[k]
+    return row
+
+
+def _progress(row: dict, suffix: str) -> None:
+    print(f"fwd {row['fwd_ms'] or float('nan'):.3g} ms, fwd+bwd {row['fwd_bwd_ms'] or float('nan'):.3g} ms"
+          + suffix, flush=True)
+
+
+def _time_peer(cfg: DictConfig, name: str, ansatz, x, w) -> dict:
     """One row for an outside simulator: agreement with torch first, then the timings."""
     import numpy as np
 
@@ -161,10 +177,10 @@ def _time_peer(cfg: DictConfig, name: str, ansatz, x, w, ref: dict) -> dict:
     with warnings.catch_warnings():  # the peers' own deprecation chatter would split the progress line
         warnings.simplefilter("ignore")
         logging.getLogger("tensorcircuit").setLevel(logging.ERROR)  # "optax not installed": not used here
-        return _check_and_time(cfg, peers.build(name, n, L, xn, wn), ansatz, x, w, xn, wn, base, ref)
+        return _check_and_time(cfg, peers.build(name, n, L, xn, wn), ansatz, x, w, xn, wn, base)
 
 
-def _check_and_time(cfg: DictConfig, peer, ansatz, x, w, xn, wn, base: dict, ref: dict) -> dict:
+def _check_and_time(cfg: DictConfig, peer, ansatz, x, w, xn, wn, base: dict) -> dict:
     import numpy as np
 
     from hqexp.quantum import expval
@@ -184,11 +200,7 @@ def _check_and_time(cfg: DictConfig, peer, ansatz, x, w, xn, wn, base: dict, ref
     t_fb = median_time(lambda: peer.fwd_bwd(xp, wp), cfg.warmup, cfg.repeats, budget) if t_f else None
     row = {**base, "status": f"ok (agrees to {err:.1e})", "compile_s": peer.compile_s,
            "fwd_ms": t_f * 1e3 if t_f else None, "fwd_bwd_ms": t_fb * 1e3 if t_fb else None}
-    for k in ("fwd_ms", "fwd_bwd_ms"):
-        if row.get(k) and ref.get(k):
-            row[f"ratio_{k[:-3]}"] = row[k] / ref[k]
-    print(f"fwd {row['fwd_ms'] or float('nan'):.3g} ms, fwd+bwd {row['fwd_bwd_ms'] or float('nan'):.3g} ms "
-          f"(compile {peer.compile_s:.1f} s)", flush=True)
+    _progress(row, f" (compile {peer.compile_s:.1f} s)")
     return row
 
 
