@@ -38,17 +38,7 @@ def fit_and_test(cfg: DictConfig, rec, task, dm, ckpt: str | None, do_fit: bool,
     phases = {"time/startup_s": started - hqexp.STARTED}  # imports, composing, data, model, store
     with PeakMemory(device_of(cfg)) as peak:
         try:
-            if do_fit:
-                trainer.fit(task, datamodule=dm, ckpt_path=ckpt)
-                if flag.interrupted:
-                    raise KeyboardInterrupt
-                best = (ckpt_cb.best_model_path or None) if ckpt_cb is not None else None
-                t_test = time.perf_counter()
-                trainer.test(task, datamodule=dm, ckpt_path=best, weights_only=False, verbose=False)
-            else:
-                t_test = time.perf_counter()
-                trainer.test(task, datamodule=dm, verbose=False)
-            phases["time/test_s"] = time.perf_counter() - t_test
+            phases["time/test_s"] = _fit_then_test(trainer, task, dm, do_fit, ckpt, flag, ckpt_cb)
         except (SystemExit, KeyboardInterrupt) as exc:
             # Lightning turns an interrupt inside fit into SystemExit after its own clean-up;
             # the signal that caused it is known to hqexp.interrupts.
@@ -76,18 +66,40 @@ def fit_and_test(cfg: DictConfig, rec, task, dm, ckpt: str | None, do_fit: bool,
     rec.log_metrics(cost, step=trainer.global_step)  # test/* went through the logger already
     metrics.update(cost)
     logger.save()
-    figures = task.model.figures() if hasattr(task.model, "figures") else {}
-    record.log_plots(rec, logger.history, task.test_outputs, dm.info.class_names, type(task.loss).__name__, figures)
-    offset = getattr(task, "resumed_epochs", None) or 0
-    rows = [{**r, "epoch": r["epoch"] + offset} for r in record.epoch_table(logger.history)]
-    record.log_tables(rec, logger.history, task.test_outputs, metrics, elapsed, rows=rows,
-                      epochs=trainer.current_epoch if do_fit else 0)
-    if do_fit and ckpt_cb is not None and ckpt_cb.best_model_path:
-        rec.log_artifact(ckpt_cb.best_model_path, "checkpoints")
+    _record_outputs(rec, logger, task, dm, metrics, elapsed, trainer.current_epoch if do_fit else 0,
+                    ckpt_cb.best_model_path if do_fit and ckpt_cb is not None else None)
     metrics["time/record_s"] = time.perf_counter() - started - elapsed  # plots, tables, artifacts
     rec.log_metrics({"time/record_s": metrics["time/record_s"]}, step=trainer.global_step)
     return metrics
 
+
+
+def _fit_then_test(trainer, task, dm, do_fit: bool, ckpt: str | None, flag, ckpt_cb) -> float:
+    """Fit (resuming from ``ckpt``) unless ``do_fit`` is False, then test the best kept epoch;
+    returns the test's seconds."""
+    best = None
+    if do_fit:
+        trainer.fit(task, datamodule=dm, ckpt_path=ckpt)
+        if flag.interrupted:
+            raise KeyboardInterrupt
+        best = (ckpt_cb.best_model_path or None) if ckpt_cb is not None else None
+    t_test = time.perf_counter()
+    if best is None:
+        trainer.test(task, datamodule=dm, verbose=False)
+    else:
+        trainer.test(task, datamodule=dm, ckpt_path=best, weights_only=False, verbose=False)
+    return time.perf_counter() - t_test
+
+
+def _record_outputs(rec, logger, task, dm, metrics: dict, elapsed: float, epochs: int, best: str | None) -> None:
+    """Plots, per-epoch and test tables, and the kept checkpoint, into the run."""
+    figures = task.model.figures() if hasattr(task.model, "figures") else {}
+    record.log_plots(rec, logger.history, task.test_outputs, dm.info.class_names, type(task.loss).__name__, figures)
+    offset = getattr(task, "resumed_epochs", None) or 0
+    rows = [{**r, "epoch": r["epoch"] + offset} for r in record.epoch_table(logger.history)]
+    record.log_tables(rec, logger.history, task.test_outputs, metrics, elapsed, rows=rows, epochs=epochs)
+    if best:
+        rec.log_artifact(best, "checkpoints")
 
 def completed_epochs(path: str, max_epochs: int) -> int:
     """Epochs the Lightning checkpoint at ``path`` has trained; one line when there is nothing left
