@@ -130,9 +130,42 @@ def run_diagnose(cfg: DictConfig) -> dict:
     """Scan qubits × depths × costs; print, write CSV/PNG and record one MLflow run."""
     import torch
 
-    from hqexp.diagnostics import expressibility as ex
-    from hqexp.diagnostics.landscape import SCALAR_MEASUREMENTS, fit_decay, gradient_variance
+    from hqexp.diagnostics.landscape import fit_decay
     from hqexp.quantum import from_config
+
+    qubits, depths, costs = _grid(cfg)
+    if cfg.threads:
+        torch.set_num_threads(int(cfg.threads))
+    out_dir = Path(cfg.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    backend = from_config(OmegaConf.to_container(cfg.backend, resolve=True))
+    t0 = time.perf_counter()
+
+    var_rows, fit_rows, struct_rows, figures = [], [], [], {}
+    for i, (label, depth_of) in enumerate(depths):
+        results, v_rows, s_rows = _scan_depth(cfg, label, depth_of, qubits, costs, backend,
+                                              first=i * len(qubits), total=len(depths) * len(qubits))
+        var_rows += v_rows
+        struct_rows += s_rows
+        fits = {}
+        for c, res in results.items():
+            if len({r.n_qubits for r in res}) >= 2:
+                fits[c] = fit_decay(res, n_boot=cfg.bootstrap, seed=cfg.seed)
+                fit_rows.append({"depth": label, "cost": c, **fits[c].row()})
+        figures[label] = _plot(results, fits, label, cfg.ansatz.template)
+    elapsed = time.perf_counter() - t0
+
+    files = _write_files(out_dir, var_rows, fit_rows, struct_rows, figures)
+    _print_report(cfg, backend, elapsed, var_rows, fit_rows, struct_rows, out_dir)
+    summary = {"var_rows": var_rows, "fit_rows": fit_rows, "struct_rows": struct_rows, "elapsed_s": elapsed}
+    if cfg.log_to_mlflow:
+        summary["run_id"] = _record(cfg, var_rows, fit_rows, struct_rows, files, elapsed, backend)
+    return summary
+
+
+def _grid(cfg: DictConfig) -> tuple[list[int], list[tuple[str, callable]], list[str]]:
+    """The scan's qubit counts, depths and costs, checked."""
+    from hqexp.diagnostics.landscape import SCALAR_MEASUREMENTS
 
     qubits = _ints("qubits", cfg.qubits)
     depths = [parse_depth(d) for d in (cfg.depths if OmegaConf.is_list(cfg.depths) else [cfg.depths])]
@@ -142,50 +175,48 @@ def run_diagnose(cfg: DictConfig) -> dict:
             raise ConfigError(f"unknown cost {c!r}; choose from: {', '.join(SCALAR_MEASUREMENTS)}")
     if cfg.samples < 2:
         raise ConfigError(f"samples must be >= 2, got {cfg.samples}")
-    if cfg.threads:
-        torch.set_num_threads(int(cfg.threads))
-    out_dir = Path(cfg.output_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    backend = from_config(OmegaConf.to_container(cfg.backend, resolve=True))
-    t0 = time.perf_counter()
+    return qubits, depths, costs
 
-    var_rows, fit_rows, struct_rows, figures = [], [], [], {}
-    total, done = len(depths) * len(qubits), 0
-    for label, depth_of in depths:
-        results: dict[str, list] = {c: [] for c in costs}
-        for n in qubits:
-            done += 1
-            t_point = time.perf_counter()
-            print(f"[{done}/{total}] depth {label}, {n} qubits ({depth_of(n)} layers) ...", end=" ", flush=True)
-            for c in costs:
-                if c == "z0z1" and n < 2:
-                    continue
-                r = gradient_variance(_ansatz(cfg, n, depth_of(n), c), cfg.samples, seed=cfg.seed + 1000 * n,
-                                      backend=backend)
-                results[c].append(r)
-                var_rows.append({"depth": label, "cost": c, **r.row()})
-            struct_rows.append(_structure(cfg, ex, label, _ansatz(cfg, n, depth_of(n), "z0"), backend))
-            print(f"{time.perf_counter() - t_point:.1f} s", flush=True)
-        fits = {}
-        for c, res in results.items():
-            if len({r.n_qubits for r in res}) >= 2:
-                fits[c] = fit_decay(res, n_boot=cfg.bootstrap, seed=cfg.seed)
-                fit_rows.append({"depth": label, "cost": c, **fits[c].row()})
-        figures[label] = _plot(results, fits, label, cfg.ansatz.template)
 
-    elapsed = time.perf_counter() - t0
-    paths = {"variance": out_dir / "bp_variance.csv", "fits": out_dir / "bp_fits.csv",
-             "structure": out_dir / "expressibility_entanglement.csv"}
-    _write_csv(paths["variance"], var_rows)
+def _scan_depth(cfg: DictConfig, label: str, depth_of, qubits: list[int], costs: list[str], backend,
+                first: int, total: int) -> tuple[dict[str, list], list[dict], list[dict]]:
+    """Gradient variances (per cost) and structure of every qubit count at one depth:
+    the per-cost results, their variance rows and the structure rows."""
+    from hqexp.diagnostics import expressibility as ex
+    from hqexp.diagnostics.landscape import gradient_variance
+
+    results: dict[str, list] = {c: [] for c in costs}
+    var_rows, struct_rows = [], []
+    for i, n in enumerate(qubits):
+        t_point = time.perf_counter()
+        print(f"[{first + i + 1}/{total}] depth {label}, {n} qubits ({depth_of(n)} layers) ...", end=" ", flush=True)
+        for c in costs:
+            if c == "z0z1" and n < 2:
+                continue
+            r = gradient_variance(_ansatz(cfg, n, depth_of(n), c), cfg.samples, seed=cfg.seed + 1000 * n,
+                                  backend=backend)
+            results[c].append(r)
+            var_rows.append({"depth": label, "cost": c, **r.row()})
+        struct_rows.append(_structure(cfg, ex, label, _ansatz(cfg, n, depth_of(n), "z0"), backend))
+        print(f"{time.perf_counter() - t_point:.1f} s", flush=True)
+    return results, var_rows, struct_rows
+
+
+def _write_files(out_dir: Path, var_rows: list, fit_rows: list, struct_rows: list, figures: dict) -> list[Path]:
+    """CSV tables and one PNG per depth into ``out_dir``; the paths written."""
+    paths = [out_dir / "bp_variance.csv", out_dir / "bp_fits.csv", out_dir / "expressibility_entanglement.csv"]
+    _write_csv(paths[0], var_rows)
     if fit_rows:
-        _write_csv(paths["fits"], fit_rows)
-    _write_csv(paths["structure"], struct_rows)
-    pngs = []
+        _write_csv(paths[1], fit_rows)
+    _write_csv(paths[2], struct_rows)
     for label, fig in figures.items():
-        p = out_dir / f"bp_variance_depth_{label}.png"
-        fig.savefig(p, dpi=120)
-        pngs.append(p)
+        paths.append(out_dir / f"bp_variance_depth_{label}.png")
+        fig.savefig(paths[-1], dpi=120)
+    return paths
 
+
+def _print_report(cfg: DictConfig, backend, elapsed: float, var_rows: list, fit_rows: list, struct_rows: list,
+                  out_dir: Path) -> None:
     print(f"hqexp diagnose — template {cfg.ansatz.template}, {cfg.samples} parameter sets per point, "
           f"backend {backend.name}, {elapsed:.1f} s")
     print("\ngradient variance (mean over parameters k of Var[dC/dθ_k]):")
@@ -196,12 +227,6 @@ def run_diagnose(cfg: DictConfig) -> dict:
     print("\nexpressibility (KL to Haar, 0 = Haar) and entanglement:")
     print(_table(struct_rows, [k for k in struct_rows[0]] if struct_rows else []))
     print(f"\nfiles: {out_dir}")
-
-    summary = {"var_rows": var_rows, "fit_rows": fit_rows, "struct_rows": struct_rows, "elapsed_s": elapsed}
-    if cfg.log_to_mlflow:
-        summary["run_id"] = _record(cfg, var_rows, fit_rows, struct_rows, [*paths.values(), *pngs], elapsed,
-                                   backend)
-    return summary
 
 
 def _record(cfg, var_rows, fit_rows, struct_rows, files, elapsed, backend) -> str:
