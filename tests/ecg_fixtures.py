@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import wfdb
 
-from hqexp.data.ecg import SUPERCLASSES, synthetic_ecg
+from hqexp.data.ecg import synthetic_ecg
+from hqexp.data.ecg_sources import SUPERCLASSES
 
 LEADS = ["I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6"]
 # One diagnostic statement per superclass (real PTB-XL codes) and a non-diagnostic rhythm.

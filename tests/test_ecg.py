@@ -10,13 +10,8 @@ import pytest
 import torch
 from ecg_fixtures import make_cinc, make_ptbxl
 
-from hqexp.data.ecg import (
-    SUPERCLASSES,
-    ECGDataModule,
-    read_cinc2021,
-    read_ptbxl,
-    synthetic_ecg,
-)
+from hqexp.data.ecg import ECGDataModule, synthetic_ecg
+from hqexp.data.ecg_sources import SUPERCLASSES, read_cinc2021, read_ptbxl
 from hqexp.errors import ConfigError, DataError
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"

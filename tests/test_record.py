@@ -256,7 +256,7 @@ def test_unparseable_csv_files_are_one_line(tmp_path, content, match):
 
 
 def test_malformed_ptbxl_tables_are_one_line(tmp_path):
-    from hqexp.data.ecg import ptbxl_labels
+    from hqexp.data.ecg_sources import ptbxl_labels
 
     (tmp_path / "ptbxl_database.csv").write_text("ecg_id,scp_codes,strat_fold,filename_lr,filename_hr\n"
                                                  "1,\"{'NORM': 100.0\",1,a,b\n")
