@@ -166,68 +166,55 @@ class MIMIC3WDBDataModule(GroupedDataModule):
         return found.arrays(len(self.signals), width, ("normotensive", "hypotensive"), self.signals)
 
     def _record(self, rec: Path, dropped: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-        import wfdb
-
-        try:
-            have = signal_names(rec)
-        except Exception as exc:
-            raise DataError(f"unreadable header: {type(exc).__name__}: {exc}") from None
+        """Windows ``[W, C, T]``, labels, window start times (s) and the sampling rate of one record;
+        ``dropped`` counts the windows left out, by reason."""
         need = self.signals + (["ABP"] if self.label_source == "abp" else [])
-        missing = [s for s in need if s not in have]
-        if missing:
-            raise DataError(f"missing signal(s) {', '.join(missing)} (the record has {', '.join(have) or 'none'})")
-        try:
-            r = wfdb.rdrecord(str(rec), channel_names=need, return_res=32)
-        except Exception as exc:
-            raise DataError(f"unreadable record: {type(exc).__name__}: {exc}") from None
-        fs = float(r.fs)
-        sig = np.asarray(r.p_signal, dtype=np.float32).T  # [C, N], NaN in gaps
-        order = [r.sig_name.index(s) for s in need]
-        sig = sig[order]
+        sig, fs, wave = _read_channels(rec, need)
         w, s = int(round(self.window_s * fs)), int(round(self.stride_s * fs))
-        lw, hz = int(round(self.label_window_s * fs)), int(round(self.horizon_s * fs))
         n = sig.shape[1]
-        last = n - w - (hz + lw if self.label_source == "abp" else 0)
+        last = n - w - (int(round(self.horizon_s * fs)) + int(round(self.label_window_s * fs))
+                        if self.label_source == "abp" else 0)
         if last < 0:
             raise DataError(f"the record ({n / fs:.0f} s) is shorter than dataset.window_s={self.window_s}"
                             + (" + horizon_s + label_window_s" if self.label_source == "abp" else ""))
-        numerics = self._numerics(rec, r) if self.label_source == "numerics" else None
+        numerics = self._numerics(rec, wave) if self.label_source == "numerics" else None
         C = len(self.signals)
         X, y, t = [], [], []
-
-        def drop(reason: str) -> None:
-            dropped[reason] = dropped.get(reason, 0) + 1
-
         for start in range(0, last + 1, s):
             x = sig[:C, start:start + w]
-            nan = np.isnan(x).mean()
-            if nan > self.max_nan_fraction:
-                drop("input_missing")
-                continue
-            if (np.nanstd(x, axis=1) < self.flat_std).any():
-                drop("flat_input")
-                continue
-            if self.label_source == "abp":
-                abp = sig[C, start + w + hz:start + w + hz + lw]
-                if np.isnan(abp).mean() > self.max_nan_fraction:
-                    drop("abp_missing")
-                    continue
-                if np.nanstd(abp) < self.flat_std:
-                    drop("flat_abp")
-                    continue
-                mean_ap = float(np.nanmean(abp))
-            else:
-                mean_ap = self._nearest(numerics, (start + w) / fs + self.horizon_s)
-                if mean_ap is None:
-                    drop("no_map_reading")
-                    continue
-            if not self.map_range[0] <= mean_ap <= self.map_range[1]:
-                drop("implausible_map")
+            mean_ap, reason = None, self._input_problem(x)
+            if reason is None:
+                mean_ap, reason = self._window_map(sig, start, w, fs, numerics)
+            if reason is None and not self.map_range[0] <= mean_ap <= self.map_range[1]:
+                reason = "implausible_map"
+            if reason is not None:
+                dropped[reason] = dropped.get(reason, 0) + 1
                 continue
             X.append(_interp_nans(x))
             y.append(int(mean_ap < self.map_threshold))
             t.append(start / fs)
         return (np.stack(X) if X else np.zeros((0, C, w), np.float32), np.array(y, np.int64), np.array(t), fs)
+
+    def _input_problem(self, x: np.ndarray) -> str | None:
+        """Why an input window is left out (too many gaps, a flat channel), or None."""
+        if np.isnan(x).mean() > self.max_nan_fraction:
+            return "input_missing"
+        if (np.nanstd(x, axis=1) < self.flat_std).any():
+            return "flat_input"
+        return None
+
+    def _window_map(self, sig: np.ndarray, start: int, w: int, fs: float, numerics) -> tuple[float | None, str | None]:
+        """The label's mean arterial pressure for the window at ``start``, or ``(None, why not)``."""
+        if self.label_source != "abp":
+            mean_ap = self._nearest(numerics, (start + w) / fs + self.horizon_s)
+            return (None, "no_map_reading") if mean_ap is None else (mean_ap, None)
+        hz, lw = int(round(self.horizon_s * fs)), int(round(self.label_window_s * fs))
+        abp = sig[len(self.signals), start + w + hz:start + w + hz + lw]
+        if np.isnan(abp).mean() > self.max_nan_fraction:
+            return None, "abp_missing"
+        if np.nanstd(abp) < self.flat_std:
+            return None, "flat_abp"
+        return float(np.nanmean(abp)), None
 
     def _numerics(self, rec: Path, wave) -> tuple[np.ndarray, np.ndarray]:
         """``(seconds from the waveform start, MAP)`` of the numerics record (ABPMean, else NBPMean)."""
@@ -261,3 +248,23 @@ class MIMIC3WDBDataModule(GroupedDataModule):
             return None
         i = int(np.argmin(np.abs(times - when)))
         return float(values[i]) if abs(times[i] - when) <= self.max_label_gap_s else None
+
+
+def _read_channels(rec: Path, need: list[str]):
+    """The ``need`` channels of a WFDB record as ``[C, N]`` float32 (NaN in gaps, in ``need``'s
+    order), its sampling rate and the wfdb record; :class:`DataError` on a missing channel."""
+    import wfdb
+
+    try:
+        have = signal_names(rec)
+    except Exception as exc:
+        raise DataError(f"unreadable header: {type(exc).__name__}: {exc}") from None
+    missing = [s for s in need if s not in have]
+    if missing:
+        raise DataError(f"missing signal(s) {', '.join(missing)} (the record has {', '.join(have) or 'none'})")
+    try:
+        r = wfdb.rdrecord(str(rec), channel_names=need, return_res=32)
+    except Exception as exc:
+        raise DataError(f"unreadable record: {type(exc).__name__}: {exc}") from None
+    sig = np.asarray(r.p_signal, dtype=np.float32).T
+    return sig[[r.sig_name.index(s) for s in need]], float(r.fs), r
