@@ -8,7 +8,10 @@ dataset does not support into one clear :class:`~hqexp.errors.ConfigError`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+import json
+
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -169,3 +172,15 @@ def read_table(path: str | Path, what: str = "CSV file", **read_csv_kw):
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"{what} {path} cannot be parsed: {first}") from None
+
+
+def fingerprint(parts: Sequence[object], files: Sequence[Path]) -> str:
+    """A key that changes when a setting or any file (size, mtime) changes."""
+    h = hashlib.sha1(json.dumps([str(p) for p in parts]).encode())
+    for f in files:
+        try:
+            st = f.stat()
+            h.update(f"{f}:{st.st_size}:{st.st_mtime_ns};".encode())
+        except OSError:
+            h.update(f"{f}:missing;".encode())
+    return h.hexdigest()[:20]

@@ -22,7 +22,6 @@ added file gives a new key.
 from __future__ import annotations
 
 import ast
-import hashlib
 import logging
 import os
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hqexp.data.base import read_table
+from hqexp.data.base import fingerprint, read_table
 from hqexp.errors import ConfigError, DataError
 
 log = logging.getLogger("hqexp")
@@ -167,17 +166,6 @@ def read_record(path: Path, rate: int, length: int, n_leads: int = N_LEADS) -> n
     return sig.T.astype(np.float32)
 
 
-def _fingerprint(parts: list[str], files: list[Path]) -> str:
-    h = hashlib.sha1("|".join(parts).encode())
-    for f in files:
-        try:
-            st = f.stat()
-            h.update(f"{f}:{st.st_size}:{st.st_mtime_ns};".encode())
-        except OSError:
-            h.update(f"{f}:missing;".encode())
-    return h.hexdigest()[:20]
-
-
 def _cached(cache_dir: Path | None, key: str, build) -> ECGArrays:
     """Load ``key`` from the cache, or build and store it (atomically, memory-mapped)."""
     if cache_dir is None:
@@ -232,7 +220,7 @@ def read_ptbxl(root: str | Path, rate: int = 100, on_bad_record: str = "error",
     length = 10 * rate
     files = [root / "ptbxl_database.csv", root / "scp_statements.csv"]
     files += [p.with_suffix(s) for p in paths for s in (".hea", ".dat")]
-    key = "ptbxl_" + _fingerprint([str(rate), on_bad_record, str(length)], files)
+    key = "ptbxl_" + fingerprint([str(rate), on_bad_record, str(length)], files)
 
     def build(out: Path | None) -> ECGArrays:
         buf, ok, skipped = _fill(out, len(paths), N_LEADS, length, paths,
@@ -283,7 +271,7 @@ def read_cinc2021(root: str | Path, rate: int = 100, duration_s: float = 10.0, o
     labelled, dropped = _labelled_records(root, on_bad_record)
     length = int(round(rate * duration_s))
     files = [p for path, _ in labelled for p in (path.with_suffix(".hea"), path.with_suffix(".mat"))]
-    key = "cinc2021_" + _fingerprint([str(rate), str(length), on_bad_record], files)
+    key = "cinc2021_" + fingerprint([str(rate), str(length), on_bad_record], files)
 
     def build(out: Path | None) -> ECGArrays:
         buf, ok, skipped = _fill(out, len(labelled), N_LEADS, length, labelled,

@@ -29,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hqexp.data.windows import Collector, GroupedDataModule, WindowArrays, cached, check_windowing, fingerprint
+from hqexp.data.base import fingerprint
+from hqexp.data.windows import Collector, GroupedDataModule, WindowArrays, cached, check_windowing
 from hqexp.errors import ConfigError, DataError
 
 LABEL_SOURCES = ("abp", "numerics")

@@ -28,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hqexp.data.windows import GroupedDataModule, WindowArrays, cached, fingerprint
+from hqexp.data.base import fingerprint
+from hqexp.data.windows import GroupedDataModule, WindowArrays, cached
 from hqexp.errors import ConfigError, DataError
 
 DEVICES = ("Fridge", "Garage_Door", "GPS_Tracker", "Modbus", "Motion_Light", "Thermostat", "Weather")

@@ -33,7 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hqexp.data.windows import (Collector, GroupedDataModule, WindowArrays, cached, check_windowing, fingerprint,
+from hqexp.data.base import fingerprint
+from hqexp.data.windows import (Collector, GroupedDataModule, WindowArrays, cached, check_windowing,
                                 windows)
 from hqexp.errors import ConfigError, DataError
 

@@ -10,7 +10,6 @@ splits, scales with statistics of the training split only and serves them.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -46,18 +45,6 @@ class WindowArrays:
     skipped: list[str] = field(default_factory=list)  # files skipped, with the reason
     dropped: dict[str, int] = field(default_factory=dict)  # samples dropped, by reason
     seconds: float = 0.0  # time the build took
-
-
-def fingerprint(parts: Sequence[object], files: Sequence[Path]) -> str:
-    """A key that changes when a setting or any file (size, mtime) changes."""
-    h = hashlib.sha1(json.dumps([str(p) for p in parts]).encode())
-    for f in files:
-        try:
-            st = f.stat()
-            h.update(f"{f}:{st.st_size}:{st.st_mtime_ns};".encode())
-        except OSError:
-            h.update(f"{f}:missing;".encode())
-    return h.hexdigest()[:20]
 
 
 def cached(cache_dir: str | Path | None, name: str, key: str, build: Callable[[], WindowArrays]) -> WindowArrays:
