@@ -73,7 +73,6 @@ def fit_and_test(cfg: DictConfig, rec, task, dm, ckpt: str | None, do_fit: bool,
     return metrics
 
 
-
 def _fit_then_test(trainer, task, dm, do_fit: bool, ckpt: str | None, flag, ckpt_cb) -> float:
     """Fit (resuming from ``ckpt``) unless ``do_fit`` is False, then test the best kept epoch;
     returns the test's seconds."""
@@ -100,6 +99,7 @@ def _record_outputs(rec, logger, task, dm, metrics: dict, elapsed: float, epochs
     record.log_tables(rec, logger.history, task.test_outputs, metrics, elapsed, rows=rows, epochs=epochs)
     if best:
         rec.log_artifact(best, "checkpoints")
+
 
 def completed_epochs(path: str, max_epochs: int) -> int:
     """Epochs the Lightning checkpoint at ``path`` has trained; one line when there is nothing left
