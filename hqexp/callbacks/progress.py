@@ -45,7 +45,6 @@ class CostProgressBar(TQDMProgressBar):
             self.train_progress_bar.set_postfix_str(self._postfix(trainer, pl_module))
 
 
-
 class EpochLine(L.Callback):
     """One line per epoch — ``epoch 3/20  train/loss=… val/loss=… val/<main>=…  Lat: … ms  (1.2 s)`` —
     for output that is not a terminal, where a progress bar would write kilobytes of redraws."""

@@ -160,8 +160,6 @@ def _trig_plan(ansatz: Ansatz, E: torch.Tensor, rdtype: torch.dtype, device: str
     return TrigPlan(*tables, a2_64=a2.to(device), off2_64=off2.to(device))
 
 
-
-
 def checked_plan(ansatz: Ansatz, inputs: torch.Tensor, dtype: torch.dtype) -> DensePlan:
     """:func:`dense_plan` for ``inputs``' device, after checking the batch's memory fits."""
     plan = dense_plan(ansatz, str(inputs.device), dtype)

@@ -15,6 +15,7 @@ from hqexp.train.build import (build_callbacks, build_datamodule, build_model, b
 from hqexp.train.checks import device_of
 from hqexp.train.facts import backend_report, model_facts
 
+
 def fit_and_test(cfg: DictConfig, rec, task, dm, ckpt: str | None, do_fit: bool,
                  out_dir: Path | None = None) -> dict:
     """Fit (unless ``do_fit`` is False) and test; log metrics, tables, plots, best checkpoint.

@@ -70,7 +70,6 @@ class PennyLaneBackend(Backend):
             out = torch.stack([_as_row(qnode(x[b], w[b]), ansatz) for b in range(x.shape[0])])
         return out.to(inputs.dtype)
 
-
     def states(self, ansatz, inputs, weights):
         key = ("state", ansatz)
         qnode = self._qnodes.get(key)
