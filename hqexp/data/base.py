@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path

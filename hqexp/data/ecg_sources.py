@@ -189,12 +189,15 @@ def _cached(cache_dir: Path | None, key: str, build) -> ECGArrays:
     return arr
 
 
-def _fill(out_path: Path | None, n: int, n_leads: int, length: int, items, reader, on_bad: str, what: str):
-    """Read ``items`` into ``[n, 12, length]``, skipping (or raising on) bad records."""
+def _fill(out_path: Path | None, items: list, length: int, reader, on_bad: str, what: str, empty: str):
+    """Read ``items`` into ``[n, 12, length]``, skipping (or raising on) bad records; the rows of
+    the records read (compacted), their indices into ``items`` and the skip reasons.
+    :class:`DataError` ``empty`` when no record could be read."""
     from tqdm.auto import tqdm
 
-    buf = (np.lib.format.open_memmap(out_path, mode="w+", dtype=np.float32, shape=(n, n_leads, length))
-           if out_path is not None else np.empty((n, n_leads, length), dtype=np.float32))
+    n = len(items)
+    buf = (np.lib.format.open_memmap(out_path, mode="w+", dtype=np.float32, shape=(n, N_LEADS, length))
+           if out_path is not None else np.empty((n, N_LEADS, length), dtype=np.float32))
     ok, skipped = [], []
     for i, item in enumerate(tqdm(items, desc=f"reading {what}", disable=n < 200, unit="rec")):
         try:
@@ -205,6 +208,10 @@ def _fill(out_path: Path | None, n: int, n_leads: int, length: int, items, reade
                 raise DataError(f"{exc} (set dataset.on_bad_record=skip to skip bad records)") from None
             skipped.append(str(exc))
             log.warning("skipping bad record: %s", exc)
+    if not ok:
+        raise DataError(empty)
+    if len(ok) < n:  # skipped rows were never written
+        buf = _compact(buf, out_path, len(ok))
     return buf, ok, skipped
 
 
@@ -223,12 +230,8 @@ def read_ptbxl(root: str | Path, rate: int = 100, on_bad_record: str = "error",
     key = "ptbxl_" + fingerprint([str(rate), on_bad_record, str(length)], files)
 
     def build(out: Path | None) -> ECGArrays:
-        buf, ok, skipped = _fill(out, len(paths), N_LEADS, length, paths,
-                                 lambda p: read_record(p, rate, length), on_bad_record, "PTB-XL")
-        if not ok:
-            raise DataError(f"no readable PTB-XL record under {root} at {rate} Hz")
-        if len(ok) < len(paths):  # compact: skipped rows were never written
-            buf = _compact(buf, out, len(ok))
+        buf, ok, skipped = _fill(out, paths, length, lambda p: read_record(p, rate, length), on_bad_record,
+                                 "PTB-XL", f"no readable PTB-XL record under {root} at {rate} Hz")
         sel = np.array(ok)
         return ECGArrays(buf, np.stack(db["labels"].to_numpy()[sel]), db.index.to_numpy()[sel],
                          db["strat_fold"].to_numpy()[sel].astype(np.int64), skipped, dropped)
@@ -274,12 +277,8 @@ def read_cinc2021(root: str | Path, rate: int = 100, duration_s: float = 10.0, o
     key = "cinc2021_" + fingerprint([str(rate), str(length), on_bad_record], files)
 
     def build(out: Path | None) -> ECGArrays:
-        buf, ok, skipped = _fill(out, len(labelled), N_LEADS, length, labelled,
-                                 lambda item: read_cinc_record(item[0], rate, length), on_bad_record, "CinC 2021")
-        if not ok:
-            raise DataError(f"no readable CinC-2021 record under {root}")
-        if len(ok) < len(labelled):
-            buf = _compact(buf, out, len(ok))
+        buf, ok, skipped = _fill(out, labelled, length, lambda item: read_cinc_record(item[0], rate, length),
+                                 on_bad_record, "CinC 2021", f"no readable CinC-2021 record under {root}")
         ids = np.array([labelled[i][0].name for i in ok])
         return ECGArrays(buf, np.stack([labelled[i][1] for i in ok]), ids, None, skipped, dropped)
 
