@@ -110,6 +110,18 @@ def test_bad_records_error_names_the_file_or_are_skipped(ptbxl_root, tmp_path):
     assert 7 not in a.ids and 11 not in a.ids and 13 not in a.ids
 
 
+def test_failed_read_leaves_no_file_in_the_cache(ptbxl_root, tmp_path):
+    root = _copy(ptbxl_root, tmp_path / "bad")
+    dat = root / "records100/00000/00007_lr.dat"
+    dat.write_bytes(dat.read_bytes()[:5000])
+    cache = tmp_path / "cache"
+    with pytest.raises(DataError, match="00007_lr"):  # records 1-6 were already written to the cache file
+        read_ptbxl(root, 100, cache_dir=cache)
+    assert sorted(p.name for p in cache.iterdir()) == []
+    a = read_ptbxl(root, 100, on_bad_record="skip", cache_dir=cache)  # compacted, then kept
+    assert len(a.labels) == 59 and len(list(cache.glob("*.npy"))) == len(list(cache.glob("*.npz"))) == 1
+
+
 def test_header_with_wrong_lead_count(ptbxl_root, tmp_path):
     import wfdb
 

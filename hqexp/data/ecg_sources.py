@@ -178,13 +178,17 @@ def _cached(cache_dir: Path | None, key: str, build) -> ECGArrays:
         return ECGArrays(np.load(sig_path, mmap_mode="r"), meta["labels"], meta["ids"],
                          meta["folds"] if meta["folds"].size else None, list(meta["skipped"]),
                          int(meta["dropped"]))
-    tmp = cache_dir / f"{key}.{os.getpid()}.tmp.npy"
-    arr = build(tmp)
-    np.savez(meta_path.with_suffix(".tmp.npz"), labels=arr.labels, ids=arr.ids,
-             folds=arr.folds if arr.folds is not None else np.array([]), skipped=np.array(arr.skipped, dtype=str),
-             dropped=arr.dropped_unlabelled)
+    tmp, tmp_meta = cache_dir / f"{key}.{os.getpid()}.tmp.npy", cache_dir / f"{key}.{os.getpid()}.tmp.npz"
+    try:
+        arr = build(tmp)
+        np.savez(tmp_meta, labels=arr.labels, ids=arr.ids, folds=arr.folds if arr.folds is not None else np.array([]),
+                 skipped=np.array(arr.skipped, dtype=str), dropped=arr.dropped_unlabelled)
+    except BaseException:  # a failed or interrupted read leaves no half-written (possibly GB-sized) file
+        tmp.unlink(missing_ok=True)
+        tmp_meta.unlink(missing_ok=True)
+        raise
     os.replace(tmp, sig_path)
-    os.replace(meta_path.with_suffix(".tmp.npz"), meta_path)
+    os.replace(tmp_meta, meta_path)
     arr.signals = np.load(sig_path, mmap_mode="r")
     return arr
 
