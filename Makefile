@@ -24,7 +24,7 @@ ARGS ?=
 PYTEST_ARGS ?= -n 2
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-all train sweep hqnn-study generations sfl-study privacy-study tune diagnose ui server superlink supernode bench clean
+.PHONY: help install lint format test test-all train sweep hqnn-study generations sfl-study privacy-study tune diagnose ui server superlink supernode bench clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -37,6 +37,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
 	touch $(STAMP)
+
+lint: install ## ruff: lint and format check (what CI runs before the tests)
+	$(BIN)/ruff check hqexp tests scripts
+	$(BIN)/ruff format --check hqexp tests scripts
+
+format: install ## ruff: fix what can be fixed and format the code
+	$(BIN)/ruff check --fix hqexp tests scripts
+	$(BIN)/ruff format hqexp tests scripts
 
 test: install ## run the test suite (fast; no slow or GPU tests)
 	$(BIN)/python -m pytest $(PYTEST_ARGS) -m "not slow and not gpu"

@@ -15,8 +15,12 @@ from pathlib import Path
 from hqexp.errors import ConfigError
 
 
-def run(model: str = "vqc_classifier", dataset: str = "breast_cancer", overrides: Sequence[str] = (),
-        output_dir: str | Path | None = None) -> dict[str, float]:
+def run(
+    model: str = "vqc_classifier",
+    dataset: str = "breast_cancer",
+    overrides: Sequence[str] = (),
+    output_dir: str | Path | None = None,
+) -> dict[str, float]:
     """Train ``model`` on ``dataset`` with Hydra ``overrides``; return the test metrics.
 
     Example: ``run("g10", "breast_cancer", ["trainer.max_epochs=5", "cv.folds=3"])``.

@@ -90,8 +90,11 @@ def _first_values(args: list[str]) -> list[str]:
     out = []
     parser = OverridesParser.create()
     for text in args:
-        if text.startswith("-") or ("=" not in text and not text.startswith("~")) or text.lstrip("+~").startswith(
-                "hydra"):
+        if (
+            text.startswith("-")
+            or ("=" not in text and not text.startswith("~"))
+            or text.lstrip("+~").startswith("hydra")
+        ):
             continue
         (ov,) = parser.parse_overrides([text])
         if not ov.is_sweep_override():
@@ -132,7 +135,9 @@ def check_keys(config_name: str, args: list[str], fail=None) -> None:
                 if m is None:
                     _fail(msg.strip().splitlines()[0] if msg.strip() else type(exc).__name__)
                 key = m.group(1)
-                base = compose(config_name, overrides=[o for o in overrides if not o.lstrip("+~").startswith(key + "=")])
+                base = compose(
+                    config_name, overrides=[o for o in overrides if not o.lstrip("+~").startswith(key + "=")]
+                )
                 keys = _flat_keys(OmegaConf.to_container(base, resolve=False))
                 near = difflib.get_close_matches(key, keys, n=1, cutoff=0.6)
                 hint = f"; did you mean {near[0]!r}?" if near else ""
@@ -143,7 +148,7 @@ def check_keys(config_name: str, args: list[str], fail=None) -> None:
 
 def _flat_keys(d, prefix: str = "") -> list[str]:
     out = []
-    for k, v in (d.items() if isinstance(d, dict) else ()):
+    for k, v in d.items() if isinstance(d, dict) else ():
         out.append(f"{prefix}{k}")
         out += _flat_keys(v, f"{prefix}{k}.")
     return out
@@ -207,8 +212,12 @@ def main(argv: list[str] | None = None) -> None:
         _fail(f"unknown command {sub!r}; choose one of: {', '.join(SUBCOMMANDS)}")
     if sub == "bench" and rest and "=" not in rest[0] and not rest[0].startswith("-"):
         rest = [f"suite={rest[0]}", *rest[1:]]  # `hqexp bench backends` reads naturally
-    if sub == "runs" and rest and "=" not in rest[0] and (not rest[0].startswith("-") or
-                                                          rest[0] in ("--stale", "--close-stale")):
+    if (
+        sub == "runs"
+        and rest
+        and "=" not in rest[0]
+        and (not rest[0].startswith("-") or rest[0] in ("--stale", "--close-stale"))
+    ):
         rest = [f"action={rest[0].lstrip('-')}", *rest[1:]]  # `hqexp runs stale`, `hqexp runs --stale`
     if not any(a in ("--help", "-h", "--hydra-help") for a in rest):
         check_overrides(rest)

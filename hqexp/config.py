@@ -51,8 +51,7 @@ def sweep_stamp() -> str:
     $HQEXP_SWEEP_STAMP so the worker processes it starts resolve the same sweep folder."""
     from datetime import datetime
 
-    return os.environ.setdefault("HQEXP_SWEEP_STAMP",
-                                 f"{datetime.now():%Y-%m-%d/%H-%M-%S-%f}_p{os.getpid()}")
+    return os.environ.setdefault("HQEXP_SWEEP_STAMP", f"{datetime.now():%Y-%m-%d/%H-%M-%S-%f}_p{os.getpid()}")
 
 
 def group_choices(group: str) -> list[str]:

@@ -46,22 +46,35 @@ def run_runs(cfg: DictConfig) -> list[dict]:
     if cfg.action not in ACTIONS:
         raise ConfigError(f"unknown runs action {cfg.action!r}; choose one of: {', '.join(ACTIONS)}")
     mcfg = OmegaConf.to_container(cfg.mlflow, resolve=True)
-    client, _ = open_store(mcfg["tracking_uri"], mcfg["experiment_name"], mcfg.get("artifact_location"),
-                           bool(mcfg.get("create_dirs")), float(mcfg.get("connect_timeout_s", 5)))
+    client, _ = open_store(
+        mcfg["tracking_uri"],
+        mcfg["experiment_name"],
+        mcfg.get("artifact_location"),
+        bool(mcfg.get("create_dirs")),
+        float(mcfg.get("connect_timeout_s", 5)),
+    )
     exps = [e.experiment_id for e in retry(lambda: client.search_experiments())]
-    running = retry(lambda: client.search_runs(exps, filter_string="attributes.status = 'RUNNING'",
-                                               max_results=5000))
+    running = retry(lambda: client.search_runs(exps, filter_string="attributes.status = 'RUNNING'", max_results=5000))
     rows = []
     for run in running:
         reason = why_stale(run.data.tags, run.info.start_time or 0, float(cfg.stale_after_s))
         if reason is None:
             continue
-        rows.append({"run_id": run.info.run_id, "experiment": run.info.experiment_id,
-                     "name": run.info.run_name or "", "reason": reason})
+        rows.append(
+            {
+                "run_id": run.info.run_id,
+                "experiment": run.info.experiment_id,
+                "name": run.info.run_name or "",
+                "reason": reason,
+            }
+        )
         if cfg.action == "close-stale":
-            retry(lambda: client.set_tag(run.info.run_id, "hqexp.error",
-                                         f"{reason} (closed by hqexp runs close-stale)"))
-            retry(lambda: client.set_terminated(run.info.run_id, "KILLED"))
+            retry(
+                lambda run=run, reason=reason: client.set_tag(
+                    run.info.run_id, "hqexp.error", f"{reason} (closed by hqexp runs close-stale)"
+                )
+            )
+            retry(lambda run=run: client.set_terminated(run.info.run_id, "KILLED"))
     verb = "closed as KILLED" if cfg.action == "close-stale" else "stale"
     print(f"hqexp runs: {len(running)} RUNNING in {mcfg['tracking_uri']}, {len(rows)} {verb}")
     for r in rows:

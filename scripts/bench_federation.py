@@ -30,19 +30,30 @@ def main() -> None:
     from hqexp import api
 
     torch.set_num_threads(2)
-    base = [f"trainer.max_epochs={args.epochs}", "trainer.enable_progress_bar=false",
-            "callbacks.early_stopping.enabled=false", f"federation.n_clients={args.clients}", *args.overrides]
+    base = [
+        f"trainer.max_epochs={args.epochs}",
+        "trainer.enable_progress_bar=false",
+        "callbacks.early_stopping.enabled=false",
+        f"federation.n_clients={args.clients}",
+        *args.overrides,
+    ]
     times: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         store = [f"mlflow.tracking_uri=sqlite:///{tmp}/mlflow.db"]
         for rep in range(args.repeats):
             for mode in ["none", *args.modes.split(",")]:
-                m = api.run("split_conv1d", args.dataset, [*base, *store, f"federation={mode}", f"seed={rep}"],
-                            output_dir=f"{tmp}/{mode}_{rep}")
+                m = api.run(
+                    "split_conv1d",
+                    args.dataset,
+                    [*base, *store, f"federation={mode}", f"seed={rep}"],
+                    output_dir=f"{tmp}/{mode}_{rep}",
+                )
                 times.setdefault(mode, []).append(m["time/fit_s"])
     ref = statistics.median(times["none"])
-    print(f"\n{args.dataset}, {args.epochs} epochs, {args.clients} clients, {torch.get_num_threads()} threads "
-          f"(median of {args.repeats}; time/fit_s = fit + test):")
+    print(
+        f"\n{args.dataset}, {args.epochs} epochs, {args.clients} clients, {torch.get_num_threads()} threads "
+        f"(median of {args.repeats}; time/fit_s = fit + test):"
+    )
     for mode, ts in times.items():
         med = statistics.median(ts)
         print(f"  {mode:<10} {med:7.2f} s  (range {min(ts):.2f}-{max(ts):.2f})  ratio to none {med / ref:.2f}")

@@ -45,14 +45,21 @@ def main() -> None:
         cases = [
             ("wesad (fixture)", WESADDataModule, {"root": str(make_wesad(t / "w", subjects=range(2, 2 + k)))}),
             ("pamap2 (fixture)", PAMAP2DataModule, {"root": str(make_pamap2(t / "p", subjects=range(101, 101 + k)))}),
-            ("mimic3wdb (fixture)", MIMIC3WDBDataModule,
-             {"root": str(make_mimic(t / "m", patients=[f"p0001{i:02d}" for i in range(k)], minutes=30))}),
+            (
+                "mimic3wdb (fixture)",
+                MIMIC3WDBDataModule,
+                {"root": str(make_mimic(t / "m", patients=[f"p0001{i:02d}" for i in range(k)], minutes=30))},
+            ),
             ("ton_iot (fixture)", TONIoTDataModule, {"root": str(make_ton_iot(t / "t", rows_per_type=400))}),
         ]
         if (shared / "mimic3wdb-sample").is_dir():
-            cases.append(("mimic3wdb (real sample, numerics)", MIMIC3WDBDataModule,
-                          {"root": str(shared / "mimic3wdb-sample"), "signals": ["II", "V"],
-                           "label_source": "numerics"}))
+            cases.append(
+                (
+                    "mimic3wdb (real sample, numerics)",
+                    MIMIC3WDBDataModule,
+                    {"root": str(shared / "mimic3wdb-sample"), "signals": ["II", "V"], "label_source": "numerics"},
+                )
+            )
         if (shared / "ton-iot-sample").is_dir():
             cases.append(("ton_iot (real sample)", TONIoTDataModule, {"root": str(shared / "ton-iot-sample")}))
         print(f"{'loader':<36} {'samples':>8} {'first pass':>12} {'samples/s':>10} {'cached':>9} {'samples/s':>11}")

@@ -15,19 +15,36 @@ LEADS = ["I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V
 # One diagnostic statement per superclass (real PTB-XL codes) and a non-diagnostic rhythm.
 CODE_OF = {"NORM": "NORM", "MI": "IMI", "STTC": "NDT", "CD": "CLBBB", "HYP": "LVH"}
 SCP = pd.DataFrame(
-    {"description": ["normal ECG", "inferior myocardial infarction", "non-diagnostic T abnormalities",
-                     "complete left bundle branch block", "left ventricular hypertrophy", "sinus rhythm"],
-     "diagnostic": [1.0, 1.0, 1.0, 1.0, 1.0, np.nan],
-     "rhythm": [np.nan] * 5 + [1.0],
-     "diagnostic_class": ["NORM", "MI", "STTC", "CD", "HYP", np.nan]},
+    {
+        "description": [
+            "normal ECG",
+            "inferior myocardial infarction",
+            "non-diagnostic T abnormalities",
+            "complete left bundle branch block",
+            "left ventricular hypertrophy",
+            "sinus rhythm",
+        ],
+        "diagnostic": [1.0, 1.0, 1.0, 1.0, 1.0, np.nan],
+        "rhythm": [np.nan] * 5 + [1.0],
+        "diagnostic_class": ["NORM", "MI", "STTC", "CD", "HYP", np.nan],
+    },
     index=["NORM", "IMI", "NDT", "CLBBB", "LVH", "SR"],
 )
 
 
 def _write(folder: Path, name: str, sig: np.ndarray, fs: int) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    wfdb.wrsamp(name, fs=fs, units=["mV"] * 12, sig_name=LEADS, p_signal=sig.T.astype(np.float64),
-                fmt=["16"] * 12, adc_gain=[1000.0] * 12, baseline=[0] * 12, write_dir=str(folder))
+    wfdb.wrsamp(
+        name,
+        fs=fs,
+        units=["mV"] * 12,
+        sig_name=LEADS,
+        p_signal=sig.T.astype(np.float64),
+        fmt=["16"] * 12,
+        adc_gain=[1000.0] * 12,
+        baseline=[0] * 12,
+        write_dir=str(folder),
+    )
 
 
 def make_ptbxl(root: Path, n: int = 60, rates=(100,), unlabelled: int = 2) -> Path:
@@ -44,10 +61,16 @@ def make_ptbxl(root: Path, n: int = 60, rates=(100,), unlabelled: int = 2) -> Pa
             sig = arr.signals[i] if rate == 100 else np.repeat(arr.signals[i], rate // 100, axis=1)
             tag = "lr" if rate == 100 else "hr"
             _write(root / f"records{rate}" / sub, f"{ecg_id:05d}_{tag}", sig, rate)
-        rows.append({"ecg_id": ecg_id, "patient_id": 1000 + i, "scp_codes": str(codes),
-                     "strat_fold": i % 10 + 1,
-                     "filename_lr": f"records100/{sub}/{ecg_id:05d}_lr",
-                     "filename_hr": f"records500/{sub}/{ecg_id:05d}_hr"})
+        rows.append(
+            {
+                "ecg_id": ecg_id,
+                "patient_id": 1000 + i,
+                "scp_codes": str(codes),
+                "strat_fold": i % 10 + 1,
+                "filename_lr": f"records100/{sub}/{ecg_id:05d}_lr",
+                "filename_hr": f"records500/{sub}/{ecg_id:05d}_hr",
+            }
+        )
     pd.DataFrame(rows).to_csv(root / "ptbxl_database.csv", index=False)
     SCP.to_csv(root / "scp_statements.csv")
     return root

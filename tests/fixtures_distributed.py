@@ -40,7 +40,7 @@ class Py2Pickler(pickle._Pickler):
     def save_global(self, obj, name=None):
         module, name = getattr(obj, "__module__", None), name or obj.__qualname__
         if module and module.startswith("numpy._core"):
-            module = "numpy.core" + module[len("numpy._core"):]
+            module = "numpy.core" + module[len("numpy._core") :]
         if isinstance(obj, type) and issubclass(obj, np.dtype):
             module, name = "numpy", "dtype"
         self.write(pickle.GLOBAL + f"{module}\n{name}\n".encode())
@@ -70,11 +70,21 @@ def wesad_subject(k: int, seed: int = 0, scale: float = 1.0) -> dict:
     resp = np.sin(2 * np.pi * (0.25 + 0.15 * stress) * t) + 0.1 * rng.standard_normal(n)
     eda = 2 + 3 * stress + 0.5 * amuse + 0.05 * rng.standard_normal(n)
     temp = 33 - 0.6 * stress + 0.02 * rng.standard_normal(n)
-    chest = {"ACC": rng.normal(0, 0.05, (n, 3)) + [0.9, 0.0, -0.3], "ECG": ecg[:, None], "EMG": rng.normal(0, 0.01, (n, 1)),
-             "EDA": eda[:, None], "Temp": temp[:, None], "Resp": resp[:, None]}
+    chest = {
+        "ACC": rng.normal(0, 0.05, (n, 3)) + [0.9, 0.0, -0.3],
+        "ECG": ecg[:, None],
+        "EMG": rng.normal(0, 0.01, (n, 1)),
+        "EDA": eda[:, None],
+        "Temp": temp[:, None],
+        "Resp": resp[:, None],
+    }
     n32, n64, n4 = int(n / 700 * 32), int(n / 700 * 64), int(n / 700 * 4)
-    wrist = {"ACC": rng.normal(0, 3, (n32, 3)) + [30, 5, 50], "BVP": rng.normal(0, 20, (n64, 1)),
-             "EDA": (0.5 + 2 * stress[:: 175][:n4])[:, None], "TEMP": (32 - 0.4 * stress[:: 175][:n4])[:, None]}
+    wrist = {
+        "ACC": rng.normal(0, 3, (n32, 3)) + [30, 5, 50],
+        "BVP": rng.normal(0, 20, (n64, 1)),
+        "EDA": (0.5 + 2 * stress[::175][:n4])[:, None],
+        "TEMP": (32 - 0.4 * stress[::175][:n4])[:, None],
+    }
     return {"signal": {"chest": chest, "wrist": wrist}, "label": labels, "subject": f"S{k}"}
 
 
@@ -114,7 +124,7 @@ def pamap2_rows(subject: int, seed: int = 0, script=PAMAP2_SCRIPT) -> np.ndarray
         for j in range(6):  # gyro, magnetometer
             out[:, base + 7 + j] = 0.3 * a * np.cos(2 * np.pi * f * t + j) + rng.normal(0, 0.05, n)
         out[:, base + 13] = 1.0
-        out[:, base + 14:base + 17] = 0.0  # orientation: invalid in this collection
+        out[:, base + 14 : base + 17] = 0.0  # orientation: invalid in this collection
     drop = rng.choice(n, n // 200, replace=False)  # wireless drop-outs: single missing samples
     out[drop, 4:7] = np.nan
     out[300:380, 38:44] = np.nan  # one long drop-out of the ankle IMU (0.8 s, while lying)
@@ -143,16 +153,25 @@ def _segment(folder: Path, name: str, fs: int, sigs: dict[str, np.ndarray], base
 
     names = list(sigs)
     units = ["mmHg" if s == "ABP" else ("NU" if s == "PLETH" else "mV") for s in names]
-    wfdb.wrsamp(name, fs=fs, units=units, sig_name=names, p_signal=np.stack([sigs[s] for s in names], 1),
-                fmt=["80"] * len(names), write_dir=str(folder), base_time=None)
+    wfdb.wrsamp(
+        name,
+        fs=fs,
+        units=units,
+        sig_name=names,
+        p_signal=np.stack([sigs[s] for s in names], 1),
+        fmt=["80"] * len(names),
+        write_dir=str(folder),
+        base_time=None,
+    )
     hea = folder / f"{name}.hea"
     lines = hea.read_text().splitlines()
     lines[0] = f"{lines[0]} {base_time}"
     hea.write_text("\n".join(lines) + "\n")
 
 
-def make_mimic(root: Path, patients=("p000101", "p000102"), minutes: float = 6.0, fs: int = 125,
-               signals=("II", "PLETH", "ABP")) -> Path:
+def make_mimic(
+    root: Path, patients=("p000101", "p000102"), minutes: float = 6.0, fs: int = 125, signals=("II", "PLETH", "ABP")
+) -> Path:
     """Matched-Subset-style records: root/p00/<patient>/<patient>-2150-01-01-00-00 (master, 3
     segments with a gap and a 4-sample segment, a layout header, and a numerics record)."""
     import wfdb
@@ -168,31 +187,60 @@ def make_mimic(root: Path, patients=("p000101", "p000102"), minutes: float = 6.0
         # MAP wanders between ~55 and ~85 mmHg: hypotensive and normotensive stretches
         mean_ap = 70 + 15 * np.sin(2 * np.pi * t / (minutes * 30) + pi)
         beat = np.sin(2 * np.pi * 1.2 * t)
-        data = {"II": beat ** 9 + 0.05 * rng.standard_normal(n),
-                "PLETH": 50 + (mean_ap - 70) * 0.8 + 10 * np.maximum(beat, 0) + rng.normal(0, 1, n),
-                "ABP": mean_ap + 20 * beat + rng.normal(0, 1, n), "V": beat ** 7}
+        data = {
+            "II": beat**9 + 0.05 * rng.standard_normal(n),
+            "PLETH": 50 + (mean_ap - 70) * 0.8 + 10 * np.maximum(beat, 0) + rng.normal(0, 1, n),
+            "ABP": mean_ap + 20 * beat + rng.normal(0, 1, n),
+            "V": beat**7,
+        }
         sigs = [s for s in signals]
         a, gap, b = n // 2, fs * 20, n // 2 - fs * 20 - 4
         _segment(folder, f"{base}_0001", fs, {s: data[s][:a] for s in sigs}, "00:00:00.000")
-        _segment(folder, f"{base}_0002", fs, {s: data[s][a + gap:a + gap + 4] for s in sigs},
-                 f"00:{(a + gap) // fs // 60:02d}:{(a + gap) // fs % 60:02d}.000")
-        _segment(folder, f"{base}_0003", fs, {s: data[s][a + gap + 4:a + gap + 4 + b] for s in sigs},
-                 f"00:{(a + gap + 4) // fs // 60:02d}:{(a + gap + 4) // fs % 60:02d}.032")
-        layout = "\n".join([f"{base}_layout {len(sigs)} {fs} 0 00:00:00.000"] +
-                           [f"~ 0 100/{'mmHg' if s == 'ABP' else 'mV'} 8 0 0 0 0 {s}" for s in sigs]) + "\n"
+        _segment(
+            folder,
+            f"{base}_0002",
+            fs,
+            {s: data[s][a + gap : a + gap + 4] for s in sigs},
+            f"00:{(a + gap) // fs // 60:02d}:{(a + gap) // fs % 60:02d}.000",
+        )
+        _segment(
+            folder,
+            f"{base}_0003",
+            fs,
+            {s: data[s][a + gap + 4 : a + gap + 4 + b] for s in sigs},
+            f"00:{(a + gap + 4) // fs // 60:02d}:{(a + gap + 4) // fs % 60:02d}.032",
+        )
+        layout = (
+            "\n".join(
+                [f"{base}_layout {len(sigs)} {fs} 0 00:00:00.000"]
+                + [f"~ 0 100/{'mmHg' if s == 'ABP' else 'mV'} 8 0 0 0 0 {s}" for s in sigs]
+            )
+            + "\n"
+        )
         (folder / f"{base}_layout.hea").write_text(layout)
         segs = [(f"{base}_layout", 0), (f"{base}_0001", a), ("~", gap), (f"{base}_0002", 4), (f"{base}_0003", b)]
         total = sum(length for _, length in segs)
         (folder / f"{master}.hea").write_text(
             f"{master}/{len(segs)} {len(sigs)} {fs} {total} 00:00:00.000 01/0{pi + 1}/2150\n"
-            + "".join(f"{s} {length}\n" for s, length in segs) + "# <age>: ?? <sex>: ?\n")
+            + "".join(f"{s} {length}\n" for s, length in segs)
+            + "# <age>: ?? <sex>: ?\n"
+        )
         # numerics: one row a minute, NBPMean (a cuff) with one missing reading
         rows = int(minutes)
         nbp = np.array([mean_ap[int(i * 60 * fs)] for i in range(rows)])
         nbp[1] = np.nan
         num = np.stack([np.full(rows, 80.0), nbp], 1)
-        wfdb.wrsamp(f"{master}n", fs=1 / 60, units=["bpm", "mmHg"], sig_name=["HR", "NBPMean"], p_signal=num,
-                    fmt=["16", "16"], adc_gain=[10, 1], baseline=[0, 0], write_dir=str(folder))
+        wfdb.wrsamp(
+            f"{master}n",
+            fs=1 / 60,
+            units=["bpm", "mmHg"],
+            sig_name=["HR", "NBPMean"],
+            p_signal=num,
+            fmt=["16", "16"],
+            adc_gain=[10, 1],
+            baseline=[0, 0],
+            write_dir=str(folder),
+        )
         hea = folder / f"{master}n.hea"
         hea.write_text(hea.read_text().replace(f"{master}n.dat", f"{base}n.dat"))
         (folder / f"{master}n.dat").rename(folder / f"{base}n.dat")
@@ -221,8 +269,13 @@ def make_ton_iot(root: Path, rows_per_type: int = 40, seed: int = 0) -> Path:
             ts += int(rng.integers(10, 90))
             k = TON_TYPES.index(typ)
             a = round(float(rng.normal(5 + 2 * k, 1.0)), 4)
-            b = ["low", "high"][k % 2] if dev == "Fridge" else str(int(k % 3 == 0)) if dev == "Thermostat" \
+            b = (
+                ["low", "high"][k % 2]
+                if dev == "Fridge"
+                else str(int(k % 3 == 0))
+                if dev == "Thermostat"
                 else f"{rng.normal(100 + 5 * k, 2):.7f}"
+            )
             if i % 17 == 0:
                 b = "-"  # absent value
             tm = f" {(ts // 3600) % 24:2d}:{(ts // 60) % 60:02d}:{ts % 60:02d} "  # padded like the real files
@@ -237,7 +290,8 @@ NETWORK_COLUMNS = (
     "src_ip_bytes,dst_pkts,dst_ip_bytes,dns_query,dns_qclass,dns_qtype,dns_rcode,dns_AA,dns_RD,dns_RA,dns_rejected,"
     "ssl_version,ssl_cipher,ssl_resumed,ssl_established,ssl_subject,ssl_issuer,http_trans_depth,http_method,http_uri,"
     "http_version,http_request_body_len,http_response_body_len,http_status_code,http_user_agent,"
-    "http_orig_mime_types,http_resp_mime_types,weird_name,weird_addl,weird_notice,label,type").split(",")
+    "http_orig_mime_types,http_resp_mime_types,weird_name,weird_addl,weird_notice,label,type"
+).split(",")
 
 
 def make_ton_network(root: Path, rows: int = 300, seed: int = 0) -> Path:
@@ -252,16 +306,41 @@ def make_ton_network(root: Path, rows: int = 300, seed: int = 0) -> Path:
         k = types.index(typ)
         src = f"192.168.1.{10 + i % 5}"
         row = {c: "-" for c in NETWORK_COLUMNS}
-        row.update({"src_ip": src, "src_port": str(40000 + i), "dst_ip": "10.0.0.1", "dst_port": "80",
-                    "proto": ["tcp", "udp"][k % 2], "service": ["http", "dns", "-"][k % 3],
-                    "duration": f"{rng.exponential(0.5 + k):.6f}", "src_bytes": str(int(rng.integers(0, 500) * (k + 1))),
-                    "dst_bytes": str(int(rng.integers(0, 900))), "conn_state": ["SF", "S0", "REJ", "OTH"][k],
-                    "missed_bytes": "0", "src_pkts": str(1 + k), "src_ip_bytes": str(60 * (1 + k)),
-                    "dst_pkts": "1", "dst_ip_bytes": "40", "dns_qclass": "0", "dns_qtype": "0", "dns_rcode": "0",
-                    "dns_AA": "F", "dns_RD": "F", "dns_RA": "F", "dns_rejected": "F", "ssl_resumed": "F",
-                    "ssl_established": "F", "http_trans_depth": "-", "http_request_body_len": "0",
-                    "http_response_body_len": "0", "http_status_code": "0", "weird_notice": "F",
-                    "label": str(int(typ != "normal")), "type": typ})
+        row.update(
+            {
+                "src_ip": src,
+                "src_port": str(40000 + i),
+                "dst_ip": "10.0.0.1",
+                "dst_port": "80",
+                "proto": ["tcp", "udp"][k % 2],
+                "service": ["http", "dns", "-"][k % 3],
+                "duration": f"{rng.exponential(0.5 + k):.6f}",
+                "src_bytes": str(int(rng.integers(0, 500) * (k + 1))),
+                "dst_bytes": str(int(rng.integers(0, 900))),
+                "conn_state": ["SF", "S0", "REJ", "OTH"][k],
+                "missed_bytes": "0",
+                "src_pkts": str(1 + k),
+                "src_ip_bytes": str(60 * (1 + k)),
+                "dst_pkts": "1",
+                "dst_ip_bytes": "40",
+                "dns_qclass": "0",
+                "dns_qtype": "0",
+                "dns_rcode": "0",
+                "dns_AA": "F",
+                "dns_RD": "F",
+                "dns_RA": "F",
+                "dns_rejected": "F",
+                "ssl_resumed": "F",
+                "ssl_established": "F",
+                "http_trans_depth": "-",
+                "http_request_body_len": "0",
+                "http_response_body_len": "0",
+                "http_status_code": "0",
+                "weird_notice": "F",
+                "label": str(int(typ != "normal")),
+                "type": typ,
+            }
+        )
         lines.append(",".join(row[c] for c in NETWORK_COLUMNS))
     (root / "Train_Test_Network.csv").write_text("\n".join(lines) + "\n")
     return root

@@ -13,14 +13,22 @@ TINY = ["trainer.max_epochs=2", "trainer.enable_progress_bar=false"]
 
 
 def hqexp(args, tmp: Path, check=True, timeout=300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp}/mlflow.db", "HYDRA_FULL_ERROR": "0",
-           "PYTHONWARNINGS": "ignore"}
-    dirs = [d for d in (f"hydra.run.dir={tmp}/run_{time.time_ns()}", f"hydra.sweep.dir={tmp}/sweep_{time.time_ns()}")
-            if not any(a.startswith(d.split("=")[0] + "=") for a in args)]
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp}/mlflow.db",
+        "HYDRA_FULL_ERROR": "0",
+        "PYTHONWARNINGS": "ignore",
+    }
+    dirs = [
+        d
+        for d in (f"hydra.run.dir={tmp}/run_{time.time_ns()}", f"hydra.sweep.dir={tmp}/sweep_{time.time_ns()}")
+        if not any(a.startswith(d.split("=")[0] + "=") for a in args)
+    ]
     out = subprocess.run([*HQEXP, *args, *dirs], capture_output=True, text=True, env=env, timeout=timeout)
     if check and out.returncode != 0:
-        raise AssertionError(f"hqexp {' '.join(args)} failed ({out.returncode}):\n{out.stdout[-3000:]}\n"
-                             f"{out.stderr[-3000:]}")
+        raise AssertionError(
+            f"hqexp {' '.join(args)} failed ({out.returncode}):\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+        )
     return out
 
 

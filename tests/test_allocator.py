@@ -27,8 +27,9 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5)
 
 
 def _probe(**env) -> tuple[str, float]:
-    out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, check=True,
-                         env={**os.environ, **env})
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE], capture_output=True, text=True, check=True, env={**os.environ, **env}
+    )
     policy, faults = out.stdout.strip().splitlines()
     return policy, float(faults)
 

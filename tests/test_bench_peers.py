@@ -51,8 +51,20 @@ def test_missing_and_unknown_peers_are_said_so(tmp_path):
 
 def test_bench_times_peers_only_after_they_agree(tmp_path):
     csv = tmp_path / "b.csv"
-    hqexp(["bench", "backends", "grid=[[3,1,4]]", "repeats=1", "warmup=1", "backends=[torch]",
-           "peers=[pennylane_jax,tensorcircuit,qulacs]", f"csv={csv}"], tmp_path, timeout=600)
+    hqexp(
+        [
+            "bench",
+            "backends",
+            "grid=[[3,1,4]]",
+            "repeats=1",
+            "warmup=1",
+            "backends=[torch]",
+            "peers=[pennylane_jax,tensorcircuit,qulacs]",
+            f"csv={csv}",
+        ],
+        tmp_path,
+        timeout=600,
+    )
     import pandas as pd
 
     df = pd.read_csv(csv).set_index("backend")
@@ -62,4 +74,6 @@ def test_bench_times_peers_only_after_they_agree(tmp_path):
             assert status.startswith("unavailable: not installed")
         else:
             assert status.startswith("ok (agrees to") and df.loc[name, "fwd_bwd_ms"] > 0
-            assert df.loc[name, "ratio_fwd_bwd"] == pytest.approx(df.loc[name, "fwd_bwd_ms"] / df.loc["torch", "fwd_bwd_ms"])
+            assert df.loc[name, "ratio_fwd_bwd"] == pytest.approx(
+                df.loc[name, "fwd_bwd_ms"] / df.loc["torch", "fwd_bwd_ms"]
+            )

@@ -15,8 +15,11 @@ from hqexp.errors import BackendUnavailable
 
 register_resolvers()
 # Input sizes of each task kind, as a data module's DataInfo would give them.
-SIZES = {"classification": {"n_features": 30, "n_classes": 2}, "regression": {"n_features": 6, "n_outputs": 1},
-         "multilabel": {"n_features": 12, "n_classes": 5}}
+SIZES = {
+    "classification": {"n_features": 30, "n_classes": 2},
+    "regression": {"n_features": 6, "n_outputs": 1},
+    "multilabel": {"n_features": 12, "n_classes": 5},
+}
 DATASET_FOR = {"classification": "breast_cancer", "regression": "options", "multilabel": "synthetic_ecg"}
 
 
@@ -80,8 +83,9 @@ def test_every_backend_config_builds_or_says_why_not(backend):
         assert backend in str(exc)
 
 
-@pytest.mark.parametrize("group", ["hardware", "scheduler", "trainer", "callbacks", "mlflow", "paths",
-                                   "experiment", "sweep"])
+@pytest.mark.parametrize(
+    "group", ["hardware", "scheduler", "trainer", "callbacks", "mlflow", "paths", "experiment", "sweep"]
+)
 def test_every_choice_of_the_other_groups_composes(group):
     for choice in group_choices(group):
         cfg = _compose("train", f"{group}={choice}")

@@ -11,8 +11,17 @@ import time
 import numpy as np
 import pytest
 from conftest import SHARED_DATA
-from fixtures_distributed import (make_mimic, make_pamap2, make_ton_iot, make_ton_network, make_wesad, py2_pickle,
-                                  wesad_subject, write_pamap2_file, pamap2_rows)
+from fixtures_distributed import (
+    make_mimic,
+    make_pamap2,
+    make_ton_iot,
+    make_ton_network,
+    make_wesad,
+    pamap2_rows,
+    py2_pickle,
+    wesad_subject,
+    write_pamap2_file,
+)
 
 from hqexp.data.mimic import MIMIC3WDBDataModule
 from hqexp.data.pamap2 import PAMAP2DataModule
@@ -30,9 +39,13 @@ needs_ton = pytest.mark.skipif(not TON_SAMPLE.is_dir(), reason=f"real TON_IoT sa
 @pytest.fixture(scope="module")
 def fx(tmp_path_factory):
     root = tmp_path_factory.mktemp("fixtures")
-    return {"wesad": make_wesad(root / "wesad", subjects=(2, 3, 4), scale=0.6),
-            "pamap2": make_pamap2(root / "pamap2"), "mimic": make_mimic(root / "mimic"),
-            "ton": make_ton_iot(root / "ton"), "net": make_ton_network(root / "net")}
+    return {
+        "wesad": make_wesad(root / "wesad", subjects=(2, 3, 4), scale=0.6),
+        "pamap2": make_pamap2(root / "pamap2"),
+        "mimic": make_mimic(root / "mimic"),
+        "ton": make_ton_iot(root / "ton"),
+        "net": make_ton_network(root / "net"),
+    }
 
 
 def _natural(dm):
@@ -61,8 +74,12 @@ def test_wesad_pickle_safety_and_bad_files(tmp_path, fx):
             return os.system, ("echo pwned",)
 
     root = tmp_path / "w"
-    for k, payload in ((2, py2_pickle(wesad_subject(2, scale=0.6))), (3, pickle.dumps(Evil(), protocol=2)),
-                       (4, py2_pickle(wesad_subject(4, scale=0.3))[:5000]), (5, py2_pickle([1, 2, 3]))):
+    for k, payload in (
+        (2, py2_pickle(wesad_subject(2, scale=0.6))),
+        (3, pickle.dumps(Evil(), protocol=2)),
+        (4, py2_pickle(wesad_subject(4, scale=0.3))[:5000]),
+        (5, py2_pickle([1, 2, 3])),
+    ):
         (root / f"S{k}").mkdir(parents=True)
         (root / f"S{k}" / f"S{k}.pkl").write_bytes(payload)
     with pytest.raises(DataError, match=r"S3\.pkl: not a readable WESAD pickle .*refusing to load posix\.system"):
@@ -164,10 +181,12 @@ def test_mimic_refusals_and_skips(tmp_path, fx):
         MIMIC3WDBDataModule(root=str(tmp_path / "none")).setup()
     gaps = tmp_path / "gaps" / "p00" / "p000301"  # a record with nothing but a gap after its layout
     gaps.mkdir(parents=True)
-    (gaps / "3000301_layout.hea").write_text("3000301_layout 3 125 0 00:00:00.000\n" + "".join(
-        f"~ 0 100/mV 8 0 0 0 0 {s}\n" for s in ("II", "PLETH", "ABP")))
+    (gaps / "3000301_layout.hea").write_text(
+        "3000301_layout 3 125 0 00:00:00.000\n" + "".join(f"~ 0 100/mV 8 0 0 0 0 {s}\n" for s in ("II", "PLETH", "ABP"))
+    )
     (gaps / "p000301-2150-01-01-00-00.hea").write_text(
-        "p000301-2150-01-01-00-00/2 3 125 30000 00:00:00.000 01/01/2150\n3000301_layout 0\n~ 30000\n")
+        "p000301-2150-01-01-00-00/2 3 125 30000 00:00:00.000 01/01/2150\n3000301_layout 0\n~ 30000\n"
+    )
     with pytest.raises(DataError, match=r"no sample survived \(0 file\(s\) skipped; dropped: 13 input_missing\)"):
         MIMIC3WDBDataModule(root=str(tmp_path / "gaps")).setup()
 
@@ -246,17 +265,29 @@ def test_ton_iot_real_sample_rows():
 
 
 # ------------------------------------------------------------------ end to end
-@pytest.mark.parametrize("name,extra", [
-    ("wesad", ["experiment=wesad_conv1d"]),
-    ("pamap2", ["experiment=pamap2_conv1d"]),
-    ("mimic", ["experiment=mimic3wdb_conv1d"]),
-    ("ton", ["experiment=ton_iot_mlp"]),
-])
+@pytest.mark.parametrize(
+    "name,extra",
+    [
+        ("wesad", ["experiment=wesad_conv1d"]),
+        ("pamap2", ["experiment=pamap2_conv1d"]),
+        ("mimic", ["experiment=mimic3wdb_conv1d"]),
+        ("ton", ["experiment=ton_iot_mlp"]),
+    ],
+)
 def test_each_dataset_trains_its_baseline_end_to_end(tmp_path, fx, name, extra):
     from helpers import hqexp, runs
 
-    hqexp(["train", *extra, f"dataset.root={fx[name]}", "trainer.max_epochs=2", "trainer.enable_progress_bar=false",
-           f"dataset.cache_dir={tmp_path}/cache"], tmp_path)
+    hqexp(
+        [
+            "train",
+            *extra,
+            f"dataset.root={fx[name]}",
+            "trainer.max_epochs=2",
+            "trainer.enable_progress_bar=false",
+            f"dataset.cache_dir={tmp_path}/cache",
+        ],
+        tmp_path,
+    )
     (run,) = runs(tmp_path)
     assert run.info.status == "FINISHED" and "test/f1_macro" in run.data.metrics
     assert run.data.metrics["data/skipped"] == 0
@@ -265,9 +296,21 @@ def test_each_dataset_trains_its_baseline_end_to_end(tmp_path, fx, name, extra):
 def test_natural_partition_sees_one_client_per_subject_end_to_end(tmp_path, fx):
     from helpers import hqexp, runs
 
-    hqexp(["train", "dataset=wesad", f"dataset.root={fx['wesad']}", "model=split_conv1d", "federation=sflv1",
-           "federation.partition=natural", "federation.n_clients=null", "trainer.max_epochs=2",
-           "trainer.enable_progress_bar=false", "dataset.cache_dir=null"], tmp_path)
+    hqexp(
+        [
+            "train",
+            "dataset=wesad",
+            f"dataset.root={fx['wesad']}",
+            "model=split_conv1d",
+            "federation=sflv1",
+            "federation.partition=natural",
+            "federation.n_clients=null",
+            "trainer.max_epochs=2",
+            "trainer.enable_progress_bar=false",
+            "dataset.cache_dir=null",
+        ],
+        tmp_path,
+    )
     (run,) = runs(tmp_path)
     assert run.data.tags["n_clients"] == "3" and run.data.tags["partition"] == "natural"
     assert {"client/0/test/f1_macro", "client/2/test/f1_macro"} <= set(run.data.metrics)
@@ -276,7 +319,8 @@ def test_natural_partition_sees_one_client_per_subject_end_to_end(tmp_path, fx):
 def test_dataset_bad_input_is_one_line_on_the_cli(tmp_path):
     from helpers import hqexp
 
-    out = hqexp(["train", "dataset=pamap2", f"dataset.root={tmp_path}/nope", "model=conv1d_baseline"], tmp_path,
-                check=False)
+    out = hqexp(
+        ["train", "dataset=pamap2", f"dataset.root={tmp_path}/nope", "model=conv1d_baseline"], tmp_path, check=False
+    )
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "expects root/Protocol/subject101.dat" in out.stderr.strip().splitlines()[-1]

@@ -22,8 +22,12 @@ from hqexp.quantum import Ansatz
 
 
 def _scan(measurement: str, qubits, depth, samples: int, template: str = "random_pauli"):
-    return [gradient_variance(Ansatz(n, depth(n), template=template, measurement=measurement, pauli_seed=n),
-                              samples, seed=n) for n in qubits]
+    return [
+        gradient_variance(
+            Ansatz(n, depth(n), template=template, measurement=measurement, pauli_seed=n), samples, seed=n
+        )
+        for n in qubits
+    ]
 
 
 # ---------------------------------------------------------------- McClean et al. 2018
@@ -73,7 +77,7 @@ def test_per_sample_gradients_are_independent():
     a = Ansatz(4, 3, template="random_pauli", measurement="local_projector")
     w = random_weights(a, 8, torch.Generator().manual_seed(1))
     batched = cost_gradients(a, w)
-    one_by_one = torch.cat([cost_gradients(a, w[i:i + 1]) for i in range(8)])
+    one_by_one = torch.cat([cost_gradients(a, w[i : i + 1]) for i in range(8)])
     assert torch.allclose(batched, one_by_one, atol=1e-12)
 
 
@@ -85,8 +89,7 @@ def test_fit_recovers_a_known_exponent_and_its_interval_covers_it():
         sd = 2.0 ** (-0.75 * n)  # Var = 2^(-1.5 n)
         g = rng.normal(0.0, sd, size=(4000, 3))
         v = g.var(0, ddof=1)
-        results.append(VarianceResult(n, 1, "z0", 4000, float(v.mean()), float(v[0]),
-                                      float(np.abs(g).mean()), g))
+        results.append(VarianceResult(n, 1, "z0", 4000, float(v.mean()), float(v[0]), float(np.abs(g).mean()), g))
     fit = fit_decay(results, n_boot=300)
     assert fit.slope_log2 == pytest.approx(-1.5, abs=0.03)
     assert fit.ci_low < -1.5 < fit.ci_high

@@ -127,8 +127,17 @@ def test_header_with_wrong_lead_count(ptbxl_root, tmp_path):
 
     root = _copy(ptbxl_root, tmp_path / "leads")
     rec = wfdb.rdrecord(str(root / "records100/00000/00003_lr"))
-    wfdb.wrsamp("00003_lr", fs=100, units=["mV"] * 11, sig_name=rec.sig_name[:11], p_signal=rec.p_signal[:, :11],
-                fmt=["16"] * 11, adc_gain=[1000.0] * 11, baseline=[0] * 11, write_dir=str(root / "records100/00000"))
+    wfdb.wrsamp(
+        "00003_lr",
+        fs=100,
+        units=["mV"] * 11,
+        sig_name=rec.sig_name[:11],
+        p_signal=rec.p_signal[:, :11],
+        fmt=["16"] * 11,
+        adc_gain=[1000.0] * 11,
+        baseline=[0] * 11,
+        write_dir=str(root / "records100/00000"),
+    )
     with pytest.raises(DataError, match="00003_lr.hea: 11 leads, expected 12"):
         read_ptbxl(root, 100)
 
@@ -167,8 +176,9 @@ def test_synthetic_morphology_depends_on_class():
 
 
 # ----------------------------------------------------------------- models
-QUANTUM = dict(n_qubits=8, n_layers=3, template="strongly_entangling", embedding="angle_y", measurement="z_each",
-               pair_gate="crx")
+QUANTUM = dict(
+    n_qubits=8, n_layers=3, template="strongly_entangling", embedding="angle_y", measurement="z_each", pair_gate="crx"
+)
 
 
 def test_dual_path_is_under_50k_and_logs_alpha_spikes_and_pairs():
@@ -237,4 +247,3 @@ def test_baselines_sizes():
     assert count_parameters(ECGCNNSmall(12, 5))["total"] < 50_000
     assert count_parameters(FCNWang(12, 5))["total"] > 200_000
     assert ECGCNNSmall(12, 5)(torch.randn(2, 12, 1000)).shape == (2, 5)
-

@@ -27,8 +27,11 @@ def _clock(step: float = 0.5):
 
 
 def test_counter_meter_sums_counters_over_the_window():
-    meter = CounterMeter("test", [Counter("a", _replay([10.0, 12.0, 15.0])),
-                                  Counter("b", _replay([100.0, 101.0, 101.5]))], clock=_clock(1.0))
+    meter = CounterMeter(
+        "test",
+        [Counter("a", _replay([10.0, 12.0, 15.0])), Counter("b", _replay([100.0, 101.0, 101.5]))],
+        clock=_clock(1.0),
+    )
     meter.start()
     meter.poll()
     r = meter.elapsed()

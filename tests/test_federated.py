@@ -16,15 +16,20 @@ from hqexp.federated.channel import state_bytes
 from hqexp.federated.parts import cut_model, fedavg
 from hqexp.models.split import SplitConv1D
 
-Q = {"n_qubits": 3, "n_layers": 1, "template": "strongly_entangling", "embedding": "angle_x",
-     "measurement": "z_each", "entangler": "cnot"}
+Q = {
+    "n_qubits": 3,
+    "n_layers": 1,
+    "template": "strongly_entangling",
+    "embedding": "angle_x",
+    "measurement": "z_each",
+    "entangler": "cnot",
+}
 TORCH = {"name": "torch", "options": {"dtype": "complex64"}}
 
 
 def _model(head="quantum", channels=(4, 8), seed=0):
     torch.manual_seed(seed)
-    return SplitConv1D(n_features=10, n_classes=3, quantum=Q, backend=TORCH, channels=list(channels),
-                       server_head=head)
+    return SplitConv1D(n_features=10, n_classes=3, quantum=Q, backend=TORCH, channels=list(channels), server_head=head)
 
 
 def _data(n=60, seed=0):
@@ -41,8 +46,9 @@ def _setup(model, sizes, cut=1, lr=1e-2):
 
 
 def _loaders(x, y, parts, batch=8):
-    return {k: DataLoader(TensorDataset(x[idx], y[idx]), batch_size=batch, shuffle=False)
-            for k, idx in enumerate(parts)}
+    return {
+        k: DataLoader(TensorDataset(x[idx], y[idx]), batch_size=batch, shuffle=False) for k, idx in enumerate(parts)
+    }
 
 
 # ------------------------------------------------------------------ partitions
@@ -62,8 +68,11 @@ def test_iid_and_dirichlet_cover_every_sample_once():
 
 
 def test_natural_partition_is_one_client_per_group_and_refuses_too_many():
-    groups = {"train": np.array(["a"] * 5 + ["b"] * 3 + ["c"] * 2), "val": np.array(["a", "b", "c"]),
-              "test": np.array(["c", "a"])}
+    groups = {
+        "train": np.array(["a"] * 5 + ["b"] * 3 + ["c"] * 2),
+        "val": np.array(["a", "b", "c"]),
+        "test": np.array(["c", "a"]),
+    }
     labels = {s: np.zeros(len(g), dtype=int) for s, g in groups.items()}
     p = partition("natural", None, labels, groups)
     assert p.names == ["a", "b", "c"] and p.sizes() == [5, 3, 2]
@@ -214,20 +223,54 @@ def test_sflv1_run_records_rounds_ledger_clients_and_checkpoints(tmp_path):
     assert run.info.status == "FINISHED"
     t = run.data.tags
     assert (t["federation"], t["n_clients"], t["partition"], t["cut"], t["server_head"]) == (
-        "sflv1", "3", "iid", "1", "quantum")
+        "sflv1",
+        "3",
+        "iid",
+        "1",
+        "quantum",
+    )
     m = run.data.metrics
-    for key in ("val/acc", "val/f1_macro", "train/loss", "client/0/val/f1_macro", "client/2/val/f1_macro",
-                "client/val/f1_macro_min", "client/val/f1_macro_mean", "client/val/f1_macro_max",
-                "comm/up_bytes", "comm/down_bytes", "comm/sync_bytes", "comm/total_bytes", "comm/round/total_bytes",
-                "time/client_s", "time/server_s", "time/server_quantum_s", "time/comm_simulated_s",
-                "params/client", "params/server", "params/quantum", "test/acc", "test/f1_macro",
-                "client/1/test/f1_macro", "grad_norm/client", "grad_norm/server", "bp/grad_var/server/server_head"):
+    for key in (
+        "val/acc",
+        "val/f1_macro",
+        "train/loss",
+        "client/0/val/f1_macro",
+        "client/2/val/f1_macro",
+        "client/val/f1_macro_min",
+        "client/val/f1_macro_mean",
+        "client/val/f1_macro_max",
+        "comm/up_bytes",
+        "comm/down_bytes",
+        "comm/sync_bytes",
+        "comm/total_bytes",
+        "comm/round/total_bytes",
+        "time/client_s",
+        "time/server_s",
+        "time/server_quantum_s",
+        "time/comm_simulated_s",
+        "params/client",
+        "params/server",
+        "params/quantum",
+        "test/acc",
+        "test/f1_macro",
+        "client/1/test/f1_macro",
+        "grad_norm/client",
+        "grad_norm/server",
+        "bp/grad_var/server/server_head",
+    ):
         assert key in m, key
     assert m["comm/total_bytes"] == m["comm/up_bytes"] + m["comm/down_bytes"] + m["comm/sync_bytes"]
     assert m["time/server_quantum_s"] > 0 and m["params/quantum"] > 0
     arts = artifacts(tmp_path, run.info.run_id)
-    assert {"comm/ledger.csv", "plots/f1_vs_round.png", "plots/f1_vs_mb.png", "logs/epochs.csv",
-            "checkpoints/best.ckpt", "checkpoints/last.ckpt", "config/config.yaml"} <= arts
+    assert {
+        "comm/ledger.csv",
+        "plots/f1_vs_round.png",
+        "plots/f1_vs_mb.png",
+        "logs/epochs.csv",
+        "checkpoints/best.ckpt",
+        "checkpoints/last.ckpt",
+        "config/config.yaml",
+    } <= arts
     # the federated checkpoint is an hqexp checkpoint: eval rebuilds the model and scores it the same
     ckpt = Path(t["hqexp.output_dir"]) / "checkpoints" / "best.ckpt"
     hqexp(["eval", f"ckpt_path={ckpt}", "trainer.enable_progress_bar=false"], tmp_path)
@@ -249,8 +292,14 @@ def test_federation_none_is_ordinary_training(tmp_path):
 def test_one_client_split_learning_reaches_centralised_accuracy(tmp_path):
     from helpers import hqexp, runs
 
-    base = ["model=split_conv1d", "dataset=breast_cancer", "trainer.max_epochs=12", "trainer.enable_progress_bar=false",
-            "callbacks.early_stopping.enabled=false", "seed=1"]
+    base = [
+        "model=split_conv1d",
+        "dataset=breast_cancer",
+        "trainer.max_epochs=12",
+        "trainer.enable_progress_bar=false",
+        "callbacks.early_stopping.enabled=false",
+        "seed=1",
+    ]
     for mode in ("none", "sl", "sflv1"):
         hqexp(["train", *base, f"federation={mode}", "federation.n_clients=1"], tmp_path)
     acc = {r.data.tags["federation"]: r.data.metrics["test/acc"] for r in runs(tmp_path)}
@@ -259,17 +308,30 @@ def test_one_client_split_learning_reaches_centralised_accuracy(tmp_path):
         assert abs(acc[mode] - acc["none"]) <= 0.05, acc
 
 
-@pytest.mark.parametrize("args,message", [
-    (["federation=sflv1", "federation.n_clients=500"], "federation.n_clients=500 is more than the"),
-    (["federation=sl", "federation.cut=7"], "federation.cut=7 is outside model=split_conv1d"),
-    (["federation=sl_ushaped", "federation.cut=4"], "the client keeps the last stage too"),
-    (["federation=sflv1", "federation.partition=natural"], "needs a dataset with a natural client"),
-    (["federation=sflv1", "federation.partition=dirichlet", "federation.alpha=0.0001", "federation.n_clients=20"],
-     "without training samples"),
-    (["federation=fl", "federation.fraction=0"], "federation.fraction must be in (0, 1]"),
-    (["federation=sl", "model=g1", *BASE], "cannot be split"),
-    (["federation=fl", "dataset=options", "model=hqnn_autoencoder", *BASE[1:]], "federation needs a classification"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["federation=sflv1", "federation.n_clients=500"], "federation.n_clients=500 is more than the"),
+        (["federation=sl", "federation.cut=7"], "federation.cut=7 is outside model=split_conv1d"),
+        (["federation=sl_ushaped", "federation.cut=4"], "the client keeps the last stage too"),
+        (["federation=sflv1", "federation.partition=natural"], "needs a dataset with a natural client"),
+        (
+            [
+                "federation=sflv1",
+                "federation.partition=dirichlet",
+                "federation.alpha=0.0001",
+                "federation.n_clients=20",
+            ],
+            "without training samples",
+        ),
+        (["federation=fl", "federation.fraction=0"], "federation.fraction must be in (0, 1]"),
+        (["federation=sl", "model=g1", *BASE], "cannot be split"),
+        (
+            ["federation=fl", "dataset=options", "model=hqnn_autoencoder", *BASE[1:]],
+            "federation needs a classification",
+        ),
+    ],
+)
 def test_impossible_settings_are_one_line_and_leave_no_run_open(tmp_path, args, message):
     from helpers import error_line, hqexp, runs
 
@@ -288,9 +350,13 @@ def test_ctrl_c_mid_round_marks_killed_and_keeps_the_last_round(tmp_path):
     from helpers import HQEXP, runs
 
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db", "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.Popen([*HQEXP, "train", *FED, "federation=sl", "trainer.max_epochs=100000",
-                             f"hydra.run.dir={tmp_path}/run"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [*HQEXP, "train", *FED, "federation=sl", "trainer.max_epochs=100000", f"hydra.run.dir={tmp_path}/run"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
     try:
         deadline = time.time() + 120

@@ -25,8 +25,11 @@ def _ledger(tmp, run) -> str:
     return open(path).read()
 
 
-@pytest.mark.parametrize("args", [[*VQC, "federation=fl"], [*VQC, "federation=sflv2"], [*CONV, "federation=sflv1"]],
-                         ids=["fl", "sflv2", "sflv1-conv1d"])
+@pytest.mark.parametrize(
+    "args",
+    [[*VQC, "federation=fl"], [*VQC, "federation=sflv2"], [*CONV, "federation=sflv1"]],
+    ids=["fl", "sflv2", "sflv1-conv1d"],
+)
 def test_simulation_equals_the_inprocess_engine(tmp_path, args):
     got = _both(tmp_path, args)
     a, b = got["inprocess"], got["flower"]
@@ -47,15 +50,18 @@ def test_simulation_equals_the_inprocess_engine(tmp_path, args):
     assert {"checkpoints/best.ckpt", "plots/f1_vs_round.png"} <= artifacts(tmp_path / "flower", b.info.run_id)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["federation=sl"], "runs federation=fl|sflv1|sflv2"),
-    (["federation=sflv1", "privacy.noise_std=0.1"], "client-side defences"),
-    (["federation=sflv1", "+federation.flower.bogus=1"], "unknown federation.flower key"),
-    (["federation=sflv1", "federation.flower.superlink=nowhere"], "must be host:port"),
-    (["federation=fl", "federation.flower.timeout_s=0"], "timeout_s must be > 0"),
-    (["federation=none"], "federation=none trains centrally"),
-    (["federation=fl", "federation.flower.superlink=127.0.0.1:1"], "Connection to the SuperLink is unavailable"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["federation=sl"], "runs federation=fl|sflv1|sflv2"),
+        (["federation=sflv1", "privacy.noise_std=0.1"], "client-side defences"),
+        (["federation=sflv1", "+federation.flower.bogus=1"], "unknown federation.flower key"),
+        (["federation=sflv1", "federation.flower.superlink=nowhere"], "must be host:port"),
+        (["federation=fl", "federation.flower.timeout_s=0"], "timeout_s must be > 0"),
+        (["federation=none"], "federation=none trains centrally"),
+        (["federation=fl", "federation.flower.superlink=127.0.0.1:1"], "Connection to the SuperLink is unavailable"),
+    ],
+)
 def test_what_flower_does_not_run_is_one_line(tmp_path, args, message):
     out = hqexp(["train", *VQC, *args, "federation.engine=flower"], tmp_path, check=False)
     assert out.returncode == 2, out.stderr[-2000:]
@@ -85,8 +91,15 @@ def superlink(tmp_path_factory):
         home.mkdir()
         log = open(tmp / f"{name}.log", "w")
         env = {**os.environ, "FLWR_HOME": str(home), "PATH": f"{bindir}:{os.environ['PATH']}"}  # its helpers
-        procs.append(subprocess.Popen([str(bindir / args[0]), *args[1:]], env=env, stdout=log,
-                                      stderr=subprocess.STDOUT, start_new_session=True))
+        procs.append(
+            subprocess.Popen(
+                [str(bindir / args[0]), *args[1:]],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
 
     start("link", ["flower-superlink", "--insecure", "--port", str(port), "--disable-runtime-dependency-installation"])
     deadline = time.time() + 60
@@ -100,8 +113,19 @@ def superlink(tmp_path_factory):
             assert time.time() < deadline and procs[0].poll() is None, (tmp / "link.log").read_text()[-2000:]
             time.sleep(0.3)
     for k in (0, 1):
-        start(f"node{k}", ["flower-supernode", "--insecure", "--superlink", f"127.0.0.1:{port}",
-                           "--port", str(free_port()), "--node-config", f"partition-id={k}"])
+        start(
+            f"node{k}",
+            [
+                "flower-supernode",
+                "--insecure",
+                "--superlink",
+                f"127.0.0.1:{port}",
+                "--port",
+                str(free_port()),
+                "--node-config",
+                f"partition-id={k}",
+            ],
+        )
     yield f"127.0.0.1:{port}"
     for p in procs:
         os.killpg(p.pid, signal.SIGTERM)
@@ -109,13 +133,24 @@ def superlink(tmp_path_factory):
         p.wait(timeout=30)
 
 
-@pytest.mark.parametrize("args", [[*VQC, "federation=fl"],
-                                  [*VQC, "federation=sflv1", "trainer.max_epochs=1", "dataset.batch_size=64"]],
-                         ids=["fl", "sflv1"])
+@pytest.mark.parametrize(
+    "args",
+    [[*VQC, "federation=fl"], [*VQC, "federation=sflv1", "trainer.max_epochs=1", "dataset.batch_size=64"]],
+    ids=["fl", "sflv1"],
+)
 def test_deployment_engine_equals_the_inprocess_engine(tmp_path, superlink, args):
     args = [*args, "federation.n_clients=2"]
-    out = hqexp(["train", *args, "federation.engine=flower", f"federation.flower.superlink={superlink}",
-                 "federation.flower.timeout_s=300"], tmp_path / "flower", timeout=900)
+    out = hqexp(
+        [
+            "train",
+            *args,
+            "federation.engine=flower",
+            f"federation.flower.superlink={superlink}",
+            "federation.flower.timeout_s=300",
+        ],
+        tmp_path / "flower",
+        timeout=900,
+    )
     assert "hqexp train (" in out.stdout
     hqexp(["train", *args], tmp_path / "inprocess")
     (a,), (b,) = runs(tmp_path / "inprocess"), runs(tmp_path / "flower")
@@ -135,9 +170,21 @@ def test_ctrl_c_during_a_simulation_ends_the_run_killed_and_the_process(tmp_path
     from helpers import HQEXP
 
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db", "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.Popen([*HQEXP, "train", *VQC, "federation=sflv1", "federation.engine=flower",
-                             "trainer.max_epochs=100000", f"hydra.run.dir={tmp_path}/run"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [
+            *HQEXP,
+            "train",
+            *VQC,
+            "federation=sflv1",
+            "federation.engine=flower",
+            "trainer.max_epochs=100000",
+            f"hydra.run.dir={tmp_path}/run",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         for line in proc.stdout:  # wait until rounds are under way
             if line.startswith("round 2/"):

@@ -86,12 +86,18 @@ def test_smote_is_fitted_on_the_training_split_only():
     assert cw.class_weights[0] > 1 > cw.class_weights[1]
 
 
-@pytest.mark.parametrize("kw,match", [
-    (dict(name="iris", binary="versicolor_virginica", cv_folds=60, fold=0), "cv.folds=60 is larger than the smallest"),
-    (dict(name="iris", binary="versicolor_virginica", imbalance="smote", smote_k=40), "SMOTE with k_neighbors=40"),
-    (dict(name="iris", cv_folds=5, fold=5), "cv.fold must be in 0..4"),
-    (dict(name="iris", imbalance="oversample"), "imbalance.method must be one of"),
-])
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        (
+            dict(name="iris", binary="versicolor_virginica", cv_folds=60, fold=0),
+            "cv.folds=60 is larger than the smallest",
+        ),
+        (dict(name="iris", binary="versicolor_virginica", imbalance="smote", smote_k=40), "SMOTE with k_neighbors=40"),
+        (dict(name="iris", cv_folds=5, fold=5), "cv.fold must be in 0..4"),
+        (dict(name="iris", imbalance="oversample"), "imbalance.method must be one of"),
+    ],
+)
 def test_bad_cv_and_imbalance_settings_are_clear(kw, match):
     with pytest.raises(ConfigError, match=match):
         TabularDataModule(**kw).setup()
@@ -110,8 +116,16 @@ def _prices(path, n=120, shuffle=False):
     import pandas as pd
 
     close = 100 * np.exp(np.cumsum(np.random.default_rng(0).normal(0, 0.01, n)))
-    df = pd.DataFrame({"date": pd.date_range("2020-01-01", periods=n, freq="D").strftime("%Y-%m-%d"),
-                       "open": close, "high": close * 1.01, "low": close * 0.99, "close": close, "volume": 1000})
+    df = pd.DataFrame(
+        {
+            "date": pd.date_range("2020-01-01", periods=n, freq="D").strftime("%Y-%m-%d"),
+            "open": close,
+            "high": close * 1.01,
+            "low": close * 0.99,
+            "close": close,
+            "volume": 1000,
+        }
+    )
     if shuffle:
         df = df.iloc[[0, 2, 1, *range(3, n)]]
     df.to_csv(path, index=False)
@@ -127,9 +141,8 @@ def test_finance_csv_features_use_no_future_and_split_in_time_order(tmp_path):
     dm = FinanceDataModule(source="csv", path=str(tmp_path / "p.csv"), val_fraction=0.2, test_fraction=0.2)
     dm.setup()
     n = len(y)
-    assert [len(dm._splits[s]) for s in ("train", "val", "test")] == [n - 2 * int(n * 0.2), int(n * 0.2),
-                                                                        int(n * 0.2)]
-    assert torch.equal(dm._splits["test"].tensors[1], torch.from_numpy(y[-int(n * 0.2):]))  # the last periods
+    assert [len(dm._splits[s]) for s in ("train", "val", "test")] == [n - 2 * int(n * 0.2), int(n * 0.2), int(n * 0.2)]
+    assert torch.equal(dm._splits["test"].tensors[1], torch.from_numpy(y[-int(n * 0.2) :]))  # the last periods
 
 
 def test_finance_csv_errors_are_clear(tmp_path):
@@ -209,8 +222,12 @@ def test_one_line_api_runs_the_same_composition(tmp_path, monkeypatch):
     from hqexp import api
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/m.db")
-    m = api.run(model="g10", dataset="iris_binary", output_dir=tmp_path / "run",
-                overrides=["trainer.max_epochs=2", "cv.folds=2", "trainer.enable_progress_bar=false"])
+    m = api.run(
+        model="g10",
+        dataset="iris_binary",
+        output_dir=tmp_path / "run",
+        overrides=["trainer.max_epochs=2", "cv.folds=2", "trainer.enable_progress_bar=false"],
+    )
     assert {"test/auroc", "test/f1", "cv/test/auroc_mean", "time/fit_s"} <= set(m)
     assert (tmp_path / "run" / "fold_1").is_dir()
     with pytest.raises(ConfigError, match="unknown model 'nope'; choose one of: "):
@@ -242,8 +259,14 @@ def test_auroc_tiebreak_monitor_prefers_lower_loss_when_auc_saturates():
         head.weight[1, 0], head.weight[0, 0] = 0.01, -0.01
     task = ClassificationTask(head, 2, lr=0.05)
     rec = Record()
-    L.Trainer(max_epochs=6, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-              callbacks=[rec], num_sanity_val_steps=0).fit(task, dl, dl)
+    L.Trainer(
+        max_epochs=6,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        callbacks=[rec],
+        num_sanity_val_steps=0,
+    ).fit(task, dl, dl)
     rows = rec.rows
     for r in rows:  # the logged val/loss is the same batch-weighted mean the tie-break uses
         assert r["val/auroc_tb"] == pytest.approx(round(r["val/auroc"], 3) - 1e-4 * r["val/loss"], abs=1e-6)

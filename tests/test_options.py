@@ -84,14 +84,17 @@ def test_option_chain_csv_features_and_time_split(tmp_path):
     assert order["train"][-1] < order["val"][0] and order["val"][-1] < order["test"][0]
 
 
-@pytest.mark.parametrize("edit,match", [
-    (lambda t: t.replace("implied_volatility", "iv"), "missing column.*implied_volatility"),
-    (lambda t: t.replace("4700,C,4742.8", "-5,C,4742.8"), r"strike <= 0 in 1 row\(s\), first at line\(s\) 2"),
-    (lambda t: t.replace(",C,", ",X,", 1), "option_type not one of"),
-    (lambda t: t.replace("2024-03-15,4700,P", "2023-12-01,4700,P"), "expiry on or before the quote date"),
-    (lambda t: t.replace("0.14,152.3", "0.14,-1"), "negative price"),
-    (lambda t: t.replace("2024-01-02,2024-03-15,4700,C", "yesterday,2024-03-15,4700,C"), "unparseable date"),
-])
+@pytest.mark.parametrize(
+    "edit,match",
+    [
+        (lambda t: t.replace("implied_volatility", "iv"), "missing column.*implied_volatility"),
+        (lambda t: t.replace("4700,C,4742.8", "-5,C,4742.8"), r"strike <= 0 in 1 row\(s\), first at line\(s\) 2"),
+        (lambda t: t.replace(",C,", ",X,", 1), "option_type not one of"),
+        (lambda t: t.replace("2024-03-15,4700,P", "2023-12-01,4700,P"), "expiry on or before the quote date"),
+        (lambda t: t.replace("0.14,152.3", "0.14,-1"), "negative price"),
+        (lambda t: t.replace("2024-01-02,2024-03-15,4700,C", "yesterday,2024-03-15,4700,C"), "unparseable date"),
+    ],
+)
 def test_option_chain_bad_input_is_named(tmp_path, edit, match):
     f = tmp_path / "chain.csv"
     f.write_text(edit(CHAIN))
@@ -110,8 +113,10 @@ def test_options_module_subsets_are_seeded_and_test_set_is_shared():
     assert not torch.equal(a["train"].tensors[1], c["train"].tensors[1])
     assert len(a["train"]) == 50
     # same test targets regardless of the training subset's seed (scalers differ, targets in units don't)
-    dm0, dm1 = OptionsDataModule(n_total=400, n_samples=50, seed=0), OptionsDataModule(n_total=400, n_samples=50,
-                                                                                      seed=1)
+    dm0, dm1 = (
+        OptionsDataModule(n_total=400, n_samples=50, seed=0),
+        OptionsDataModule(n_total=400, n_samples=50, seed=1),
+    )
     dm0.setup(), dm1.setup()
     t0 = dm0._splits["test"].tensors[1] * dm0.target_std + dm0.target_mean
     t1 = dm1._splits["test"].tensors[1] * dm1.target_std + dm1.target_mean
@@ -152,9 +157,11 @@ class _Run:
         from types import SimpleNamespace
 
         self.info = SimpleNamespace(status=status)
-        self.data = SimpleNamespace(tags={"model": model},
-                                    params={"dataset.n_samples": str(ns), "model.quantum.n_qubits": str(nq)},
-                                    metrics={"test/rmse": rmse, "test/mse": rmse**2, "bp/grad_var/quantum": 1e-3})
+        self.data = SimpleNamespace(
+            tags={"model": model},
+            params={"dataset.n_samples": str(ns), "model.quantum.n_qubits": str(nq)},
+            metrics={"test/rmse": rmse, "test/mse": rmse**2, "bp/grad_var/quantum": 1e-3},
+        )
 
 
 def test_study_rows_group_cells_and_skip_failed_runs():

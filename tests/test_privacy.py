@@ -19,8 +19,14 @@ from hqexp.privacy.defences import ClientDefence
 from hqexp.privacy.inversion import decoder_attack, scores, whitebox_attack
 from hqexp.privacy.measures import label_leak_auc
 
-Q = {"n_qubits": 3, "n_layers": 1, "template": "strongly_entangling", "embedding": "angle_x",
-     "measurement": "z_each", "entangler": "cnot"}
+Q = {
+    "n_qubits": 3,
+    "n_layers": 1,
+    "template": "strongly_entangling",
+    "embedding": "angle_x",
+    "measurement": "z_each",
+    "entangler": "cnot",
+}
 
 
 # ------------------------------------------------------------------ dCor
@@ -81,8 +87,9 @@ def test_dp_sgd_spends_epsilon_and_more_noise_spends_less():
     pytest.importorskip("opacus", reason="DP-SGD needs Opacus (pip install 'hqexp[privacy]')")
     eps = []
     for sigma in (0.8, 2.0):
-        d = ClientDefence(dp={"enabled": True, "noise_multiplier": sigma, "max_grad_norm": 1.0, "target_epsilon": None,
-                              "delta": 1e-5})
+        d = ClientDefence(
+            dp={"enabled": True, "noise_multiplier": sigma, "max_grad_norm": 1.0, "target_epsilon": None, "delta": 1e-5}
+        )
         _split_run(d, rounds=2)
         eps.append(d.epsilon())
     assert 0 < eps[1] < eps[0]
@@ -97,8 +104,9 @@ def test_inversion_recovers_what_an_invertible_cut_keeps_and_not_noise():
         z = torch.tanh(lin(x))
     good = decoder_attack(x[:200], z[:200], x[200:], z[200:], epochs=150)
     assert good["corr"] > 0.9 and good["mse"] < 0.2
-    noise = decoder_attack(x[:200], torch.randn(200, 8, generator=g), x[200:], torch.randn(100, 8, generator=g),
-                           epochs=50)
+    noise = decoder_attack(
+        x[:200], torch.randn(200, 8, generator=g), x[200:], torch.randn(100, 8, generator=g), epochs=50
+    )
     assert noise["corr"] < 0.3
     white = whitebox_attack(lin, x[200:], lin(x[200:]).detach(), steps=400)
     assert white["corr"] > 0.99
@@ -139,21 +147,31 @@ def test_fgsm_and_pgd():
 
 
 # ------------------------------------------------------------------ refusals
-@pytest.mark.parametrize("priv,attack,mode,task,n,match", [
-    ({}, {"name": "fgsm", "eps": 0.1, "steps": 1}, "none", "regression", 1, "regression task"),
-    ({"nopeek_weight": 0.1}, {"name": "none"}, "none", "classification", 2, "federation=none there is no cut"),
-    ({"noise_std": 0.5}, {"name": "none"}, "fl", "classification", 2, "no activations cross"),
-    ({"label_leak": True}, {"name": "none"}, "sl_ushaped", "classification", 3, "needs a binary task"),
-    ({"label_leak": True}, {"name": "none"}, "sflv1", "classification", 2, "labels_disclosed=true"),
-])
+@pytest.mark.parametrize(
+    "priv,attack,mode,task,n,match",
+    [
+        ({}, {"name": "fgsm", "eps": 0.1, "steps": 1}, "none", "regression", 1, "regression task"),
+        ({"nopeek_weight": 0.1}, {"name": "none"}, "none", "classification", 2, "federation=none there is no cut"),
+        ({"noise_std": 0.5}, {"name": "none"}, "fl", "classification", 2, "no activations cross"),
+        ({"label_leak": True}, {"name": "none"}, "sl_ushaped", "classification", 3, "needs a binary task"),
+        ({"label_leak": True}, {"name": "none"}, "sflv1", "classification", 2, "labels_disclosed=true"),
+    ],
+)
 def test_privacy_refusals_are_one_line(priv, attack, mode, task, n, match):
     with pytest.raises(ConfigError, match=match):
         check({"label_leak": "auto", **priv}, attack, mode, task, n, "x")
 
 
 # ------------------------------------------------------------------ the CLI
-BASE = ["model=split_conv1d", "model.channels=[4,8]", "model.quantum.n_qubits=2", "trainer.max_epochs=2",
-        "trainer.enable_progress_bar=false", "privacy.inversion_epochs=20", "privacy.whitebox_steps=20"]
+BASE = [
+    "model=split_conv1d",
+    "model.channels=[4,8]",
+    "model.quantum.n_qubits=2",
+    "trainer.max_epochs=2",
+    "trainer.enable_progress_bar=false",
+    "privacy.inversion_epochs=20",
+    "privacy.whitebox_steps=20",
+]
 
 
 def test_split_runs_record_privacy_and_robustness(tmp_path):
@@ -163,19 +181,31 @@ def test_split_runs_record_privacy_and_robustness(tmp_path):
     hqexp(["train", *BASE, "federation=sl_ushaped", "privacy=noise_0.5"], tmp_path)
     by = {r.data.tags["federation"]: r for r in runs(tmp_path)}
     m = by["sflv1"].data.metrics
-    for key in ("privacy/dcor", "privacy/inversion_mse", "privacy/inversion_corr", "privacy/whitebox_mse",
-                "adv/test/acc", "adv/test/f1_macro"):
+    for key in (
+        "privacy/dcor",
+        "privacy/inversion_mse",
+        "privacy/inversion_corr",
+        "privacy/whitebox_mse",
+        "adv/test/acc",
+        "adv/test/f1_macro",
+    ):
         assert key in m, key
     assert by["sflv1"].data.tags["labels_disclosed"] == "true" and "privacy/label_leak_auc" not in m
     u = by["sl_ushaped"].data.metrics
     assert by["sl_ushaped"].data.tags["labels_disclosed"] == "false" and 0.5 <= u["privacy/label_leak_auc"] <= 1
 
 
-@pytest.mark.parametrize("args,message", [
-    (["dataset=options", "model=hqnn_autoencoder", "attack=fgsm"], "regression task"),
-    (["model=split_conv1d", "privacy=nopeek_1"], "federation=none there is no cut"),
-    (["model=split_conv1d", "dataset=wine", "federation=sl_ushaped", "privacy.label_leak=true"], "needs a binary task"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["dataset=options", "model=hqnn_autoencoder", "attack=fgsm"], "regression task"),
+        (["model=split_conv1d", "privacy=nopeek_1"], "federation=none there is no cut"),
+        (
+            ["model=split_conv1d", "dataset=wine", "federation=sl_ushaped", "privacy.label_leak=true"],
+            "needs a binary task",
+        ),
+    ],
+)
 def test_privacy_bad_input_on_the_cli(tmp_path, args, message):
     from helpers import hqexp
 

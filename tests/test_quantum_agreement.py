@@ -8,10 +8,10 @@ import random
 
 import pytest
 import torch
+from circuits import assert_agree, circuit_cases, circuit_data, run_circuit
 
 from hqexp.errors import ConfigError
 from hqexp.quantum import EMBEDDINGS, MEASUREMENTS, TEMPLATES, Ansatz, available_backends, expval
-from circuits import assert_agree, circuit_cases, circuit_data, run_circuit
 
 AVAILABLE = {k for k, v in available_backends().items() if v is None}
 
@@ -64,8 +64,15 @@ def _pair_cases(seed: int, max_n: int, max_b: int):
     rng = random.Random(seed)
     for t, g in itertools.product(TEMPLATES, ("crx", "cry", "crz")):
         m = rng.choice(MEASUREMENTS)
-        a = Ansatz(rng.randint(2, max_n), rng.randint(1, 3), rng.choice(EMBEDDINGS), t, m, pair_gate=g,
-                   pauli_seed=rng.randint(0, 99))
+        a = Ansatz(
+            rng.randint(2, max_n),
+            rng.randint(1, 3),
+            rng.choice(EMBEDDINGS),
+            t,
+            m,
+            pair_gate=g,
+            pauli_seed=rng.randint(0, 99),
+        )
         yield pytest.param(a, rng.randint(1, max_b), id=f"{t}-{g}-{m}")
 
 

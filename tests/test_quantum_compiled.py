@@ -9,12 +9,12 @@ import math
 
 import pytest
 import torch
+from circuits import assert_agree, circuit_cases, circuit_data, run_circuit
+from helpers import hqexp, runs
 
 from hqexp.errors import ConfigError
 from hqexp.quantum import Ansatz, expval
 from hqexp.quantum.backends.torch_statevector import TorchBackend
-from helpers import hqexp, runs
-from circuits import assert_agree, circuit_cases, circuit_data, run_circuit
 
 
 @pytest.fixture(autouse=True)
@@ -89,7 +89,7 @@ def test_second_derivatives_replay_the_eager_path():
     hess = []
     for be in (TorchBackend("complex128"), _compiled("aot_eager")):
         xx, ww = x.clone().requires_grad_(), w.clone().requires_grad_()
-        g, = torch.autograd.grad(expval(a, xx, ww, be).pow(2).sum(), ww, create_graph=True)
+        (g,) = torch.autograd.grad(expval(a, xx, ww, be).pow(2).sum(), ww, create_graph=True)
         hess.append(torch.autograd.grad(g.pow(2).sum(), (xx, ww)))
     for u, v in zip(*hess):
         assert (u - v).abs().max().item() < 1e-10
@@ -139,8 +139,16 @@ def test_inductor_matches_default_qubit(n, layers, batch):
 
 
 def test_torch_compiled_config_trains_and_logs_compile_time(tmp_path):
-    hqexp(["train", "backend=torch_compiled", "backend.options.compile_backend=aot_eager",
-           "trainer.max_epochs=1", "trainer.enable_progress_bar=false"], tmp_path)
+    hqexp(
+        [
+            "train",
+            "backend=torch_compiled",
+            "backend.options.compile_backend=aot_eager",
+            "trainer.max_epochs=1",
+            "trainer.enable_progress_bar=false",
+        ],
+        tmp_path,
+    )
     (run,) = runs(tmp_path)
     m = run.data.metrics
     assert run.data.params["backend.options.compile"] == "True"
@@ -152,8 +160,20 @@ def test_bench_times_the_compiled_path_after_compiling_it(tmp_path):
     import pandas as pd
 
     csv = tmp_path / "b.csv"
-    hqexp(["bench", "backends", "grid=[[3,1,4]]", "repeats=1", "warmup=1", "backends=[torch,torch_compiled]",
-           "peers=[]", f"csv={csv}"], tmp_path, timeout=600)
+    hqexp(
+        [
+            "bench",
+            "backends",
+            "grid=[[3,1,4]]",
+            "repeats=1",
+            "warmup=1",
+            "backends=[torch,torch_compiled]",
+            "peers=[]",
+            f"csv={csv}",
+        ],
+        tmp_path,
+        timeout=600,
+    )
     df = pd.read_csv(csv).set_index("backend")
     assert df.loc["torch_compiled", "status"] == "ok" and df.loc["torch_compiled", "compile_s"] > 0
     assert math.isnan(df.loc["torch", "compile_s"])  # the eager path compiles nothing

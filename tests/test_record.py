@@ -19,13 +19,19 @@ from hqexp.errors import ConfigError, DataError
 
 
 def _env(tmp: Path, **extra) -> dict:
-    return {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp}/mlflow.db", "PYTHONWARNINGS": "ignore",
-            "HQEXP_OUTPUT_DIR": str(tmp / "outputs"), **extra}
+    return {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp}/mlflow.db",
+        "PYTHONWARNINGS": "ignore",
+        "HQEXP_OUTPUT_DIR": str(tmp / "outputs"),
+        **extra,
+    }
 
 
 def _start(tmp: Path, args: list[str], **env) -> subprocess.Popen:
-    return subprocess.Popen([*HQEXP, *args], env=_env(tmp, **env), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [*HQEXP, *args], env=_env(tmp, **env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
 
 
 def _wait_for(proc: subprocess.Popen, cond, timeout: float = 120) -> None:
@@ -62,8 +68,10 @@ def test_eval_honours_every_override_and_the_checkpoint_experiment(tmp_path):
     assert ev.info.experiment_id == run.info.experiment_id  # the checkpoint's experiment
     assert ev.data.metrics["test/acc"] == pytest.approx(run.data.metrics["test/acc"], abs=1e-6)  # exact backends
     out = hqexp(["eval", f"ckpt_path={ckpt}", "model.hidden=8"], tmp_path, check=False)
-    assert out.returncode == 2 and "does not fit the model: shape (checkpoint vs model): model.encoder.0.bias [16] " \
-                                   "vs [8]" in out.stderr
+    assert (
+        out.returncode == 2
+        and "does not fit the model: shape (checkpoint vs model): model.encoder.0.bias [16] vs [8]" in out.stderr
+    )
 
 
 # ------------------------------------------------------------------ 2. signals and stale runs
@@ -122,12 +130,27 @@ def test_ctrl_c_on_a_sequential_sweep_ends_parent_and_child(tmp_path):
 
 
 def test_sigterm_to_a_joblib_sweep_leaves_nothing_running(tmp_path):
-    proc = _start(tmp_path, ["sweep", *LONG, "seed=1,2", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-                             f"hydra.sweep.dir={tmp_path}/sweep"])
+    proc = _start(
+        tmp_path,
+        [
+            "sweep",
+            *LONG,
+            "seed=1,2",
+            "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=2",
+            f"hydra.sweep.dir={tmp_path}/sweep",
+        ],
+    )
     try:
-        _wait_for(proc, lambda: sum(1 for r in runs(tmp_path, "attributes.status = 'RUNNING'")
-                                    if "train/loss" in r.data.metrics) >= 2 if _has_run(tmp_path) else False,
-                  timeout=180)
+        _wait_for(
+            proc,
+            lambda: (
+                sum(1 for r in runs(tmp_path, "attributes.status = 'RUNNING'") if "train/loss" in r.data.metrics) >= 2
+                if _has_run(tmp_path)
+                else False
+            ),
+            timeout=180,
+        )
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=90)
     finally:
@@ -160,8 +183,9 @@ def test_staleness_from_another_host_is_the_heartbeat():
 
     now = 10_000.0
     assert why_stale({"hqexp.host": "elsewhere", "hqexp.heartbeat": str(now - 30)}, 0, 600, now) is None
-    assert "no heartbeat for 20 min" in why_stale({"hqexp.host": "elsewhere", "hqexp.heartbeat": str(now - 1200)},
-                                                   0, 600, now)
+    assert "no heartbeat for 20 min" in why_stale(
+        {"hqexp.host": "elsewhere", "hqexp.heartbeat": str(now - 1200)}, 0, 600, now
+    )
 
 
 # ------------------------------------------------------------------ 3. one folder per run
@@ -178,8 +202,15 @@ def test_two_runs_started_in_the_same_second_get_their_own_folders(tmp_path):
 
 # ------------------------------------------------------------------ 4. resume
 def test_an_interrupted_run_resumed_reproduces_the_uninterrupted_one(tmp_path):
-    base = ["train", "model=mlp_classifier", "dataset=wine", "trainer.max_epochs=12",
-            "callbacks.early_stopping.enabled=false", "trainer.enable_progress_bar=false", "seed=3"]
+    base = [
+        "train",
+        "model=mlp_classifier",
+        "dataset=wine",
+        "trainer.max_epochs=12",
+        "callbacks.early_stopping.enabled=false",
+        "trainer.enable_progress_bar=false",
+        "seed=3",
+    ]
     hqexp([*base, f"hydra.run.dir={tmp_path}/a"], tmp_path)
     proc = _start(tmp_path, [*base, f"hydra.run.dir={tmp_path}/b"])
     last = tmp_path / "b" / "checkpoints" / "last.ckpt"
@@ -207,28 +238,43 @@ def test_an_interrupted_run_resumed_reproduces_the_uninterrupted_one(tmp_path):
 
     rows = pd.read_csv(client(tmp_path).download_artifacts(resumed.info.run_id, "logs/epochs.csv", str(tmp_path)))
     assert list(rows.epoch) == list(range(stopped + 1, 12))  # the epoch table goes on where it stopped
-    summary = pd.read_csv(client(tmp_path).download_artifacts(resumed.info.run_id, "summary/run_summary.csv",
-                                                              str(tmp_path)))
+    summary = pd.read_csv(
+        client(tmp_path).download_artifacts(resumed.info.run_id, "summary/run_summary.csv", str(tmp_path))
+    )
     assert int(summary.epochs[0]) == 12 == int(resumed.data.metrics["time/epochs"])
     done = hqexp([*base, f"ckpt_path={tmp_path}/a/checkpoints/last.ckpt"], tmp_path, check=False)
-    assert done.returncode == 2 and "has already trained 12 epoch(s), and trainer.max_epochs=12: nothing to resume" \
-        in done.stderr
-    more = hqexp([*base[:4], "trainer.max_epochs=14", *base[5:], f"ckpt_path={tmp_path}/a/checkpoints/last.ckpt"],
-                 tmp_path)
+    assert (
+        done.returncode == 2
+        and "has already trained 12 epoch(s), and trainer.max_epochs=12: nothing to resume" in done.stderr
+    )
+    more = hqexp(
+        [*base[:4], "trainer.max_epochs=14", *base[5:], f"ckpt_path={tmp_path}/a/checkpoints/last.ckpt"], tmp_path
+    )
     assert "resume_schedule=stretch stretches it to 14 epochs" in more.stdout
 
 
 # ------------------------------------------------------------------ 5. one line for every bad input
-@pytest.mark.parametrize("args,message", [
-    (["callbacks.checkpoint.monitor=val/nope", "trainer.max_epochs=1"],
-     "callbacks.checkpoint.monitor=val/nope is not a metric this run logs; choose one of: lr, train/loss, val/acc"),
-    (["+trainer.max_epoch=2"], "trainer.max_epoch is not a lightning.Trainer argument; did you mean "
-                               "trainer.max_epochs?"),
-    (["trainer.max_epoch=2"], "unknown config key 'trainer.max_epoch'; did you mean 'trainer.max_epochs'?"),
-    (["foo=1"], "unknown config key 'foo'"),
-    (["model.quantum.n_qubits=26", "backend=default_qubit"], "default_qubit backend: 26 qubits x batch 32 needs about"),
-    (["mlflow.tracking_uri=sqlite:////nonexistent/dir/x.db"], "folder /nonexistent/dir does not exist"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (
+            ["callbacks.checkpoint.monitor=val/nope", "trainer.max_epochs=1"],
+            "callbacks.checkpoint.monitor=val/nope is not a metric this run logs; "
+            "choose one of: lr, train/loss, val/acc",
+        ),
+        (
+            ["+trainer.max_epoch=2"],
+            "trainer.max_epoch is not a lightning.Trainer argument; did you mean trainer.max_epochs?",
+        ),
+        (["trainer.max_epoch=2"], "unknown config key 'trainer.max_epoch'; did you mean 'trainer.max_epochs'?"),
+        (["foo=1"], "unknown config key 'foo'"),
+        (
+            ["model.quantum.n_qubits=26", "backend=default_qubit"],
+            "default_qubit backend: 26 qubits x batch 32 needs about",
+        ),
+        (["mlflow.tracking_uri=sqlite:////nonexistent/dir/x.db"], "folder /nonexistent/dir does not exist"),
+    ],
+)
 def test_bad_input_is_one_line(tmp_path, args, message):
     out = hqexp(["train", *args], tmp_path, check=False)
     assert out.returncode == 2 and "Traceback" not in out.stderr
@@ -237,11 +283,14 @@ def test_bad_input_is_one_line(tmp_path, args, message):
     assert not Path("/nonexistent").exists()
 
 
-@pytest.mark.parametrize("content,match", [
-    (b'date,expiry,strike\n"2024-01-02,2024,1\n', "cannot be parsed"),
-    (b"", "is empty"),
-    (b"\x00\x01\x02binary", "is binary, not text"),
-])
+@pytest.mark.parametrize(
+    "content,match",
+    [
+        (b'date,expiry,strike\n"2024-01-02,2024,1\n', "cannot be parsed"),
+        (b"", "is empty"),
+        (b"\x00\x01\x02binary", "is binary, not text"),
+    ],
+)
 def test_unparseable_csv_files_are_one_line(tmp_path, content, match):
     from hqexp.data.finance import read_prices
     from hqexp.data.options import read_option_chain
@@ -258,8 +307,9 @@ def test_unparseable_csv_files_are_one_line(tmp_path, content, match):
 def test_malformed_ptbxl_tables_are_one_line(tmp_path):
     from hqexp.data.ecg_sources import ptbxl_labels
 
-    (tmp_path / "ptbxl_database.csv").write_text("ecg_id,scp_codes,strat_fold,filename_lr,filename_hr\n"
-                                                 "1,\"{'NORM': 100.0\",1,a,b\n")
+    (tmp_path / "ptbxl_database.csv").write_text(
+        "ecg_id,scp_codes,strat_fold,filename_lr,filename_hr\n1,\"{'NORM': 100.0\",1,a,b\n"
+    )
     (tmp_path / "scp_statements.csv").write_text(",diagnostic,diagnostic_class\nNORM,1,NORM\n")
     with pytest.raises(DataError, match=r"ecg_id 1: scp_codes \"\{'NORM': 100.0\" is not a dict"):
         ptbxl_labels(tmp_path)
@@ -271,8 +321,9 @@ def test_malformed_ptbxl_tables_are_one_line(tmp_path):
 # ------------------------------------------------------------------ 6-8. the store
 def test_an_unreachable_tracking_server_fails_fast_in_one_line(tmp_path):
     t0 = time.time()
-    out = hqexp(["train", "mlflow.tracking_uri=http://127.0.0.1:9", "mlflow.connect_timeout_s=2"], tmp_path,
-                check=False)
+    out = hqexp(
+        ["train", "mlflow.tracking_uri=http://127.0.0.1:9", "mlflow.connect_timeout_s=2"], tmp_path, check=False
+    )
     assert time.time() - t0 < 60 and out.returncode == 2
     assert "cannot reach the MLflow tracking server http://127.0.0.1:9 within 2 s" in out.stderr
 
@@ -281,8 +332,13 @@ def test_artifacts_go_beside_the_store_not_into_the_project(tmp_path):
     project = tmp_path / "project"
     env = _env(tmp_path, HQEXP_ROOT=str(project))
     env.pop("HQEXP_OUTPUT_DIR")
-    out = subprocess.run([*HQEXP, "train", *TINY, "model=mlp_classifier", "dataset=iris",
-                          f"hydra.run.dir={tmp_path}/run"], env=env, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [*HQEXP, "train", *TINY, "model=mlp_classifier", "dataset=iris", f"hydra.run.dir={tmp_path}/run"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     (run,) = runs(tmp_path)
     assert run.info.artifact_uri.startswith((tmp_path / "mlartifacts").as_uri())
@@ -315,9 +371,22 @@ def test_output_to_a_pipe_is_one_line_per_epoch_and_names_hqexp(tmp_path):
 
 
 def test_long_commands_show_progress(tmp_path):
-    out = hqexp(["bench", "backends", "grid=[[3,1,4],[4,1,4]]", "repeats=1", "warmup=1",
-                 "backends=[torch,default_qubit]"], tmp_path)
+    out = hqexp(
+        ["bench", "backends", "grid=[[3,1,4],[4,1,4]]", "repeats=1", "warmup=1", "backends=[torch,default_qubit]"],
+        tmp_path,
+    )
     assert "[1/4] n=3 L=1 B=4 torch ..." in out.stdout and "[4/4] n=4 L=1 B=4 default_qubit" in out.stdout
-    out = hqexp(["diagnose", "qubits=[2,3]", "depths=[2]", "samples=10", "bootstrap=5", "expressibility.pairs=20",
-                 "entanglement.samples=10", "log_to_mlflow=false"], tmp_path)
+    out = hqexp(
+        [
+            "diagnose",
+            "qubits=[2,3]",
+            "depths=[2]",
+            "samples=10",
+            "bootstrap=5",
+            "expressibility.pairs=20",
+            "entanglement.samples=10",
+            "log_to_mlflow=false",
+        ],
+        tmp_path,
+    )
     assert "[1/2] depth 2, 2 qubits (2 layers) ..." in out.stdout

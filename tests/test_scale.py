@@ -18,10 +18,25 @@ from helpers import TINY, client, free_port, hqexp
 def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("server")
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp}/m.db",
-                             "--artifacts-destination", str(tmp / "artifacts"), "--serve-artifacts",
-                             "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{tmp}/m.db",
+            "--artifacts-destination",
+            str(tmp / "artifacts"),
+            "--serve-artifacts",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     uri = f"http://127.0.0.1:{port}"
     try:
         for _ in range(120):
@@ -41,9 +56,19 @@ def server(tmp_path_factory):
 def test_a_sweep_records_parent_children_and_artifacts_on_a_server(tmp_path, server):
     from mlflow.tracking import MlflowClient
 
-    hqexp(["sweep", "seed=1,2", "model=mlp_classifier", "dataset=iris", "trainer.max_epochs=2",
-           "trainer.enable_progress_bar=false", f"mlflow.tracking_uri={server}", "mlflow.experiment_name=team"],
-          tmp_path)
+    hqexp(
+        [
+            "sweep",
+            "seed=1,2",
+            "model=mlp_classifier",
+            "dataset=iris",
+            "trainer.max_epochs=2",
+            "trainer.enable_progress_bar=false",
+            f"mlflow.tracking_uri={server}",
+            "mlflow.experiment_name=team",
+        ],
+        tmp_path,
+    )
     c = MlflowClient(server)
     exp = c.get_experiment_by_name("team")
     found = c.search_runs([exp.experiment_id])
@@ -55,8 +80,15 @@ def test_a_sweep_records_parent_children_and_artifacts_on_a_server(tmp_path, ser
         arts = {a.path for a in c.list_artifacts(r.info.run_id, "plots")}
         assert "plots/loss.png" in arts and c.list_artifacts(r.info.run_id, "checkpoints")
     # another machine needs only the run id and the server
-    hqexp(["eval", f"run_id={children[0].info.run_id}", f"mlflow.tracking_uri={server}",
-           "trainer.enable_progress_bar=false"], tmp_path)
+    hqexp(
+        [
+            "eval",
+            f"run_id={children[0].info.run_id}",
+            f"mlflow.tracking_uri={server}",
+            "trainer.enable_progress_bar=false",
+        ],
+        tmp_path,
+    )
     ev = [r for r in c.search_runs([exp.experiment_id]) if r.data.tags["hqexp.command"] == "eval"]
     assert len(ev) == 1 and ev[0].data.tags["source_run_id"] == children[0].info.run_id
     assert ev[0].data.metrics["test/acc"] == pytest.approx(children[0].data.metrics["test/acc"], abs=1e-6)
@@ -69,9 +101,16 @@ def test_ddp_on_cpu_is_one_process_with_the_global_batch_and_records_once(tmp_pa
     (batches dealt round-robin from one epoch order) and the gradients, quantum ones included, are
     all-reduced, so the losses, gradient norms and test metrics agree. (The iris split here is
     96/24/30 rows, divisible by the global batch; otherwise DDP pads the last batch.)"""
-    common = ["model=vqc_classifier", "dataset=iris", "dataset.val_fraction=0.16", "scheduler=none",
-              "trainer.max_epochs=2", "callbacks.early_stopping.enabled=false", "trainer.enable_progress_bar=false",
-              "seed=2"]
+    common = [
+        "model=vqc_classifier",
+        "dataset=iris",
+        "dataset.val_fraction=0.16",
+        "scheduler=none",
+        "trainer.max_epochs=2",
+        "callbacks.early_stopping.enabled=false",
+        "trainer.enable_progress_bar=false",
+        "seed=2",
+    ]
     hqexp(["train", *common, "dataset.batch_size=32", "mlflow.experiment_name=single"], tmp_path)
     hqexp(["train", *common, "hardware=ddp_cpu", "dataset.batch_size=16", "mlflow.experiment_name=ddp"], tmp_path)
 
@@ -101,8 +140,18 @@ def test_ddp_refuses_what_it_cannot_run(tmp_path):
 def test_tuning_with_optuna_scores_trials_on_validation(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
     sweep_dir = tmp_path / "tune"
-    hqexp(["sweep", "sweep=tune", "hydra.sweeper.n_trials=3", "model=mlp_classifier", "dataset=iris",
-           *TINY, f"hydra.sweep.dir={sweep_dir}"], tmp_path)
+    hqexp(
+        [
+            "sweep",
+            "sweep=tune",
+            "hydra.sweeper.n_trials=3",
+            "model=mlp_classifier",
+            "dataset=iris",
+            *TINY,
+            f"hydra.sweep.dir={sweep_dir}",
+        ],
+        tmp_path,
+    )
     c = client(tmp_path)
     found = c.search_runs([c.get_experiment_by_name("tune").experiment_id])
     (parent,) = [r for r in found if r.data.tags["hqexp.command"] == "sweep"]
@@ -123,8 +172,18 @@ def _sweep_jobs(tmp_path, experiment: str):
 
 def test_a_submitit_sweep_runs_each_job_in_its_own_process_under_one_parent(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
-    hqexp(["sweep", "hydra/launcher=submitit_local", "seed=1,2", "model=mlp_classifier", "dataset=iris", *TINY,
-           "mlflow.experiment_name=sub"], tmp_path)
+    hqexp(
+        [
+            "sweep",
+            "hydra/launcher=submitit_local",
+            "seed=1,2",
+            "model=mlp_classifier",
+            "dataset=iris",
+            *TINY,
+            "mlflow.experiment_name=sub",
+        ],
+        tmp_path,
+    )
     parent, jobs = _sweep_jobs(tmp_path, "sub")
     assert len(jobs) == 2 and all(r.info.status == "FINISHED" for r in jobs)
     pids = {r.data.tags["hqexp.pid"] for r in jobs} | {parent.data.tags["hqexp.pid"]}
@@ -133,9 +192,21 @@ def test_a_submitit_sweep_runs_each_job_in_its_own_process_under_one_parent(tmp_
 
 def test_a_ray_sweep_runs_four_jobs_on_two_workers_under_one_parent(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_ray_launcher", reason="pip install 'hqexp[ray]'")
-    hqexp(["sweep", "hydra/launcher=ray", "hydra.launcher.ray.init.address=local",
-           "+hydra.launcher.ray.init.num_cpus=2", "seed=1,2,3,4", "model=mlp_classifier", "dataset=iris", *TINY,
-           "mlflow.experiment_name=ray"], tmp_path, timeout=600)
+    hqexp(
+        [
+            "sweep",
+            "hydra/launcher=ray",
+            "hydra.launcher.ray.init.address=local",
+            "+hydra.launcher.ray.init.num_cpus=2",
+            "seed=1,2,3,4",
+            "model=mlp_classifier",
+            "dataset=iris",
+            *TINY,
+            "mlflow.experiment_name=ray",
+        ],
+        tmp_path,
+        timeout=600,
+    )
     parent, jobs = _sweep_jobs(tmp_path, "ray")
     assert len(jobs) == 4 and all(r.info.status == "FINISHED" for r in jobs) and parent.info.status == "FINISHED"
     workers = {r.data.tags["hqexp.pid"] for r in jobs}
@@ -153,10 +224,27 @@ def test_a_ray_sweep_on_a_running_cluster_records_into_the_sweeps_store(tmp_path
     port = free_port()
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short (socket paths) and private (no other ray.init finds it)
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    head = subprocess.Popen([str(Path(sys.executable).parent / "ray"), "start", "--head", "--block", "--num-cpus", "2",
-                             "--port", str(port), "--temp-dir", temp, "--include-dashboard", "false",
-                             "--disable-usage-stats"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    head = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "ray"),
+            "start",
+            "--head",
+            "--block",
+            "--num-cpus",
+            "2",
+            "--port",
+            str(port),
+            "--temp-dir",
+            temp,
+            "--include-dashboard",
+            "false",
+            "--disable-usage-stats",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.time() + 90
         while not socket.socket().connect_ex(("127.0.0.1", port)) == 0:
@@ -164,8 +252,19 @@ def test_a_ray_sweep_on_a_running_cluster_records_into_the_sweeps_store(tmp_path
             time.sleep(0.5)
         os.environ["RAY_ADDRESS"] = f"127.0.0.1:{port}"
         try:
-            hqexp(["sweep", "hydra/launcher=ray_cluster", "seed=1,2,3,4", "model=mlp_classifier", "dataset=iris", *TINY,
-                   "mlflow.experiment_name=cluster"], tmp_path, timeout=600)
+            hqexp(
+                [
+                    "sweep",
+                    "hydra/launcher=ray_cluster",
+                    "seed=1,2,3,4",
+                    "model=mlp_classifier",
+                    "dataset=iris",
+                    *TINY,
+                    "mlflow.experiment_name=cluster",
+                ],
+                tmp_path,
+                timeout=600,
+            )
         finally:
             del os.environ["RAY_ADDRESS"]
     finally:
@@ -224,8 +323,18 @@ def test_transient_server_errors_are_retried_and_the_run_is_whole(tmp_path, flak
     from mlflow.tracking import MlflowClient
 
     uri, seen = flaky
-    hqexp(["train", "model=mlp_classifier", "dataset=iris", *TINY, f"mlflow.tracking_uri={uri}",
-           "mlflow.experiment_name=flaky"], tmp_path, timeout=600)
+    hqexp(
+        [
+            "train",
+            "model=mlp_classifier",
+            "dataset=iris",
+            *TINY,
+            f"mlflow.tracking_uri={uri}",
+            "mlflow.experiment_name=flaky",
+        ],
+        tmp_path,
+        timeout=600,
+    )
     assert seen["failed"] >= 5  # the run really met errors
     c = MlflowClient(uri)
     (run,) = c.search_runs([c.get_experiment_by_name("flaky").experiment_id])

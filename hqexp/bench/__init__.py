@@ -28,16 +28,20 @@ def run_bench(cfg: DictConfig) -> list[dict]:
         from hqexp.bench import ecg as suite
 
         rows = suite.bench_ecg(cfg)
-        print(f"hqexp bench ecg — torch {torch.__version__}, {torch.get_num_threads()} threads, allocator "
-              f"{allocator.POLICY or 'system'}; ratios are to "
-              f"{rows[0]['model']} (train: higher = faster; latency: higher = slower)")
+        print(
+            f"hqexp bench ecg — torch {torch.__version__}, {torch.get_num_threads()} threads, allocator "
+            f"{allocator.POLICY or 'system'}; ratios are to "
+            f"{rows[0]['model']} (train: higher = faster; latency: higher = slower)"
+        )
     else:
         from hqexp.bench import backends as suite
 
         rows = suite.bench_backends(cfg)
-        print(f"hqexp bench backends — torch {torch.__version__}, {torch.get_num_threads()} threads, "
-              f"device {cfg.device}, allocator {allocator.POLICY or 'system'}; ratio = backend time / "
-              f"{cfg.backend.name} time (higher = {cfg.backend.name} faster)")
+        print(
+            f"hqexp bench backends — torch {torch.__version__}, {torch.get_num_threads()} threads, "
+            f"device {cfg.device}, allocator {allocator.POLICY or 'system'}; ratio = backend time / "
+            f"{cfg.backend.name} time (higher = {cfg.backend.name} faster)"
+        )
     print(suite.table(rows))
     path = Path(cfg.csv if cfg.suite == "backends" else str(cfg.csv).replace("bench_backends", f"bench_{cfg.suite}"))
     write_csv(path, rows)
@@ -52,16 +56,24 @@ def _record(cfg: DictConfig, rows: list[dict], path: Path) -> None:
 
     from hqexp.tracking.store import Recorder
 
-    rec = Recorder.start(OmegaConf.to_container(cfg.mlflow, resolve=True), run_name=f"bench {cfg.suite}",
-                         tags={"hqexp.command": "bench", "hqexp.bench_suite": cfg.suite})
-    rec.log_params({"grid": str(list(map(list, cfg.grid))), "threads": torch.get_num_threads(),
-                    "torch": torch.__version__})
+    rec = Recorder.start(
+        OmegaConf.to_container(cfg.mlflow, resolve=True),
+        run_name=f"bench {cfg.suite}",
+        tags={"hqexp.command": "bench", "hqexp.bench_suite": cfg.suite},
+    )
+    rec.log_params(
+        {"grid": str(list(map(list, cfg.grid))), "threads": torch.get_num_threads(), "torch": torch.__version__}
+    )
     rec.log_artifact(path, "bench")
     for r in rows:
         if cfg.suite == "ecg":
-            rec.log_metrics({f"bench/ecg/{r['model']}/{k}": r[k] for k in
-                             ("train_samples_per_s", "infer_ms_per_sample_b1", "infer_ms_per_sample_batch")
-                             if r.get(k)})
+            rec.log_metrics(
+                {
+                    f"bench/ecg/{r['model']}/{k}": r[k]
+                    for k in ("train_samples_per_s", "infer_ms_per_sample_b1", "infer_ms_per_sample_batch")
+                    if r.get(k)
+                }
+            )
             continue
         for k in ("ratio_fwd", "ratio_fwd_bwd", "torch_fwd_GBps"):
             if r.get(k):

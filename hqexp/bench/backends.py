@@ -18,8 +18,19 @@ from omegaconf import DictConfig, OmegaConf
 from hqexp.bench.table import format_table, median_time
 from hqexp.errors import ConfigError
 
-COLUMNS = ["n_qubits", "n_layers", "batch", "backend", "fwd_ms", "fwd_bwd_ms", "ratio_fwd", "ratio_fwd_bwd",
-           "compile_s", "torch_fwd_GBps", "status"]
+COLUMNS = [
+    "n_qubits",
+    "n_layers",
+    "batch",
+    "backend",
+    "fwd_ms",
+    "fwd_bwd_ms",
+    "ratio_fwd",
+    "ratio_fwd_bwd",
+    "compile_s",
+    "torch_fwd_GBps",
+    "status",
+]
 STANDARD = {"template": "strongly_entangling", "embedding": "angle_x", "measurement": "z_each"}
 
 
@@ -47,8 +58,9 @@ def peer_configs(cfg: DictConfig) -> dict[str, dict]:
         if name in out:
             continue
         try:
-            out[name] = OmegaConf.to_container(compose(config_name="bench", overrides=[f"backend={name}"]).backend,
-                                               resolve=True)
+            out[name] = OmegaConf.to_container(
+                compose(config_name="bench", overrides=[f"backend={name}"]).backend, resolve=True
+            )
         except Exception as exc:
             raise ConfigError(f"bench: unknown backend {name!r} ({str(exc).splitlines()[0]})") from None
     return out
@@ -139,8 +151,13 @@ def _time_backend(cfg: DictConfig, name: str, bcfg: dict, ansatz, x, w) -> dict:
     except QuantumMemoryError as exc:
         t_f = t_fb = None
         status = f"skipped: {exc}"
-    row = {**base, "status": status, "fwd_ms": t_f * 1e3 if t_f else None,
-           "fwd_bwd_ms": t_fb * 1e3 if t_fb else None, "compile_s": be.compile_s if compiling else None}
+    row = {
+        **base,
+        "status": status,
+        "fwd_ms": t_f * 1e3 if t_f else None,
+        "fwd_bwd_ms": t_fb * 1e3 if t_fb else None,
+        "compile_s": be.compile_s if compiling else None,
+    }
     _progress(row, "" if status == "ok" else f" ({status[:80]})")
     return row
 
@@ -154,8 +171,10 @@ def _with_ratios(row: dict, ref: dict) -> dict:
 
 
 def _progress(row: dict, suffix: str) -> None:
-    print(f"fwd {row['fwd_ms'] or float('nan'):.3g} ms, fwd+bwd {row['fwd_bwd_ms'] or float('nan'):.3g} ms"
-          + suffix, flush=True)
+    print(
+        f"fwd {row['fwd_ms'] or float('nan'):.3g} ms, fwd+bwd {row['fwd_bwd_ms'] or float('nan'):.3g} ms" + suffix,
+        flush=True,
+    )
 
 
 def _time_peer(cfg: DictConfig, name: str, ansatz, x, w) -> dict:
@@ -190,16 +209,23 @@ def _check_and_time(cfg: DictConfig, peer, ansatz, x, w, xn, wn, base: dict) -> 
     want.sum().backward()
     xp, wp = peer.native(xn, wn)
     got = peer.fwd_bwd(xp, wp)
-    err = max(float(np.abs(np.asarray(a, dtype=np.float64) - b.detach().numpy()).max())
-              for a, b in zip(got, (want, xx.grad, ww.grad)))
+    err = max(
+        float(np.abs(np.asarray(a, dtype=np.float64) - b.detach().numpy()).max())
+        for a, b in zip(got, (want, xx.grad, ww.grad))
+    )
     if err > 1e-4:
         print(f"disagrees with torch by {err:.2g}: not timed", flush=True)
         return {**base, "status": f"disagrees with torch by {err:.2g}: not timed"}
     budget = float(cfg.max_seconds_per_call)
     t_f = median_time(lambda: peer.fwd(xp, wp), cfg.warmup, cfg.repeats, budget)
     t_fb = median_time(lambda: peer.fwd_bwd(xp, wp), cfg.warmup, cfg.repeats, budget) if t_f else None
-    row = {**base, "status": f"ok (agrees to {err:.1e})", "compile_s": peer.compile_s,
-           "fwd_ms": t_f * 1e3 if t_f else None, "fwd_bwd_ms": t_fb * 1e3 if t_fb else None}
+    row = {
+        **base,
+        "status": f"ok (agrees to {err:.1e})",
+        "compile_s": peer.compile_s,
+        "fwd_ms": t_f * 1e3 if t_f else None,
+        "fwd_bwd_ms": t_fb * 1e3 if t_fb else None,
+    }
     _progress(row, f" (compile {peer.compile_s:.1f} s)")
     return row
 

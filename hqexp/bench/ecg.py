@@ -12,8 +12,15 @@ from omegaconf import DictConfig
 from hqexp.bench.table import format_table, median_time
 from hqexp.errors import ConfigError
 
-COLUMNS = ["model", "params", "train_samples_per_s", "infer_ms_per_sample_b1", "infer_ms_per_sample_batch",
-           "ratio_train_samples_per_s", "ratio_infer_ms_per_sample_b1"]
+COLUMNS = [
+    "model",
+    "params",
+    "train_samples_per_s",
+    "infer_ms_per_sample_b1",
+    "infer_ms_per_sample_batch",
+    "ratio_train_samples_per_s",
+    "ratio_infer_ms_per_sample_b1",
+]
 
 
 def bench_ecg(cfg: DictConfig) -> list[dict]:
@@ -42,7 +49,7 @@ def bench_ecg(cfg: DictConfig) -> list[dict]:
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
         loss = torch.nn.BCEWithLogitsLoss()
 
-        def step():
+        def step(opt=opt, loss=loss, model=model):
             opt.zero_grad(set_to_none=True)
             loss(model(x), y).backward()
             opt.step()
@@ -51,18 +58,24 @@ def bench_ecg(cfg: DictConfig) -> list[dict]:
         t_train = median_time(step, cfg.warmup, cfg.repeats, cfg.max_seconds_per_call)
         model.eval()
 
-        def infer(inp):
+        def infer(inp, model=model):
             def run():
                 with torch.inference_mode():  # what Lightning's test/predict loops use
                     model(inp)
+
             return run
 
         t_1 = median_time(infer(x[:1]), cfg.warmup, cfg.repeats, cfg.max_seconds_per_call)
         t_b = median_time(infer(x), cfg.warmup, cfg.repeats, cfg.max_seconds_per_call)
-        row = {"model": name, "params": count_parameters(model)["total"], "batch": B, "sampling_rate": e.sampling_rate,
-               "train_samples_per_s": B / t_train if t_train else None,
-               "infer_ms_per_sample_b1": t_1 * 1e3 if t_1 else None,
-               "infer_ms_per_sample_batch": t_b * 1e3 / B if t_b else None}
+        row = {
+            "model": name,
+            "params": count_parameters(model)["total"],
+            "batch": B,
+            "sampling_rate": e.sampling_rate,
+            "train_samples_per_s": B / t_train if t_train else None,
+            "infer_ms_per_sample_b1": t_1 * 1e3 if t_1 else None,
+            "infer_ms_per_sample_batch": t_b * 1e3 / B if t_b else None,
+        }
         if ref is None:
             ref = row
         for k in ("train_samples_per_s", "infer_ms_per_sample_b1"):

@@ -95,8 +95,12 @@ def _jax_peer(name: str, values) -> Peer:
         (_, vals), (gx, gw) = jax.block_until_ready(g(x, w))
         return vals, gx, gw
 
-    return Peer(name, lambda x, w: jax.block_until_ready(f(x, w)), fwd_bwd,
-                native=lambda x, w: (jax.device_put(jnp.asarray(x)), jax.device_put(jnp.asarray(w))))
+    return Peer(
+        name,
+        lambda x, w: jax.block_until_ready(f(x, w)),
+        fwd_bwd,
+        native=lambda x, w: (jax.device_put(jnp.asarray(x)), jax.device_put(jnp.asarray(w))),
+    )
 
 
 def _tensorcircuit(n: int, layers: int) -> Peer:

@@ -7,7 +7,6 @@ import statistics
 import time
 from pathlib import Path
 
-
 MIN_SAMPLE_S = 0.02  # one timing sample lasts at least this long (timeit's autorange idea)
 
 

@@ -41,8 +41,12 @@ class EnergyCallback(L.Callback):
         if not ok or not samples:
             return
         self.last_mj_per_sample = 1e3 * joules / samples
-        pl_module.log_dict({"energy/joules": joules, "energy/j_per_sample": joules / samples,
-                            "energy/watts": joules / seconds}, on_epoch=True, on_step=False, sync_dist=True)
+        pl_module.log_dict(
+            {"energy/joules": joules, "energy/j_per_sample": joules / samples, "energy/watts": joules / seconds},
+            on_epoch=True,
+            on_step=False,
+            sync_dist=True,
+        )
 
     def _job_totals(self, trainer, pl_module, joules: float, seconds: float, ok: bool):
         """The whole data-parallel job's joules and samples: NVML reads one GPU per rank, so the
@@ -50,8 +54,9 @@ class EnergyCallback(L.Callback):
         shares, so rank 0's reading stands for the job (on one host; on several, for host 0)."""
         import torch
 
-        t = torch.tensor([joules, seconds, float(self.samples), float(ok)], dtype=torch.float64,
-                         device=pl_module.device)
+        t = torch.tensor(
+            [joules, seconds, float(self.samples), float(ok)], dtype=torch.float64, device=pl_module.device
+        )
         total = trainer.strategy.reduce(t, reduce_op="sum").tolist()
         world = trainer.world_size
         if self.meter.source.startswith("nvml"):

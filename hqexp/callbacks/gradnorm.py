@@ -60,8 +60,9 @@ class GradNormCallback(L.Callback):
         means = (torch.stack([torch.as_tensor(self._sums[k]) for k in keys]) / self._count).tolist()
         # Through Lightning, so the values share the step of the other epoch-level metrics.
         # (DDP: every rank holds the same all-reduced gradients, so syncing changes nothing but the warning)
-        pl_module.log_dict({f"grad_norm_epoch/{k}": v for k, v in zip(keys, means)}, on_step=False, on_epoch=True,
-                           sync_dist=True)
+        pl_module.log_dict(
+            {f"grad_norm_epoch/{k}": v for k, v in zip(keys, means)}, on_step=False, on_epoch=True, sync_dist=True
+        )
 
     @staticmethod
     def _emit(trainer, metrics: dict[str, float], step: int) -> None:

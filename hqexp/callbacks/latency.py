@@ -58,12 +58,17 @@ class LatencyCallback(L.Callback):
         if not samples:
             return
         if phase == "train":
-            pl_module.log("latency/train_ms_per_sample", 1e3 * secs / samples, on_epoch=True, on_step=False,
-                          sync_dist=True)  # the ranks' mean
+            pl_module.log(
+                "latency/train_ms_per_sample", 1e3 * secs / samples, on_epoch=True, on_step=False, sync_dist=True
+            )  # the ranks' mean
         else:
             self.last_ms_per_sample = 1e3 * secs / samples
-            pl_module.log_dict({"latency/ms_per_sample": self.last_ms_per_sample,
-                                "latency/ms_per_batch": 1e3 * secs / batches}, on_epoch=True, on_step=False, sync_dist=True)
+            pl_module.log_dict(
+                {"latency/ms_per_sample": self.last_ms_per_sample, "latency/ms_per_batch": 1e3 * secs / batches},
+                on_epoch=True,
+                on_step=False,
+                sync_dist=True,
+            )
         self._acc[phase] = [0.0, 0, 0]
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:

@@ -64,5 +64,9 @@ class EpochLine(L.Callback):
         m = trainer.callback_metrics
         shown = "  ".join(f"{k}={float(m[k]):.4g}" for k in self.KEYS if k in m)
         cost = _cost(self.latency, self.energy)
-        print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}  {shown}"
-              f"{'  ' + cost if cost else ''}  ({time.perf_counter() - self._t0:.2f} s)", file=self.stream, flush=True)
+        print(
+            f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}  {shown}"
+            f"{'  ' + cost if cost else ''}  ({time.perf_counter() - self._t0:.2f} s)",
+            file=self.stream,
+            flush=True,
+        )

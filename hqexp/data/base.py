@@ -115,8 +115,9 @@ class SplitDataModule(L.LightningDataModule):
             # process with devices x batch_size
             from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
 
-            sampler = DistributedSamplerWrapper(sampler, num_replicas=world, rank=self.trainer.global_rank,
-                                                shuffle=False)
+            sampler = DistributedSamplerWrapper(
+                sampler, num_replicas=world, rank=self.trainer.global_rank, shuffle=False
+            )
         return DataLoader(ds, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers, generator=g)
 
     def train_dataloader(self) -> DataLoader:

@@ -59,13 +59,15 @@ def synthetic_ecg(n: int, rate: int = 100, duration_s: float = 10.0, seed: int =
             q_amp = 0.1 + (0.5 if mi and chest else 0.0)
             t_amp = 0.3 * (-1.0 if sttc else 1.0)
             st = (0.15 if mi and chest else 0.0) - (0.1 if sttc else 0.0)
-            beat = (0.12 * np.exp(-((phase + 0.16) / 0.03) ** 2)  # P
-                    - q_amp * np.exp(-((phase + 0.03) / (0.6 * width)) ** 2)  # Q
-                    + r_amp * np.exp(-(phase / width) ** 2)  # R
-                    - s_amp * np.exp(-((phase - 0.035) / (0.6 * width)) ** 2)  # S
-                    + (0.3 * np.exp(-((phase - 0.05) / 0.01) ** 2) if cd else 0.0)  # notch
-                    + st * ((phase > 0.05) & (phase < 0.2))  # ST segment
-                    + t_amp * np.exp(-((phase - 0.25) / 0.05) ** 2))  # T
+            beat = (
+                0.12 * np.exp(-(((phase + 0.16) / 0.03) ** 2))  # P
+                - q_amp * np.exp(-(((phase + 0.03) / (0.6 * width)) ** 2))  # Q
+                + r_amp * np.exp(-((phase / width) ** 2))  # R
+                - s_amp * np.exp(-(((phase - 0.035) / (0.6 * width)) ** 2))  # S
+                + (0.3 * np.exp(-(((phase - 0.05) / 0.01) ** 2)) if cd else 0.0)  # notch
+                + st * ((phase > 0.05) & (phase < 0.2))  # ST segment
+                + t_amp * np.exp(-(((phase - 0.25) / 0.05) ** 2))
+            )  # T
             sig[lead] = g * beat
         sig += 0.1 * np.sin(2 * np.pi * rng.uniform(0.1, 0.4) * t + rng.uniform(0, 6.3))  # baseline wander
         sig += 0.03 * rng.standard_normal(sig.shape)
@@ -75,8 +77,9 @@ def synthetic_ecg(n: int, rate: int = 100, duration_s: float = 10.0, seed: int =
 
 # ------------------------------------------------------------------ data module
 class _Signals(Dataset):
-    def __init__(self, signals: np.ndarray, labels: np.ndarray, idx: np.ndarray, mean: np.ndarray,
-                 std: np.ndarray) -> None:
+    def __init__(
+        self, signals: np.ndarray, labels: np.ndarray, idx: np.ndarray, mean: np.ndarray, std: np.ndarray
+    ) -> None:
         self.signals, self.labels, self.idx = signals, labels, idx
         self.mean, self.std = mean[:, None].astype(np.float32), std[:, None].astype(np.float32)
 
@@ -133,8 +136,10 @@ class ECGDataModule(SplitDataModule):
     def _split(self, arr: ECGArrays) -> dict[str, np.ndarray]:
         n = len(arr.labels)
         if arr.folds is not None:
-            parts = {name: np.flatnonzero(np.isin(arr.folds, sorted(f)))
-                     for name, f in zip(("train", "val", "test"), self.folds)}
+            parts = {
+                name: np.flatnonzero(np.isin(arr.folds, sorted(f)))
+                for name, f in zip(("train", "val", "test"), self.folds)
+            }
         else:
             from sklearn.model_selection import train_test_split
 
@@ -143,14 +148,18 @@ class ECGDataModule(SplitDataModule):
             counts = {s: (strat == s).sum() for s in set(strat)}
             strat = np.array([s if counts[s] >= 3 else "rare" for s in strat])
             try:
-                rest, test = train_test_split(idx, test_size=self.test_fraction, stratify=strat,
-                                              random_state=self.seed)
-                train, val = train_test_split(rest, test_size=self.val_fraction / (1 - self.test_fraction),
-                                              stratify=strat[rest], random_state=self.seed)
+                rest, test = train_test_split(idx, test_size=self.test_fraction, stratify=strat, random_state=self.seed)
+                train, val = train_test_split(
+                    rest,
+                    test_size=self.val_fraction / (1 - self.test_fraction),
+                    stratify=strat[rest],
+                    random_state=self.seed,
+                )
             except ValueError:  # too few records per label combination: plain seeded split
                 rest, test = train_test_split(idx, test_size=self.test_fraction, random_state=self.seed)
-                train, val = train_test_split(rest, test_size=self.val_fraction / (1 - self.test_fraction),
-                                              random_state=self.seed)
+                train, val = train_test_split(
+                    rest, test_size=self.val_fraction / (1 - self.test_fraction), random_state=self.seed
+                )
             parts = {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
         for name, idx in parts.items():
             if len(idx) == 0:
@@ -175,7 +184,7 @@ class ECGDataModule(SplitDataModule):
         s1 = np.zeros(N_LEADS)
         s2 = np.zeros(N_LEADS)
         for start in range(0, len(train), 512):
-            block = np.asarray(arr.signals[np.sort(train[start:start + 512])], dtype=np.float64)
+            block = np.asarray(arr.signals[np.sort(train[start : start + 512])], dtype=np.float64)
             s1 += block.sum(axis=(0, 2))
             s2 += (block**2).sum(axis=(0, 2))
         count = len(train) * arr.signals.shape[2]

@@ -102,7 +102,9 @@ def ptbxl_labels(root: str | Path):
             raise DataError(f"dataset.root {str(root)!r} is not a PTB-XL folder: {name} is missing")
     db = read_table(root / "ptbxl_database.csv", "PTB-XL table")
     if "ecg_id" not in db.columns:
-        raise DataError(f"{root / 'ptbxl_database.csv'} has no ecg_id column (it has: {', '.join(map(str, db.columns))})")
+        raise DataError(
+            f"{root / 'ptbxl_database.csv'} has no ecg_id column (it has: {', '.join(map(str, db.columns))})"
+        )
     db = db.set_index("ecg_id")
     scp = read_table(root / "scp_statements.csv", "PTB-XL statements", index_col=0)
     if not {"diagnostic", "diagnostic_class"} <= set(scp.columns):
@@ -120,8 +122,10 @@ def ptbxl_labels(root: str | Path):
             if not isinstance(parsed, dict):
                 raise ValueError("not a dict")
         except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-            raise DataError(f"ptbxl_database.csv: ecg_id {ecg_id}: scp_codes {str(codes)[:60]!r} is not a dict "
-                            "such as {'NORM': 100.0}") from None
+            raise DataError(
+                f"ptbxl_database.csv: ecg_id {ecg_id}: scp_codes {str(codes)[:60]!r} is not a dict "
+                "such as {'NORM': 100.0}"
+            ) from None
         for code in parsed:
             cls = diag.get(code)
             if isinstance(cls, str) and cls in SUPERCLASSES:
@@ -159,8 +163,9 @@ def read_record(path: Path, rate: int, length: int, n_leads: int = N_LEADS) -> n
     except Exception as exc:
         raise DataError(f"unreadable signal of {path}: {type(exc).__name__}: {exc}") from None
     if sig.shape != (length, n_leads):
-        raise DataError(f"{path}: signal is {sig.shape[0]} x {sig.shape[1]}, expected {length} x {n_leads} "
-                        "(truncated file?)")
+        raise DataError(
+            f"{path}: signal is {sig.shape[0]} x {sig.shape[1]}, expected {length} x {n_leads} (truncated file?)"
+        )
     if not np.isfinite(sig).all():
         raise DataError(f"{path}: signal contains NaN or inf (truncated or corrupt file)")
     return sig.T.astype(np.float32)
@@ -175,14 +180,25 @@ def _cached(cache_dir: Path | None, key: str, build) -> ECGArrays:
     if sig_path.exists() and meta_path.exists():
         meta = np.load(meta_path, allow_pickle=False)
         log.info("ECG cache hit: %s", sig_path)
-        return ECGArrays(np.load(sig_path, mmap_mode="r"), meta["labels"], meta["ids"],
-                         meta["folds"] if meta["folds"].size else None, list(meta["skipped"]),
-                         int(meta["dropped"]))
+        return ECGArrays(
+            np.load(sig_path, mmap_mode="r"),
+            meta["labels"],
+            meta["ids"],
+            meta["folds"] if meta["folds"].size else None,
+            list(meta["skipped"]),
+            int(meta["dropped"]),
+        )
     tmp, tmp_meta = cache_dir / f"{key}.{os.getpid()}.tmp.npy", cache_dir / f"{key}.{os.getpid()}.tmp.npz"
     try:
         arr = build(tmp)
-        np.savez(tmp_meta, labels=arr.labels, ids=arr.ids, folds=arr.folds if arr.folds is not None else np.array([]),
-                 skipped=np.array(arr.skipped, dtype=str), dropped=arr.dropped_unlabelled)
+        np.savez(
+            tmp_meta,
+            labels=arr.labels,
+            ids=arr.ids,
+            folds=arr.folds if arr.folds is not None else np.array([]),
+            skipped=np.array(arr.skipped, dtype=str),
+            dropped=arr.dropped_unlabelled,
+        )
     except BaseException:  # a failed or interrupted read leaves no half-written (possibly GB-sized) file
         tmp.unlink(missing_ok=True)
         tmp_meta.unlink(missing_ok=True)
@@ -200,8 +216,11 @@ def _fill(out_path: Path | None, items: list, length: int, reader, on_bad: str, 
     from tqdm.auto import tqdm
 
     n = len(items)
-    buf = (np.lib.format.open_memmap(out_path, mode="w+", dtype=np.float32, shape=(n, N_LEADS, length))
-           if out_path is not None else np.empty((n, N_LEADS, length), dtype=np.float32))
+    buf = (
+        np.lib.format.open_memmap(out_path, mode="w+", dtype=np.float32, shape=(n, N_LEADS, length))
+        if out_path is not None
+        else np.empty((n, N_LEADS, length), dtype=np.float32)
+    )
     ok, skipped = [], []
     for i, item in enumerate(tqdm(items, desc=f"reading {what}", disable=n < 200, unit="rec")):
         try:
@@ -219,8 +238,9 @@ def _fill(out_path: Path | None, items: list, length: int, reader, on_bad: str, 
     return buf, ok, skipped
 
 
-def read_ptbxl(root: str | Path, rate: int = 100, on_bad_record: str = "error",
-               cache_dir: str | Path | None = None) -> ECGArrays:
+def read_ptbxl(
+    root: str | Path, rate: int = 100, on_bad_record: str = "error", cache_dir: str | Path | None = None
+) -> ECGArrays:
     """PTB-XL signals, superclass labels and folds (see the module docstring)."""
     root = Path(root)
     if rate not in (100, 500):
@@ -234,11 +254,24 @@ def read_ptbxl(root: str | Path, rate: int = 100, on_bad_record: str = "error",
     key = "ptbxl_" + fingerprint([str(rate), on_bad_record, str(length)], files)
 
     def build(out: Path | None) -> ECGArrays:
-        buf, ok, skipped = _fill(out, paths, length, lambda p: read_record(p, rate, length), on_bad_record,
-                                 "PTB-XL", f"no readable PTB-XL record under {root} at {rate} Hz")
+        buf, ok, skipped = _fill(
+            out,
+            paths,
+            length,
+            lambda p: read_record(p, rate, length),
+            on_bad_record,
+            "PTB-XL",
+            f"no readable PTB-XL record under {root} at {rate} Hz",
+        )
         sel = np.array(ok)
-        return ECGArrays(buf, np.stack(db["labels"].to_numpy()[sel]), db.index.to_numpy()[sel],
-                         db["strat_fold"].to_numpy()[sel].astype(np.int64), skipped, dropped)
+        return ECGArrays(
+            buf,
+            np.stack(db["labels"].to_numpy()[sel]),
+            db.index.to_numpy()[sel],
+            db["strat_fold"].to_numpy()[sel].astype(np.int64),
+            skipped,
+            dropped,
+        )
 
     return _cached(Path(cache_dir) if cache_dir else None, key, build)
 
@@ -269,8 +302,13 @@ def cinc_labels(codes: list[str]) -> np.ndarray:
     return y
 
 
-def read_cinc2021(root: str | Path, rate: int = 100, duration_s: float = 10.0, on_bad_record: str = "error",
-                  cache_dir: str | Path | None = None) -> ECGArrays:
+def read_cinc2021(
+    root: str | Path,
+    rate: int = 100,
+    duration_s: float = 10.0,
+    on_bad_record: str = "error",
+    cache_dir: str | Path | None = None,
+) -> ECGArrays:
     """CinC-2021 records resampled to ``rate`` and cropped/padded to ``duration_s``."""
     root = Path(root)
     if not root.is_dir():
@@ -281,8 +319,15 @@ def read_cinc2021(root: str | Path, rate: int = 100, duration_s: float = 10.0, o
     key = "cinc2021_" + fingerprint([str(rate), str(length), on_bad_record], files)
 
     def build(out: Path | None) -> ECGArrays:
-        buf, ok, skipped = _fill(out, labelled, length, lambda item: read_cinc_record(item[0], rate, length),
-                                 on_bad_record, "CinC 2021", f"no readable CinC-2021 record under {root}")
+        buf, ok, skipped = _fill(
+            out,
+            labelled,
+            length,
+            lambda item: read_cinc_record(item[0], rate, length),
+            on_bad_record,
+            "CinC 2021",
+            f"no readable CinC-2021 record under {root}",
+        )
         ids = np.array([labelled[i][0].name for i in ok])
         return ECGArrays(buf, np.stack([labelled[i][1] for i in ok]), ids, None, skipped, dropped)
 
@@ -311,8 +356,9 @@ def _labelled_records(root: Path, on_bad_record: str) -> tuple[list[tuple[Path, 
         else:
             dropped += 1
     if not labelled:
-        raise DataError(f"none of the {len(heads)} records under {root} has a Dx code mapped to "
-                        f"{', '.join(SUPERCLASSES)}")
+        raise DataError(
+            f"none of the {len(heads)} records under {root} has a Dx code mapped to {', '.join(SUPERCLASSES)}"
+        )
     return labelled, dropped
 
 

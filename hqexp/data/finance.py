@@ -44,12 +44,16 @@ def read_prices(path: str | Path):
     bad = np.flatnonzero(np.diff(dates.values.astype("datetime64[ns]").astype(np.int64)) <= 0)
     if len(bad):
         i = int(bad[0]) + 1
-        raise DataError(f"{path}: dates must be strictly increasing; row {i + 2} ({df['date'].iloc[i]}) does not "
-                        f"come after row {i + 1} ({df['date'].iloc[i - 1]}); sort the file by date")
+        raise DataError(
+            f"{path}: dates must be strictly increasing; row {i + 2} ({df['date'].iloc[i]}) does not "
+            f"come after row {i + 1} ({df['date'].iloc[i - 1]}); sort the file by date"
+        )
     num = df[list(COLUMNS[1:])].apply(pd.to_numeric, errors="coerce")
     if num.isna().any().any():
         col = num.columns[num.isna().any()].tolist()[0]
-        raise DataError(f"{path}: non-numeric or empty values in column {col!r} (row {int(num[col].isna().idxmax()) + 2})")
+        raise DataError(
+            f"{path}: non-numeric or empty values in column {col!r} (row {int(num[col].isna().idxmax()) + 2})"
+        )
     if (num[["open", "high", "low", "close"]] <= 0).any().any():
         raise DataError(f"{path}: prices must be positive")
     if len(df) < WARMUP + 30:
@@ -78,8 +82,17 @@ def features(close: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     rsi = gain / (gain + loss).replace(0, np.nan)
     macd = _ema(close, 12) - _ema(close, 26)
     signal = _ema(macd, 9)
-    X = np.column_stack([r, c / c.rolling(10).mean() - 1, c / c.rolling(50).mean() - 1, r.rolling(20).std(),
-                         rsi.fillna(0.5), macd / close, signal / close])
+    X = np.column_stack(
+        [
+            r,
+            c / c.rolling(10).mean() - 1,
+            c / c.rolling(50).mean() - 1,
+            r.rolling(20).std(),
+            rsi.fillna(0.5),
+            macd / close,
+            signal / close,
+        ]
+    )
     y = (np.roll(close, -1) > close).astype(np.int64)
     keep = np.arange(WARMUP, len(close) - 1)  # the last period has no next one
     return X[keep].astype(np.float32), y[keep]
@@ -111,9 +124,18 @@ class FinanceDataModule(SplitDataModule):
         "imbalance": "imbalance.method is for the shuffled tabular sets; finance keeps time order",
     }
 
-    def __init__(self, source: str = "synthetic", path: str | None = None, n_periods: int = 3000,
-                 val_fraction: float = 0.15, test_fraction: float = 0.15, batch_size: int = 64,
-                 num_workers: int = 0, seed: int = 0, data_seed: int = 0) -> None:
+    def __init__(
+        self,
+        source: str = "synthetic",
+        path: str | None = None,
+        n_periods: int = 3000,
+        val_fraction: float = 0.15,
+        test_fraction: float = 0.15,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        seed: int = 0,
+        data_seed: int = 0,
+    ) -> None:
         super().__init__()
         if source not in ("synthetic", "csv"):
             raise ConfigError(f"dataset.source must be synthetic or csv, got {source!r}")
@@ -133,14 +155,18 @@ class FinanceDataModule(SplitDataModule):
             return
         from sklearn.preprocessing import StandardScaler
 
-        close = (read_prices(self.path)["close"].to_numpy() if self.source == "csv"
-                 else finance_synthetic(self.n_periods, self.data_seed))
+        close = (
+            read_prices(self.path)["close"].to_numpy()
+            if self.source == "csv"
+            else finance_synthetic(self.n_periods, self.data_seed)
+        )
         X, y = features(close)
         n = len(y)
         n_te, n_va = max(1, int(n * self.test_fraction)), max(1, int(n * self.val_fraction))
         cut = {"train": slice(0, n - n_va - n_te), "val": slice(n - n_va - n_te, n - n_te), "test": slice(n - n_te, n)}
         scaler = StandardScaler().fit(X[cut["train"]])  # training periods only
         for name, sl in cut.items():
-            self._splits[name] = TensorDataset(torch.from_numpy(scaler.transform(X[sl]).astype(np.float32)),
-                                               torch.from_numpy(y[sl]))
+            self._splits[name] = TensorDataset(
+                torch.from_numpy(scaler.transform(X[sl]).astype(np.float32)), torch.from_numpy(y[sl])
+            )
         self.info = DataInfo(len(FEATURES), 2, CLASSES)

@@ -78,8 +78,9 @@ def signal_names(record: Path) -> list[str]:
     if names is None:  # multi-segment: the layout segment names them
         layout = next((s for s in h.seg_name if s.endswith("_layout")), None)
         if layout is None:
-            names = sorted({n for s in h.seg_name if s != "~"
-                            for n in (wfdb.rdheader(str(record.parent / s)).sig_name or [])})
+            names = sorted(
+                {n for s in h.seg_name if s != "~" for n in (wfdb.rdheader(str(record.parent / s)).sig_name or [])}
+            )
         else:
             names = wfdb.rdheader(str(record.parent / layout)).sig_name or []
     return list(names)
@@ -101,19 +102,33 @@ class MIMIC3WDBDataModule(GroupedDataModule):
     name = "mimic3wdb"
     group_kind = "patient"
 
-    def __init__(self, root: str, signals: list[str] | tuple[str, ...] = ("II", "PLETH"), task: str = "hypotension",
-                 label_source: str = "abp", window_s: float = 30.0, stride_s: float = 15.0, horizon_s: float = 0.0,
-                 label_window_s: float | None = None, map_threshold: float = 65.0,
-                 map_range: list[float] | tuple[float, float] = (20.0, 200.0), max_nan_fraction: float = 0.1,
-                 flat_std: float = 1e-3, max_label_gap_s: float = 300.0, **kw) -> None:
+    def __init__(
+        self,
+        root: str,
+        signals: list[str] | tuple[str, ...] = ("II", "PLETH"),
+        task: str = "hypotension",
+        label_source: str = "abp",
+        window_s: float = 30.0,
+        stride_s: float = 15.0,
+        horizon_s: float = 0.0,
+        label_window_s: float | None = None,
+        map_threshold: float = 65.0,
+        map_range: list[float] | tuple[float, float] = (20.0, 200.0),
+        max_nan_fraction: float = 0.1,
+        flat_std: float = 1e-3,
+        max_label_gap_s: float = 300.0,
+        **kw,
+    ) -> None:
         super().__init__(**kw)
         if task != "hypotension":
             raise ConfigError(f"unknown MIMIC-III task {task!r}; the one task is hypotension")
         if label_source not in LABEL_SOURCES:
             raise ConfigError(f"dataset.label_source must be one of {', '.join(LABEL_SOURCES)}, got {label_source!r}")
         if label_source == "abp" and "ABP" in signals:
-            raise ConfigError("ABP is the label source (dataset.label_source=abp): remove it from dataset.signals, "
-                              "or use dataset.label_source=numerics")
+            raise ConfigError(
+                "ABP is the label source (dataset.label_source=abp): remove it from dataset.signals, "
+                "or use dataset.label_source=numerics"
+            )
         if not signals:
             raise ConfigError("dataset.signals must name at least one waveform (e.g. [II, PLETH])")
         check_windowing(window_s, stride_s)
@@ -130,21 +145,39 @@ class MIMIC3WDBDataModule(GroupedDataModule):
 
     def records(self) -> list[Path]:
         if not self.root.is_dir():
-            raise DataError(f"dataset.root {str(self.root)!r} is not a folder; MIMIC-III waveforms are expected as "
-                            "root/p00/p000020/p000020-….hea (+ segments, _layout, …n.hea numerics) or any folder "
-                            "of WFDB records")
+            raise DataError(
+                f"dataset.root {str(self.root)!r} is not a folder; MIMIC-III waveforms are expected as "
+                "root/p00/p000020/p000020-….hea (+ segments, _layout, …n.hea numerics) or any folder "
+                "of WFDB records"
+            )
         found = find_records(self.root)
         if not found:
-            raise DataError(f"no WFDB record under {self.root}: expected <record>.hea master headers with their "
-                            "segments (e.g. p000020-2183-04-28-17-47.hea)")
+            raise DataError(
+                f"no WFDB record under {self.root}: expected <record>.hea master headers with their "
+                "segments (e.g. p000020-2183-04-28-17-47.hea)"
+            )
         return found
 
     def load(self) -> WindowArrays:
         recs = self.records()
         files = {p for r in recs for p in r.parent.iterdir() if p.is_file()}  # segments, layout, numerics
-        key = fingerprint([self.signals, self.label_source, self.window_s, self.stride_s, self.horizon_s,
-                           self.label_window_s, self.map_threshold, self.map_range, self.max_nan_fraction,
-                           self.flat_std, self.max_label_gap_s, self.on_bad_record], sorted(files))
+        key = fingerprint(
+            [
+                self.signals,
+                self.label_source,
+                self.window_s,
+                self.stride_s,
+                self.horizon_s,
+                self.label_window_s,
+                self.map_threshold,
+                self.map_range,
+                self.max_nan_fraction,
+                self.flat_std,
+                self.max_label_gap_s,
+                self.on_bad_record,
+            ],
+            sorted(files),
+        )
         return cached(self.cache_dir, self.name, key, lambda: self._build(recs))
 
     def _build(self, recs: list[Path]) -> WindowArrays:
@@ -173,16 +206,25 @@ class MIMIC3WDBDataModule(GroupedDataModule):
         sig, fs, wave = _read_channels(rec, need)
         w, s = int(round(self.window_s * fs)), int(round(self.stride_s * fs))
         n = sig.shape[1]
-        last = n - w - (int(round(self.horizon_s * fs)) + int(round(self.label_window_s * fs))
-                        if self.label_source == "abp" else 0)
+        last = (
+            n
+            - w
+            - (
+                int(round(self.horizon_s * fs)) + int(round(self.label_window_s * fs))
+                if self.label_source == "abp"
+                else 0
+            )
+        )
         if last < 0:
-            raise DataError(f"the record ({n / fs:.0f} s) is shorter than dataset.window_s={self.window_s}"
-                            + (" + horizon_s + label_window_s" if self.label_source == "abp" else ""))
+            raise DataError(
+                f"the record ({n / fs:.0f} s) is shorter than dataset.window_s={self.window_s}"
+                + (" + horizon_s + label_window_s" if self.label_source == "abp" else "")
+            )
         numerics = self._numerics(rec, wave) if self.label_source == "numerics" else None
         C = len(self.signals)
         X, y, t = [], [], []
         for start in range(0, last + 1, s):
-            x = sig[:C, start:start + w]
+            x = sig[:C, start : start + w]
             mean_ap, reason = None, self._input_problem(x)
             if reason is None:
                 mean_ap, reason = self._window_map(sig, start, w, fs, numerics)
@@ -210,7 +252,7 @@ class MIMIC3WDBDataModule(GroupedDataModule):
             mean_ap = self._nearest(numerics, (start + w) / fs + self.horizon_s)
             return (None, "no_map_reading") if mean_ap is None else (mean_ap, None)
         hz, lw = int(round(self.horizon_s * fs)), int(round(self.label_window_s * fs))
-        abp = sig[len(self.signals), start + w + hz:start + w + hz + lw]
+        abp = sig[len(self.signals), start + w + hz : start + w + hz + lw]
         if np.isnan(abp).mean() > self.max_nan_fraction:
             return None, "abp_missing"
         if np.nanstd(abp) < self.flat_std:
@@ -230,8 +272,9 @@ class MIMIC3WDBDataModule(GroupedDataModule):
             raise DataError(f"unreadable numerics record {path}: {type(exc).__name__}: {exc}") from None
         cols = [num.sig_name.index(c) for c in NUMERIC_MAP if c in num.sig_name]
         if not cols:
-            raise DataError(f"numerics record {path} has no {' or '.join(NUMERIC_MAP)} "
-                            f"(it has {', '.join(num.sig_name)})")
+            raise DataError(
+                f"numerics record {path} has no {' or '.join(NUMERIC_MAP)} (it has {', '.join(num.sig_name)})"
+            )
         vals = num.p_signal[:, cols]
         best = vals[:, 0].copy()
         for j in range(1, vals.shape[1]):  # ABPMean first; NBPMean where the arterial line is absent

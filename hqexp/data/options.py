@@ -98,8 +98,10 @@ def read_option_chain(path: str | Path, rate: float = 0.0) -> tuple[np.ndarray, 
     df.columns = [c.strip().lower() for c in df.columns]
     missing = [c for c in CSV_COLUMNS if c not in df.columns]
     if missing:
-        raise ConfigError(f"{path.name}: missing column(s) {', '.join(missing)}; "
-                          f"an option chain needs {', '.join(CSV_COLUMNS)} (and optionally rate)")
+        raise ConfigError(
+            f"{path.name}: missing column(s) {', '.join(missing)}; "
+            f"an option chain needs {', '.join(CSV_COLUMNS)} (and optionally rate)"
+        )
     if df.empty:
         raise ConfigError(f"{path.name}: no rows")
 
@@ -107,19 +109,22 @@ def read_option_chain(path: str | Path, rate: float = 0.0) -> tuple[np.ndarray, 
         mask = np.asarray(mask, dtype=bool)
         if mask.any():
             rows = (np.flatnonzero(mask)[:5] + 2).tolist()  # +2: header line, 1-based
-            raise ConfigError(f"{path.name}: {what} in {int(mask.sum())} row(s), first at line(s) "
-                              f"{', '.join(map(str, rows))}")
+            raise ConfigError(
+                f"{path.name}: {what} in {int(mask.sum())} row(s), first at line(s) {', '.join(map(str, rows))}"
+            )
 
     date = pd.to_datetime(df["date"], errors="coerce", format="mixed")
     expiry = pd.to_datetime(df["expiry"], errors="coerce", format="mixed")
     bad(date.isna(), "unparseable date")
     bad(expiry.isna(), "unparseable expiry")
-    num = {c: pd.to_numeric(df[c], errors="coerce") for c in ("strike", "underlying_price", "implied_volatility",
-                                                             "price")}
+    num = {
+        c: pd.to_numeric(df[c], errors="coerce") for c in ("strike", "underlying_price", "implied_volatility", "price")
+    }
     for c, s in num.items():
         bad(s.isna(), f"non-numeric {c}")
-    kind = df["option_type"].astype(str).str.strip().str.lower().map(
-        {"c": True, "call": True, "p": False, "put": False})
+    kind = (
+        df["option_type"].astype(str).str.strip().str.lower().map({"c": True, "call": True, "p": False, "put": False})
+    )
     bad(kind.isna(), "option_type not one of C, P, call, put")
     bad(num["strike"] <= 0, "strike <= 0")
     bad(num["underlying_price"] <= 0, "underlying_price <= 0")
@@ -127,11 +132,20 @@ def read_option_chain(path: str | Path, rate: float = 0.0) -> tuple[np.ndarray, 
     bad(num["price"] < 0, "negative price")
     days = (expiry - date).dt.days
     bad(days <= 0, "expiry on or before the quote date")
-    r = pd.to_numeric(df["rate"], errors="coerce").fillna(rate) if "rate" in df.columns else pd.Series(rate,
-                                                                                                       index=df.index)
+    r = (
+        pd.to_numeric(df["rate"], errors="coerce").fillna(rate)
+        if "rate" in df.columns
+        else pd.Series(rate, index=df.index)
+    )
     S, K = num["underlying_price"].to_numpy(float), num["strike"].to_numpy(float)
-    X = _features(S, K, days.to_numpy(float) / 365.0, r.to_numpy(float),
-                  num["implied_volatility"].to_numpy(float), kind.to_numpy(bool))
+    X = _features(
+        S,
+        K,
+        days.to_numpy(float) / 365.0,
+        r.to_numpy(float),
+        num["implied_volatility"].to_numpy(float),
+        kind.to_numpy(bool),
+    )
     return X, num["price"].to_numpy(float) / K, date.to_numpy().astype("datetime64[D]")
 
 
@@ -181,7 +195,7 @@ class OptionsDataModule(SplitDataModule):
         if dates is None:
             perm = np.random.default_rng(self.data_seed).permutation(n)
             n_te, n_va = int(round(n * self.test_fraction)), int(round(n * self.val_fraction))
-            return {"test": perm[:n_te], "val": perm[n_te:n_te + n_va], "train": perm[n_te + n_va:]}
+            return {"test": perm[:n_te], "val": perm[n_te : n_te + n_va], "train": perm[n_te + n_va :]}
         # Time order: whole dates go to one split, earliest to train, latest to test.
         days = np.unique(dates)
         if len(days) < 3:
@@ -192,8 +206,11 @@ class OptionsDataModule(SplitDataModule):
         if va_end <= tr_end:
             va_end = days[min(len(days) - 2, np.searchsorted(days, tr_end) + 1)]
         idx = np.arange(n)
-        return {"train": idx[dates <= tr_end], "val": idx[(dates > tr_end) & (dates <= va_end)],
-                "test": idx[dates > va_end]}
+        return {
+            "train": idx[dates <= tr_end],
+            "val": idx[(dates > tr_end) & (dates <= va_end)],
+            "test": idx[dates > va_end],
+        }
 
     def setup(self, stage: str | None = None) -> None:
         if self._splits:

@@ -23,16 +23,31 @@ from pathlib import Path
 import numpy as np
 
 from hqexp.data.base import fingerprint
-from hqexp.data.windows import (Collector, GroupedDataModule, WindowArrays, cached, check_windowing,
-                                windows)
+from hqexp.data.windows import Collector, GroupedDataModule, WindowArrays, cached, check_windowing, windows
 from hqexp.errors import ConfigError, DataError
 
 FS = 100
 N_COLUMNS = 54
-ACTIVITIES = {1: "lying", 2: "sitting", 3: "standing", 4: "walking", 5: "running", 6: "cycling",
-              7: "nordic_walking", 9: "watching_tv", 10: "computer_work", 11: "car_driving",
-              12: "ascending_stairs", 13: "descending_stairs", 16: "vacuum_cleaning", 17: "ironing",
-              18: "folding_laundry", 19: "house_cleaning", 20: "playing_soccer", 24: "rope_jumping"}
+ACTIVITIES = {
+    1: "lying",
+    2: "sitting",
+    3: "standing",
+    4: "walking",
+    5: "running",
+    6: "cycling",
+    7: "nordic_walking",
+    9: "watching_tv",
+    10: "computer_work",
+    11: "car_driving",
+    12: "ascending_stairs",
+    13: "descending_stairs",
+    16: "vacuum_cleaning",
+    17: "ironing",
+    18: "folding_laundry",
+    19: "house_cleaning",
+    20: "playing_soccer",
+    24: "rope_jumping",
+}
 PROTOCOL = (1, 2, 3, 4, 5, 6, 7, 12, 13, 16, 17, 24)
 IMUS = {"hand": 3, "chest": 20, "ankle": 37}  # first column of each 17-column block
 FIELDS = {"temperature": (0, 1), "acc16": (1, 4), "acc6": (4, 7), "gyro": (7, 10), "mag": (10, 13)}
@@ -98,8 +113,16 @@ def _fill(sig: np.ndarray, cols: list[int], max_gap: int) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def subject_windows(raw: np.ndarray, path: Path, cols: list[int], activities: list[int], window_s: float,
-                    stride_s: float, max_gap_s: float, dropped: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def subject_windows(
+    raw: np.ndarray,
+    path: Path,
+    cols: list[int],
+    activities: list[int],
+    window_s: float,
+    stride_s: float,
+    max_gap_s: float,
+    dropped: dict,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     act = raw[:, 1].astype(np.int64)
     sig = _fill(raw[:, cols], cols, int(round(max_gap_s * FS)))
     w = int(round(window_s * FS))
@@ -109,22 +132,25 @@ def subject_windows(raw: np.ndarray, path: Path, cols: list[int], activities: li
     lookup = {a: i for i, a in enumerate(activities)}
     X, y, t = [], [], []
     for s in starts:
-        seg = act[s:s + w]
+        seg = act[s : s + w]
         if seg.min() != seg.max():
             dropped["mixed_label"] = dropped.get("mixed_label", 0) + 1
             continue
         if int(seg[0]) not in lookup:
             dropped["not_in_task"] = dropped.get("not_in_task", 0) + 1
             continue
-        block = sig[s:s + w]
+        block = sig[s : s + w]
         if np.isnan(block).any():
             dropped["long_gap"] = dropped.get("long_gap", 0) + 1
             continue
         X.append(block.T)
         y.append(lookup[int(seg[0])])
         t.append(raw[s, 0])
-    return (np.stack(X) if X else np.zeros((0, len(cols), w), np.float32), np.array(y, np.int64),
-            np.array(t, np.float64))
+    return (
+        np.stack(X) if X else np.zeros((0, len(cols), w), np.float32),
+        np.array(y, np.int64),
+        np.array(t, np.float64),
+    )
 
 
 class PAMAP2DataModule(GroupedDataModule):
@@ -133,11 +159,26 @@ class PAMAP2DataModule(GroupedDataModule):
     name = "pamap2"
     group_kind = "subject"
 
-    def __init__(self, root: str, activities: str | list[int] = "protocol",
-                 signals: list[str] | tuple[str, ...] = ("hand.acc16", "chest.acc16", "ankle.acc16", "hand.gyro",
-                                                         "chest.gyro", "ankle.gyro", "heart_rate"),
-                 sessions: list[str] | tuple[str, ...] = ("Protocol",), window_s: float = 5.12,
-                 stride_s: float = 2.56, max_gap_s: float = 0.1, task: str = "activity", **kw) -> None:
+    def __init__(
+        self,
+        root: str,
+        activities: str | list[int] = "protocol",
+        signals: list[str] | tuple[str, ...] = (
+            "hand.acc16",
+            "chest.acc16",
+            "ankle.acc16",
+            "hand.gyro",
+            "chest.gyro",
+            "ankle.gyro",
+            "heart_rate",
+        ),
+        sessions: list[str] | tuple[str, ...] = ("Protocol",),
+        window_s: float = 5.12,
+        stride_s: float = 2.56,
+        max_gap_s: float = 0.1,
+        task: str = "activity",
+        **kw,
+    ) -> None:
         super().__init__(**kw)
         if task != "activity":
             raise ConfigError(f"unknown PAMAP2 task {task!r}; the one task is activity")
@@ -149,8 +190,10 @@ class PAMAP2DataModule(GroupedDataModule):
             acts = [int(a) for a in activities]
             bad = [a for a in acts if a not in ACTIVITIES]
             if bad:
-                raise ConfigError(f"unknown PAMAP2 activity ID(s) {bad}; known: "
-                                  f"{', '.join(f'{k} {v}' for k, v in ACTIVITIES.items())}")
+                raise ConfigError(
+                    f"unknown PAMAP2 activity ID(s) {bad}; known: "
+                    f"{', '.join(f'{k} {v}' for k, v in ACTIVITIES.items())}"
+                )
         check_windowing(window_s, stride_s)
         for s in sessions:
             if s not in ("Protocol", "Optional"):
@@ -161,30 +204,47 @@ class PAMAP2DataModule(GroupedDataModule):
 
     def files(self) -> list[Path]:
         if not self.root.is_dir():
-            raise DataError(f"dataset.root {str(self.root)!r} is not a folder; PAMAP2 expects "
-                            "root/Protocol/subject101.dat … subject109.dat (and root/Optional/)")
+            raise DataError(
+                f"dataset.root {str(self.root)!r} is not a folder; PAMAP2 expects "
+                "root/Protocol/subject101.dat … subject109.dat (and root/Optional/)"
+            )
         found = [p for s in self.sessions for p in sorted((self.root / s).glob("subject1*.dat"))]
         if not found:
-            raise DataError(f"no PAMAP2 subject file under {self.root}: expected "
-                            f"{', '.join(f'{s}/subject101.dat' for s in self.sessions)} … subject109.dat")
+            raise DataError(
+                f"no PAMAP2 subject file under {self.root}: expected "
+                f"{', '.join(f'{s}/subject101.dat' for s in self.sessions)} … subject109.dat"
+            )
         return found
 
     def load(self) -> WindowArrays:
         files = self.files()
-        key = fingerprint([self.activities, self.cols, self.window_s, self.stride_s, self.max_gap_s,
-                           self.on_bad_record], files)
+        key = fingerprint(
+            [self.activities, self.cols, self.window_s, self.stride_s, self.max_gap_s, self.on_bad_record], files
+        )
         return cached(self.cache_dir, self.name, key, lambda: self._build(files))
 
     def _build(self, files: list[Path]) -> WindowArrays:
         found = Collector(self.on_bad_record)
         for path in files:
             try:
-                X, y, t = subject_windows(read_dat(path), path, self.cols, self.activities, self.window_s,
-                                          self.stride_s, self.max_gap_s, found.dropped)
+                X, y, t = subject_windows(
+                    read_dat(path),
+                    path,
+                    self.cols,
+                    self.activities,
+                    self.window_s,
+                    self.stride_s,
+                    self.max_gap_s,
+                    found.dropped,
+                )
             except DataError as exc:
                 found.bad(str(exc))
                 continue
             # sessions in time order: Optional after Protocol
             found.add(X, y, path.stem.replace("subject", ""), t + (1e6 if path.parent.name == "Optional" else 0.0))
-        return found.arrays(len(self.cols), int(round(self.window_s * FS)),
-                            tuple(ACTIVITIES[a] for a in self.activities), self.channel_names)
+        return found.arrays(
+            len(self.cols),
+            int(round(self.window_s * FS)),
+            tuple(ACTIVITIES[a] for a in self.activities),
+            self.channel_names,
+        )

@@ -15,12 +15,12 @@ from torch.utils.data import TensorDataset
 from hqexp.data.base import DataInfo, SplitDataModule
 from hqexp.errors import ConfigError
 
-
 IMBALANCE = ("none", "smote", "class_weights")
 
 
-def genomics_synthetic(n: int = 600, n_snps: int = 500, n_pops: int = 3, fst: float = 0.1,
-                       n_causal: int = 20, seed: int = 0):
+def genomics_synthetic(
+    n: int = 600, n_snps: int = 500, n_pops: int = 3, fst: float = 0.1, n_causal: int = 20, seed: int = 0
+):
     """A SYNTHETIC genotype matrix (0/1/2 minor-allele counts) with population structure.
 
     Balding–Nichols model: ancestral allele frequencies p ~ U(0.05, 0.5); population k
@@ -54,8 +54,7 @@ def load_tabular(name: str, seed: int = 0):
     if name == "genomics_synthetic":
         return genomics_synthetic(seed=seed)
     if name not in loaders:
-        raise ConfigError(f"unknown tabular dataset {name!r}; choose one of: {', '.join(loaders)}, "
-                          "genomics_synthetic")
+        raise ConfigError(f"unknown tabular dataset {name!r}; choose one of: {', '.join(loaders)}, genomics_synthetic")
     bunch = loaders[name]()
     return bunch.data.astype(np.float32), bunch.target.astype(np.int64), list(map(str, bunch.target_names))
 

@@ -61,9 +61,18 @@ class TONIoTDataModule(GroupedDataModule):
 
     name = "ton_iot"
 
-    def __init__(self, root: str, source: str = "telemetry", task: str = "multiclass",
-                 devices: list[str] | None = None, drop_columns: list[str] | None = None, max_categories: int = 20,
-                 device_indicator: bool = True, split: str = "stratified", **kw) -> None:
+    def __init__(
+        self,
+        root: str,
+        source: str = "telemetry",
+        task: str = "multiclass",
+        devices: list[str] | None = None,
+        drop_columns: list[str] | None = None,
+        max_categories: int = 20,
+        device_indicator: bool = True,
+        split: str = "stratified",
+        **kw,
+    ) -> None:
         super().__init__(split=split, **kw)
         if source not in DROP:
             raise ConfigError(f"dataset.source must be telemetry or network, got {source!r}")
@@ -82,11 +91,15 @@ class TONIoTDataModule(GroupedDataModule):
         self.group_kind = "device" if source == "telemetry" else "source host"
 
     def files(self) -> list[Path]:
-        expected = (f"root/{NETWORK_FILE}" if self.source == "network"
-                    else ", ".join(f"Train_Test_IoT_{d}.csv" for d in DEVICES))
+        expected = (
+            f"root/{NETWORK_FILE}"
+            if self.source == "network"
+            else ", ".join(f"Train_Test_IoT_{d}.csv" for d in DEVICES)
+        )
         if not self.root.is_dir():
-            raise DataError(f"dataset.root {str(self.root)!r} is not a folder; TON_IoT source={self.source} expects "
-                            f"{expected}")
+            raise DataError(
+                f"dataset.root {str(self.root)!r} is not a folder; TON_IoT source={self.source} expects {expected}"
+            )
         if self.source == "network":
             found = [p for p in self.root.iterdir() if p.name.lower() == NETWORK_FILE.lower()]
         else:
@@ -99,8 +112,20 @@ class TONIoTDataModule(GroupedDataModule):
 
     def load(self) -> WindowArrays:
         files = self.files()
-        key = fingerprint([self.source, self.task, self.drop, self.max_categories, self.device_indicator, self.split,
-                           self.val_fraction, self.test_fraction, self.seed], files)
+        key = fingerprint(
+            [
+                self.source,
+                self.task,
+                self.drop,
+                self.max_categories,
+                self.device_indicator,
+                self.split,
+                self.val_fraction,
+                self.test_fraction,
+                self.seed,
+            ],
+            files,
+        )
         return cached(self.cache_dir, f"{self.name}_{self.source}", key, lambda: self._build(files))
 
     def _table(self, files: list[Path]):
@@ -119,8 +144,10 @@ class TONIoTDataModule(GroupedDataModule):
                 out["__group"] = dev
             else:
                 if "src_ip" not in df.columns:
-                    raise DataError(f"{path}: no src_ip column, which names the client of every flow "
-                                    f"(it has: {', '.join(df.columns)})")
+                    raise DataError(
+                        f"{path}: no src_ip column, which names the client of every flow "
+                        f"(it has: {', '.join(df.columns)})"
+                    )
                 out = df[[c for c in df.columns if c not in ("label", "type") and c not in self.drop]].copy()
                 out["__group"] = df["src_ip"]
             out["__label"], out["__type"] = df["label"], df["type"].str.lower()
@@ -182,8 +209,9 @@ def _encode(features, train: np.ndarray, max_categories: int) -> tuple[np.ndarra
             names.append(c)
             continue
         vocab = raw.iloc[train].dropna().value_counts().index[:max_categories].tolist()
-        onehot = np.stack([(raw == v).to_numpy() for v in vocab] + [raw.notna().to_numpy() & ~raw.isin(vocab)],
-                          axis=1).astype(np.float32)
+        onehot = np.stack(
+            [(raw == v).to_numpy() for v in vocab] + [raw.notna().to_numpy() & ~raw.isin(vocab)], axis=1
+        ).astype(np.float32)
         cols.append(onehot)
         names += [f"{c}={v}" for v in vocab] + [f"{c}=other"]
     if not cols:

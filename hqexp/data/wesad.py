@@ -34,8 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from hqexp.data.base import fingerprint
-from hqexp.data.windows import (Collector, GroupedDataModule, WindowArrays, cached, check_windowing,
-                                windows)
+from hqexp.data.windows import Collector, GroupedDataModule, WindowArrays, cached, check_windowing, windows
 from hqexp.errors import ConfigError, DataError
 
 CHEST_FS = 700
@@ -45,10 +44,17 @@ TASKS = {"binary": {1: 0, 3: 0, 2: 1}, "three_class": {1: 0, 2: 1, 3: 2}}
 CLASS_NAMES = {"binary": ("non_stress", "stress"), "three_class": ("baseline", "stress", "amusement")}
 SUBJECTS = tuple(f"S{k}" for k in range(2, 18) if k != 12)
 
-_ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-            ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-            ("numpy._core.multiarray", "scalar"), ("_codecs", "encode"), ("copyreg", "_reconstructor"),
-            ("builtins", "object")}
+_ALLOWED = {
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("_codecs", "encode"),
+    ("copyreg", "_reconstructor"),
+    ("builtins", "object"),
+}
 
 
 class _SafeUnpickler(pickle.Unpickler):
@@ -73,8 +79,10 @@ def read_pickle(path: Path) -> dict:
     chest = data["signal"].get("chest", {})
     for name, arr in chest.items():
         if len(np.asarray(arr)) != len(label):
-            raise DataError(f"{path}: chest {name} has {len(arr)} samples but the label has {len(label)} "
-                            "(both are 700 Hz; truncated file?)")
+            raise DataError(
+                f"{path}: chest {name} has {len(arr)} samples but the label has {len(label)} "
+                "(both are 700 Hz; truncated file?)"
+            )
     return data
 
 
@@ -102,8 +110,16 @@ def _resample(x: np.ndarray, fs_in: int, fs_out: int, n_out: int) -> np.ndarray:
     return y[:n_out]
 
 
-def subject_windows(data: dict, path: Path, channels: list[tuple[str, str]], rate: int, window_s: float,
-                    stride_s: float, task: str, dropped: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def subject_windows(
+    data: dict,
+    path: Path,
+    channels: list[tuple[str, str]],
+    rate: int,
+    window_s: float,
+    stride_s: float,
+    task: str,
+    dropped: dict,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(X[n, C, T], y[n], t[n])`` of one subject."""
     label = np.asarray(data["label"]).reshape(-1).astype(np.int64)
     n = int(len(label) * rate / CHEST_FS)
@@ -111,8 +127,10 @@ def subject_windows(data: dict, path: Path, channels: list[tuple[str, str]], rat
     for dev, name in channels:
         sig = data["signal"].get(dev, {}).get(name)
         if sig is None:
-            raise DataError(f"{path}: signal {dev}.{name} is missing (has: "
-                            f"{', '.join(f'{d}.{k}' for d, s in data['signal'].items() for k in s)})")
+            raise DataError(
+                f"{path}: signal {dev}.{name} is missing (has: "
+                f"{', '.join(f'{d}.{k}' for d, s in data['signal'].items() for k in s)})"
+            )
         sig = np.asarray(sig, dtype=np.float64).reshape(len(sig), -1)
         fs = CHEST_FS if dev == "chest" else WRIST_FS[name]
         cols.append(_resample(sig, fs, rate, n))
@@ -125,14 +143,14 @@ def subject_windows(data: dict, path: Path, channels: list[tuple[str, str]], rat
     mapping = TASKS[task]
     X, y, t = [], [], []
     for s in starts:
-        seg = lab[s:s + w]
+        seg = lab[s : s + w]
         if seg.min() != seg.max():
             dropped["mixed_label"] = dropped.get("mixed_label", 0) + 1
             continue
         if int(seg[0]) not in mapping:
             dropped["not_in_task"] = dropped.get("not_in_task", 0) + 1
             continue
-        X.append(sig[s:s + w].T)
+        X.append(sig[s : s + w].T)
         y.append(mapping[int(seg[0])])
         t.append(s / rate)
     C = sig.shape[1]
@@ -145,10 +163,17 @@ class WESADDataModule(GroupedDataModule):
     name = "wesad"
     group_kind = "subject"
 
-    def __init__(self, root: str, task: str = "binary",
-                 signals: list[str] | tuple[str, ...] = ("chest.ECG", "chest.EDA", "chest.Resp", "chest.Temp"),
-                 rate: int = 35, window_s: float = 10.0, stride_s: float = 5.0, subjects: list[str] | None = None,
-                 **kw) -> None:
+    def __init__(
+        self,
+        root: str,
+        task: str = "binary",
+        signals: list[str] | tuple[str, ...] = ("chest.ECG", "chest.EDA", "chest.Resp", "chest.Temp"),
+        rate: int = 35,
+        window_s: float = 10.0,
+        stride_s: float = 5.0,
+        subjects: list[str] | None = None,
+        **kw,
+    ) -> None:
         super().__init__(**kw)
         if task not in TASKS:
             raise ConfigError(f"unknown WESAD task {task!r}; choose one of: {', '.join(TASKS)}")
@@ -161,26 +186,33 @@ class WESADDataModule(GroupedDataModule):
 
     def files(self) -> list[Path]:
         if not self.root.is_dir():
-            raise DataError(f"dataset.root {str(self.root)!r} is not a folder; WESAD expects "
-                            f"root/S2/S2.pkl … root/S17/S17.pkl (the unmodified download)")
+            raise DataError(
+                f"dataset.root {str(self.root)!r} is not a folder; WESAD expects "
+                f"root/S2/S2.pkl … root/S17/S17.pkl (the unmodified download)"
+            )
         found = sorted(self.root.glob("S*/S*.pkl"), key=lambda p: int(re.sub(r"\D", "", p.stem) or 0))
         found = [p for p in found if p.parent.name == p.stem]
         if self.subjects:
             want = set(self.subjects)
             missing = want - {p.stem for p in found}
             if missing:
-                raise DataError(f"WESAD subject(s) {', '.join(sorted(missing))} not found under {self.root} "
-                                f"(expected root/<S>/<S>.pkl; found: {', '.join(p.stem for p in found) or 'none'})")
+                raise DataError(
+                    f"WESAD subject(s) {', '.join(sorted(missing))} not found under {self.root} "
+                    f"(expected root/<S>/<S>.pkl; found: {', '.join(p.stem for p in found) or 'none'})"
+                )
             found = [p for p in found if p.stem in want]
         if not found:
-            raise DataError(f"no WESAD subject under {self.root}: expected root/S2/S2.pkl … root/S17/S17.pkl "
-                            f"(subjects {', '.join(SUBJECTS)})")
+            raise DataError(
+                f"no WESAD subject under {self.root}: expected root/S2/S2.pkl … root/S17/S17.pkl "
+                f"(subjects {', '.join(SUBJECTS)})"
+            )
         return found
 
     def load(self) -> WindowArrays:
         files = self.files()
-        key = fingerprint([self.task, self.channels, self.rate, self.window_s, self.stride_s, self.on_bad_record],
-                          files)
+        key = fingerprint(
+            [self.task, self.channels, self.rate, self.window_s, self.stride_s, self.on_bad_record], files
+        )
         return cached(self.cache_dir, self.name, key, lambda: self._build(files))
 
     def _build(self, files: list[Path]) -> WindowArrays:
@@ -188,13 +220,17 @@ class WESADDataModule(GroupedDataModule):
         for path in files:
             try:
                 data = read_pickle(path)
-                X, y, t = subject_windows(data, path, self.channels, self.rate, self.window_s, self.stride_s,
-                                          self.task, found.dropped)
+                X, y, t = subject_windows(
+                    data, path, self.channels, self.rate, self.window_s, self.stride_s, self.task, found.dropped
+                )
             except DataError as exc:
                 found.bad(str(exc))
                 continue
             found.add(X, y, data.get("subject", path.stem), t)
-        names = tuple(f"{d}.{n}_{ax}" if n == "ACC" else f"{d}.{n}" for d, n in self.channels
-                      for ax in (("x", "y", "z") if n == "ACC" else ("",)))
+        names = tuple(
+            f"{d}.{n}_{ax}" if n == "ACC" else f"{d}.{n}"
+            for d, n in self.channels
+            for ax in (("x", "y", "z") if n == "ACC" else ("",))
+        )
         channels = sum(3 if n == "ACC" else 1 for _, n in self.channels)
         return found.arrays(channels, int(round(self.window_s * self.rate)), CLASS_NAMES[self.task], names)

@@ -58,17 +58,32 @@ def cached(cache_dir: str | Path | None, name: str, key: str, build: Callable[[]
     if x_path.exists() and meta_path.exists():
         t0 = time.perf_counter()
         meta = np.load(meta_path, allow_pickle=False)
-        arr = WindowArrays(np.load(x_path, mmap_mode="r"), meta["y"], meta["groups"], meta["t"],
-                           tuple(meta["class_names"]), tuple(meta["channel_names"]), list(meta["skipped"]),
-                           json.loads(str(meta["dropped"])), time.perf_counter() - t0)
+        arr = WindowArrays(
+            np.load(x_path, mmap_mode="r"),
+            meta["y"],
+            meta["groups"],
+            meta["t"],
+            tuple(meta["class_names"]),
+            tuple(meta["channel_names"]),
+            list(meta["skipped"]),
+            json.loads(str(meta["dropped"])),
+            time.perf_counter() - t0,
+        )
         log.info("%s: %d samples from the cache %s", name, len(arr.y), x_path)
         return arr
     arr = build()
     tmp = f".{os.getpid()}.tmp"
     np.save(folder / f"{name}_{key}{tmp}.npy", np.ascontiguousarray(arr.X))
-    np.savez(folder / f"{name}_{key}{tmp}.npz", y=arr.y, groups=arr.groups.astype(str), t=arr.t,
-             class_names=np.array(arr.class_names, dtype=str), channel_names=np.array(arr.channel_names, dtype=str),
-             skipped=np.array(arr.skipped, dtype=str), dropped=json.dumps(arr.dropped))
+    np.savez(
+        folder / f"{name}_{key}{tmp}.npz",
+        y=arr.y,
+        groups=arr.groups.astype(str),
+        t=arr.t,
+        class_names=np.array(arr.class_names, dtype=str),
+        channel_names=np.array(arr.channel_names, dtype=str),
+        skipped=np.array(arr.skipped, dtype=str),
+        dropped=json.dumps(arr.dropped),
+    )
     os.replace(folder / f"{name}_{key}{tmp}.npy", x_path)
     os.replace(folder / f"{name}_{key}{tmp}.npz", meta_path)
     return arr
@@ -114,14 +129,28 @@ class Collector:
         """A file that could not be read: stop, or skip it, by ``on_bad_record``."""
         bad_record(self.policy, message, self.skipped)
 
-    def arrays(self, channels: int, width: int, class_names: Sequence[str],
-               channel_names: Sequence[str]) -> WindowArrays:
+    def arrays(
+        self, channels: int, width: int, class_names: Sequence[str], channel_names: Sequence[str]
+    ) -> WindowArrays:
         """Everything gathered (an empty ``[0, channels, width]`` when nothing was)."""
-        cols = list(zip(*self.parts)) or [[np.zeros((0, channels, width), np.float32)], [np.zeros(0, np.int64)],
-                                           [np.zeros(0, str)], [np.zeros(0)]]
+        cols = list(zip(*self.parts)) or [
+            [np.zeros((0, channels, width), np.float32)],
+            [np.zeros(0, np.int64)],
+            [np.zeros(0, str)],
+            [np.zeros(0)],
+        ]
         X, y, g, t = (np.concatenate(c) for c in cols)
-        return WindowArrays(X, y, g, t, tuple(class_names), tuple(channel_names), self.skipped, self.dropped,
-                            time.perf_counter() - self.t0)
+        return WindowArrays(
+            X,
+            y,
+            g,
+            t,
+            tuple(class_names),
+            tuple(channel_names),
+            self.skipped,
+            self.dropped,
+            time.perf_counter() - self.t0,
+        )
 
 
 class _Samples(Dataset):
@@ -150,15 +179,25 @@ class GroupedDataModule(SplitDataModule):
     """
 
     SUPPORTS = frozenset({"groups"})
-    REFUSALS = {"cv": "k-fold CV is for the small tabular sets; grouped datasets split with dataset.split "
-                      "(stratified | time | group)",
-                "imbalance": "imbalance.method is for the small tabular sets"}
+    REFUSALS = {
+        "cv": "k-fold CV is for the small tabular sets; grouped datasets split with dataset.split "
+        "(stratified | time | group)",
+        "imbalance": "imbalance.method is for the small tabular sets",
+    }
     name = "?"
     group_kind = "group"
 
-    def __init__(self, split: str = "time", val_fraction: float = 0.15, test_fraction: float = 0.15,
-                 batch_size: int = 64, num_workers: int = 0, seed: int = 0, cache_dir: str | None = None,
-                 on_bad_record: str = "error") -> None:
+    def __init__(
+        self,
+        split: str = "time",
+        val_fraction: float = 0.15,
+        test_fraction: float = 0.15,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        seed: int = 0,
+        cache_dir: str | None = None,
+        on_bad_record: str = "error",
+    ) -> None:
         super().__init__()
         if split not in SPLITS:
             raise ConfigError(f"dataset.split must be one of {', '.join(SPLITS)}, got {split!r}")
@@ -196,13 +235,15 @@ class GroupedDataModule(SplitDataModule):
             counts = np.bincount(arr.y)
             strat = arr.y if counts[counts > 0].min() >= 3 else None
             try:
-                rest, test = train_test_split(idx, test_size=self.test_fraction, stratify=strat,
-                                              random_state=self.seed)
-                tr, va = train_test_split(rest, test_size=self.val_fraction / (1 - self.test_fraction),
-                                          stratify=None if strat is None else arr.y[rest], random_state=self.seed)
+                rest, test = train_test_split(idx, test_size=self.test_fraction, stratify=strat, random_state=self.seed)
+                tr, va = train_test_split(
+                    rest,
+                    test_size=self.val_fraction / (1 - self.test_fraction),
+                    stratify=None if strat is None else arr.y[rest],
+                    random_state=self.seed,
+                )
             except ValueError as exc:
-                raise DataError(f"{self.name}: {n} samples are too few to split "
-                                f"({str(exc).splitlines()[0]})") from None
+                raise DataError(f"{self.name}: {n} samples are too few to split ({str(exc).splitlines()[0]})") from None
             parts = {"train": tr, "val": va, "test": test}
         elif self.split == "time":
             parts = {"train": [], "val": [], "test": []}
@@ -215,8 +256,8 @@ class GroupedDataModule(SplitDataModule):
                 n_va = max(int(round(n * self.val_fraction)), 1 if n >= 3 else 0)
                 n_tr = n - n_va - n_te
                 parts["train"].append(mine[:n_tr])
-                parts["val"].append(mine[n_tr:n_tr + n_va])
-                parts["test"].append(mine[n_tr + n_va:])
+                parts["val"].append(mine[n_tr : n_tr + n_va])
+                parts["test"].append(mine[n_tr + n_va :])
             parts = {k: np.sort(np.concatenate(v)) if v else np.zeros(0, np.int64) for k, v in parts.items()}
         else:
             gs = rng.permutation(np.unique(arr.groups))
@@ -224,19 +265,23 @@ class GroupedDataModule(SplitDataModule):
             n_va = max(1, int(round(len(gs) * self.val_fraction)))
             if len(gs) < n_te + n_va + 1:
                 raise ConfigError(f"dataset.split=group needs at least 3 {self.group_kind}s, found {len(gs)}")
-            held = {"test": gs[:n_te], "val": gs[n_te:n_te + n_va], "train": gs[n_te + n_va:]}
+            held = {"test": gs[:n_te], "val": gs[n_te : n_te + n_va], "train": gs[n_te + n_va :]}
             parts = {k: idx[np.isin(arr.groups, v)] for k, v in held.items()}
         for name, p in parts.items():
             if len(p) == 0:
-                raise DataError(f"{self.name}: the {name} split is empty ({n} samples in "
-                                f"{len(np.unique(arr.groups))} {self.group_kind}s, split={self.split}); "
-                                "use more data or other fractions")
+                raise DataError(
+                    f"{self.name}: the {name} split is empty ({n} samples in "
+                    f"{len(np.unique(arr.groups))} {self.group_kind}s, split={self.split}); "
+                    "use more data or other fractions"
+                )
         missing = sorted(set(range(len(arr.class_names))) - set(np.unique(arr.y[parts["train"]]).tolist()))
         if missing:
             names = ", ".join(arr.class_names[i] for i in missing)
-            raise DataError(f"{self.name}: class(es) {names} absent from the training split "
-                            f"({len(parts['train'])} samples); use more data, another dataset.split, or a task "
-                            "without them")
+            raise DataError(
+                f"{self.name}: class(es) {names} absent from the training split "
+                f"({len(parts['train'])} samples); use more data, another dataset.split, or a task "
+                "without them"
+            )
         return parts
 
     def setup(self, stage: str | None = None) -> None:
@@ -250,14 +295,25 @@ class GroupedDataModule(SplitDataModule):
         mean, std = _channel_stats(arr.X, parts["train"])
         self._splits = {k: _Samples(arr.X, arr.y, v, mean, std) for k, v in parts.items()}
         rows = arr.X.ndim == 2
-        self.info = DataInfo(arr.X.shape[1], len(arr.class_names), arr.class_names,
-                             length=None if rows else arr.X.shape[2], group_kind=self.group_kind,
-                             groups={k: arr.groups[v] for k, v in parts.items()})
+        self.info = DataInfo(
+            arr.X.shape[1],
+            len(arr.class_names),
+            arr.class_names,
+            length=None if rows else arr.X.shape[2],
+            group_kind=self.group_kind,
+            groups={k: arr.groups[v] for k, v in parts.items()},
+        )
         drops = ", ".join(f"{v} {k}" for k, v in arr.dropped.items() if v)
-        log.info("%s: %d samples (%s) in %d %ss; train/val/test %d/%d/%d%s", self.name, len(arr.y),
-                 "rows" if rows else f"windows of {arr.X.shape[2]} x {arr.X.shape[1]} channels",
-                 len(np.unique(arr.groups)), self.group_kind, *(len(parts[k]) for k in ("train", "val", "test")),
-                 f"; dropped: {drops}" if drops else "")
+        log.info(
+            "%s: %d samples (%s) in %d %ss; train/val/test %d/%d/%d%s",
+            self.name,
+            len(arr.y),
+            "rows" if rows else f"windows of {arr.X.shape[2]} x {arr.X.shape[1]} channels",
+            len(np.unique(arr.groups)),
+            self.group_kind,
+            *(len(parts[k]) for k in ("train", "val", "test")),
+            f"; dropped: {drops}" if drops else "",
+        )
 
     def targets(self, split: str) -> np.ndarray:
         ds = self._splits[split]
@@ -272,7 +328,7 @@ def _channel_stats(X: np.ndarray, train: np.ndarray) -> tuple[np.ndarray, np.nda
     s2 = np.zeros(X.shape[1])
     count = 0
     for start in range(0, len(train), 1024):
-        block = np.asarray(X[np.sort(train[start:start + 1024])], dtype=np.float64)
+        block = np.asarray(X[np.sort(train[start : start + 1024])], dtype=np.float64)
         s1 += block.sum(axis=axes)
         s2 += (block**2).sum(axis=axes)
         count += block.shape[0] * (1 if X.ndim == 2 else X.shape[2])

@@ -25,23 +25,31 @@ from hqexp.quantum.backends import Backend
 _EPS = np.finfo(float).tiny
 
 
-def states(ansatz: Ansatz, weights: torch.Tensor, inputs: torch.Tensor | None = None,
-           chunk: int = 1024, backend: Backend | str = "torch") -> torch.Tensor:
+def states(
+    ansatz: Ansatz,
+    weights: torch.Tensor,
+    inputs: torch.Tensor | None = None,
+    chunk: int = 1024,
+    backend: Backend | str = "torch",
+) -> torch.Tensor:
     """Final states ``[S, 2**n]`` (complex128) for per-sample weights ``[S, *weight_shape]``."""
     be = scan_backend(backend)
     out = []
     with torch.no_grad():
         for start in range(0, weights.shape[0], chunk):
-            w = weights[start:start + chunk].to(torch.float64)
-            x = (torch.zeros(w.shape[0], ansatz.n_qubits, dtype=torch.float64) if inputs is None
-                 else inputs[start:start + chunk].to(torch.float64))
+            w = weights[start : start + chunk].to(torch.float64)
+            x = (
+                torch.zeros(w.shape[0], ansatz.n_qubits, dtype=torch.float64)
+                if inputs is None
+                else inputs[start : start + chunk].to(torch.float64)
+            )
             out.append(be.states(ansatz, x, w))
     return torch.cat(out)
 
 
 def haar_bin_probabilities(n_qubits: int, bins: int) -> np.ndarray:
     """Probability mass of the Haar fidelity distribution in ``bins`` equal bins of [0, 1]."""
-    N = 2 ** n_qubits
+    N = 2**n_qubits
     edges = np.linspace(0.0, 1.0, bins + 1)
     cdf_tail = (1.0 - edges) ** (N - 1)  # P(F > e) = (1 - e)^(N-1)
     return cdf_tail[:-1] - cdf_tail[1:]
@@ -58,8 +66,9 @@ def kl_to_haar(fidelities: np.ndarray, n_qubits: int, bins: int = 75) -> float:
     return float((p[mask] * np.log(p[mask] / q[mask])).sum())
 
 
-def expressibility(ansatz: Ansatz, pairs: int = 5000, bins: int = 75, seed: int = 0,
-                   backend: Backend | str = "torch") -> float:
+def expressibility(
+    ansatz: Ansatz, pairs: int = 5000, bins: int = 75, seed: int = 0, backend: Backend | str = "torch"
+) -> float:
     """Sim et al.'s expressibility (lower = closer to Haar) over ``pairs`` random pairs."""
     if pairs < 1:
         raise ConfigError(f"expressibility needs pairs >= 1, got {pairs}")
@@ -89,8 +98,9 @@ def meyer_wallach(psi: torch.Tensor) -> torch.Tensor:
     return 2.0 * (1.0 - single_qubit_purities(psi).mean(-1))
 
 
-def entangling_capability(ansatz: Ansatz, samples: int = 1000, seed: int = 0,
-                          backend: Backend | str = "torch") -> float:
+def entangling_capability(
+    ansatz: Ansatz, samples: int = 1000, seed: int = 0, backend: Backend | str = "torch"
+) -> float:
     """Mean Meyer–Wallach Q over ``samples`` uniform random parameter sets."""
     if ansatz.n_qubits < 2:
         return 0.0
@@ -117,8 +127,9 @@ def page_entropy(n_qubits: int) -> float:
     return sum(1.0 / k for k in range(N + 1, m * N + 1)) - (m - 1) / (2 * N)
 
 
-def data_entropy(ansatz: Ansatz, features: np.ndarray, seed: int = 0, max_samples: int = 2000,
-                 backend: Backend | str = "torch") -> dict:
+def data_entropy(
+    ansatz: Ansatz, features: np.ndarray, seed: int = 0, max_samples: int = 2000, backend: Backend | str = "torch"
+) -> dict:
     """Half-chain entropy of data-encoded states: features ``[S, n]`` → embedding → ansatz.
 
     The template weights are one uniform random draw (fixed by ``seed``): the question is
@@ -134,6 +145,10 @@ def data_entropy(ansatz: Ansatz, features: np.ndarray, seed: int = 0, max_sample
     ent = half_chain_entropy(states(ansatz, w, inputs=x, backend=backend))
     page = page_entropy(ansatz.n_qubits)
     mean = float(ent.mean())
-    return {"entropy_mean": mean, "entropy_std": float(ent.std()) if len(ent) > 1 else 0.0,
-            "page_entropy": page, "entropy_over_page": mean / page if page > 0 else float("nan"),
-            "n_states": int(x.shape[0])}
+    return {
+        "entropy_mean": mean,
+        "entropy_std": float(ent.std()) if len(ent) > 1 else 0.0,
+        "page_entropy": page,
+        "entropy_over_page": mean / page if page > 0 else float("nan"),
+        "n_states": int(x.shape[0]),
+    }

@@ -33,8 +33,9 @@ def _check_scalar(ansatz: Ansatz) -> None:
         )
 
 
-def random_weights(ansatz: Ansatz, n_samples: int, generator: torch.Generator,
-                   dtype: torch.dtype = torch.float64) -> torch.Tensor:
+def random_weights(
+    ansatz: Ansatz, n_samples: int, generator: torch.Generator, dtype: torch.dtype = torch.float64
+) -> torch.Tensor:
     """``[n_samples, *weight_shape]`` drawn uniformly from [0, 2π)."""
     return torch.rand((n_samples, *ansatz.weight_shape), generator=generator, dtype=dtype) * (2 * math.pi)
 
@@ -61,12 +62,11 @@ def cost_gradients(
     """
     _check_scalar(ansatz)
     if weights.shape[1:] != ansatz.weight_shape:
-        raise ConfigError(f"weights must be [S, {', '.join(map(str, ansatz.weight_shape))}], "
-                          f"got {list(weights.shape)}")
+        raise ConfigError(f"weights must be [S, {', '.join(map(str, ansatz.weight_shape))}], got {list(weights.shape)}")
     be = scan_backend(backend)
     out = []
     for start in range(0, weights.shape[0], chunk):
-        w = weights[start:start + chunk].detach().clone().requires_grad_(True)
+        w = weights[start : start + chunk].detach().clone().requires_grad_(True)
         x = torch.zeros(w.shape[0], ansatz.n_qubits, dtype=w.dtype)
         expval(ansatz, x, w, be).sum().backward()
         out.append(w.grad.reshape(w.shape[0], -1).to(torch.float64))
@@ -90,16 +90,25 @@ class VarianceResult:
         return {k: v for k, v in dataclasses.asdict(self).items() if k != "grads"}
 
 
-def gradient_variance(ansatz: Ansatz, n_samples: int = 200, seed: int = 0,
-                      backend: Backend | str = "torch") -> VarianceResult:
+def gradient_variance(
+    ansatz: Ansatz, n_samples: int = 200, seed: int = 0, backend: Backend | str = "torch"
+) -> VarianceResult:
     """Var[∂C/∂θ_k] over ``n_samples`` uniform parameter sets (mean over k, and k = 0)."""
     if n_samples < 2:
         raise ConfigError(f"n_samples must be >= 2 to estimate a variance, got {n_samples}")
     g = torch.Generator().manual_seed(seed)
     grads = cost_gradients(ansatz, random_weights(ansatz, n_samples, g), backend).numpy()
     var = grads.var(axis=0, ddof=1)
-    return VarianceResult(ansatz.n_qubits, ansatz.n_layers, ansatz.measurement, n_samples,
-                          float(var.mean()), float(var[0]), float(np.abs(grads).mean()), grads)
+    return VarianceResult(
+        ansatz.n_qubits,
+        ansatz.n_layers,
+        ansatz.measurement,
+        n_samples,
+        float(var.mean()),
+        float(var[0]),
+        float(np.abs(grads).mean()),
+        grads,
+    )
 
 
 @dataclass

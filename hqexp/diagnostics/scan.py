@@ -87,8 +87,8 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 
 
 def _plot(results: dict, fits: dict, depth: str, template: str):
-    from hqexp.tracking import plots  # noqa: F401  (sets the Agg backend)
-    import matplotlib.pyplot as plt
+
+    from hqexp.tracking.plots import plt  # the Agg backend, set before pyplot loads
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for cost, res in results.items():
@@ -97,8 +97,13 @@ def _plot(results: dict, fits: dict, depth: str, template: str):
         (pts,) = ax.plot(ns, var, "o", label=cost)
         f = fits.get(cost)
         if f is not None:
-            ax.plot(ns, np.exp(f.intercept + f.slope * ns), "-", color=pts.get_color(),
-                    label=f"fit: Var ∝ 2^({f.slope_log2:.2f}·n), R²={f.r2:.3f}")
+            ax.plot(
+                ns,
+                np.exp(f.intercept + f.slope * ns),
+                "-",
+                color=pts.get_color(),
+                label=f"fit: Var ∝ 2^({f.slope_log2:.2f}·n), R²={f.r2:.3f}",
+            )
     ax.set_yscale("log")
     ax.set_xlabel("qubits n")
     ax.set_ylabel("mean_k Var[∂C/∂θ_k]")
@@ -113,15 +118,16 @@ def _structure(cfg: DictConfig, ex, label: str, a, backend) -> dict:
     n = a.n_qubits
     row = {"depth": label, "n_qubits": n, "n_layers": a.n_layers}
     if cfg.expressibility.enabled and n <= cfg.expressibility.max_qubits:
-        row["expressibility_kl"] = ex.expressibility(a, cfg.expressibility.pairs, cfg.expressibility.bins,
-                                                     seed=cfg.seed, backend=backend)
+        row["expressibility_kl"] = ex.expressibility(
+            a, cfg.expressibility.pairs, cfg.expressibility.bins, seed=cfg.seed, backend=backend
+        )
     if cfg.entanglement.enabled and n <= cfg.entanglement.max_qubits:
-        row["meyer_wallach_q"] = ex.entangling_capability(a, cfg.entanglement.samples, seed=cfg.seed,
-                                                          backend=backend)
+        row["meyer_wallach_q"] = ex.entangling_capability(a, cfg.entanglement.samples, seed=cfg.seed, backend=backend)
         row["haar_meyer_wallach_q"] = (2**n - 2) / (2**n + 1)
         if cfg.entanglement.dataset:
-            d = ex.data_entropy(a, _features(cfg, n), seed=cfg.seed, max_samples=cfg.entanglement.samples,
-                                backend=backend)
+            d = ex.data_entropy(
+                a, _features(cfg, n), seed=cfg.seed, max_samples=cfg.entanglement.samples, backend=backend
+            )
             row.update({f"data_{k}": v for k, v in d.items() if k != "n_states"})
     return row
 
@@ -143,8 +149,9 @@ def run_diagnose(cfg: DictConfig) -> dict:
 
     var_rows, fit_rows, struct_rows, figures = [], [], [], {}
     for i, (label, depth_of) in enumerate(depths):
-        results, v_rows, s_rows = _scan_depth(cfg, label, depth_of, qubits, costs, backend,
-                                              first=i * len(qubits), total=len(depths) * len(qubits))
+        results, v_rows, s_rows = _scan_depth(
+            cfg, label, depth_of, qubits, costs, backend, first=i * len(qubits), total=len(depths) * len(qubits)
+        )
         var_rows += v_rows
         struct_rows += s_rows
         fits = {}
@@ -178,8 +185,9 @@ def _grid(cfg: DictConfig) -> tuple[list[int], list[tuple[str, callable]], list[
     return qubits, depths, costs
 
 
-def _scan_depth(cfg: DictConfig, label: str, depth_of, qubits: list[int], costs: list[str], backend,
-                first: int, total: int) -> tuple[dict[str, list], list[dict], list[dict]]:
+def _scan_depth(
+    cfg: DictConfig, label: str, depth_of, qubits: list[int], costs: list[str], backend, first: int, total: int
+) -> tuple[dict[str, list], list[dict], list[dict]]:
     """Gradient variances (per cost) and structure of every qubit count at one depth:
     the per-cost results, their variance rows and the structure rows."""
     from hqexp.diagnostics import expressibility as ex
@@ -193,8 +201,9 @@ def _scan_depth(cfg: DictConfig, label: str, depth_of, qubits: list[int], costs:
         for c in costs:
             if c == "z0z1" and n < 2:
                 continue
-            r = gradient_variance(_ansatz(cfg, n, depth_of(n), c), cfg.samples, seed=cfg.seed + 1000 * n,
-                                  backend=backend)
+            r = gradient_variance(
+                _ansatz(cfg, n, depth_of(n), c), cfg.samples, seed=cfg.seed + 1000 * n, backend=backend
+            )
             results[c].append(r)
             var_rows.append({"depth": label, "cost": c, **r.row()})
         struct_rows.append(_structure(cfg, ex, label, _ansatz(cfg, n, depth_of(n), "z0"), backend))
@@ -215,10 +224,13 @@ def _write_files(out_dir: Path, var_rows: list, fit_rows: list, struct_rows: lis
     return paths
 
 
-def _print_report(cfg: DictConfig, backend, elapsed: float, var_rows: list, fit_rows: list, struct_rows: list,
-                  out_dir: Path) -> None:
-    print(f"hqexp diagnose — template {cfg.ansatz.template}, {cfg.samples} parameter sets per point, "
-          f"backend {backend.name}, {elapsed:.1f} s")
+def _print_report(
+    cfg: DictConfig, backend, elapsed: float, var_rows: list, fit_rows: list, struct_rows: list, out_dir: Path
+) -> None:
+    print(
+        f"hqexp diagnose — template {cfg.ansatz.template}, {cfg.samples} parameter sets per point, "
+        f"backend {backend.name}, {elapsed:.1f} s"
+    )
     print("\ngradient variance (mean over parameters k of Var[dC/dθ_k]):")
     print(_table(var_rows, ["depth", "cost", "n_qubits", "n_layers", "var_mean", "var_first", "abs_mean"]))
     if fit_rows:
@@ -234,9 +246,16 @@ def _record(cfg, var_rows, fit_rows, struct_rows, files, elapsed, backend) -> st
     from hqexp.tracking.store import Recorder, flatten, git_sha
 
     mcfg = OmegaConf.to_container(cfg.mlflow, resolve=True)
-    rec = Recorder.start(mcfg, run_name=f"diagnose {cfg.ansatz.template}",
-                         tags={"hqexp.command": "diagnose", "template": cfg.ansatz.template,
-                               "backend": backend.name, "git_sha": git_sha(project_root())})
+    rec = Recorder.start(
+        mcfg,
+        run_name=f"diagnose {cfg.ansatz.template}",
+        tags={
+            "hqexp.command": "diagnose",
+            "template": cfg.ansatz.template,
+            "backend": backend.name,
+            "git_sha": git_sha(project_root()),
+        },
+    )
     rec.log_params(flatten(OmegaConf.to_container(cfg, resolve=True)))
     metrics = {"time/diagnose_s": elapsed}
     for r in fit_rows:
@@ -245,8 +264,10 @@ def _record(cfg, var_rows, fit_rows, struct_rows, files, elapsed, backend) -> st
     for r in var_rows:
         rec.log_metrics({f"bp/var/{r['cost']}/depth_{r['depth']}": r["var_mean"]}, step=r["n_qubits"])
     for r in struct_rows:
-        rec.log_metrics({f"{k}/depth_{r['depth']}": v for k, v in r.items()
-                         if isinstance(v, float) and k not in ("depth",)}, step=r["n_qubits"])
+        rec.log_metrics(
+            {f"{k}/depth_{r['depth']}": v for k, v in r.items() if isinstance(v, float) and k not in ("depth",)},
+            step=r["n_qubits"],
+        )
     rec.log_metrics(metrics)
     for f in files:
         if Path(f).exists():

@@ -21,8 +21,17 @@ from hqexp.energy.meter import Counter, CounterMeter, Meter, Reading, Unavailabl
 from hqexp.energy.nvml import nvml_meter
 from hqexp.energy.rapl import RAPL_ROOT, rapl_meter
 
-__all__ = ["Counter", "CounterMeter", "Meter", "RAPL_ROOT", "Reading", "Unavailable", "nvml_meter", "rapl_meter",
-           "select_meter"]
+__all__ = [
+    "Counter",
+    "CounterMeter",
+    "Meter",
+    "RAPL_ROOT",
+    "Reading",
+    "Unavailable",
+    "nvml_meter",
+    "rapl_meter",
+    "select_meter",
+]
 
 
 def select_meter(device: str = "cpu", prefer: str = "auto") -> Meter:
@@ -43,7 +52,10 @@ def select_meter(device: str = "cpu", prefer: str = "auto") -> Meter:
         index = int(str(device).split(":")[1]) if ":" in str(device) else torch.cuda.current_device()
         props = torch.cuda.get_device_properties(index)
         bus = getattr(props, "pci_bus_id", None)
-        pci = (f"{getattr(props, 'pci_domain_id', 0):08X}:{bus:02X}:{getattr(props, 'pci_device_id', 0):02X}.0"
-               if bus is not None else None)
+        pci = (
+            f"{getattr(props, 'pci_domain_id', 0):08X}:{bus:02X}:{getattr(props, 'pci_device_id', 0):02X}.0"
+            if bus is not None
+            else None
+        )
         return nvml_meter(index, sync=torch.cuda.synchronize, pci_bus_id=pci)
     return rapl_meter()

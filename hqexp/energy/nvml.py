@@ -22,11 +22,16 @@ def nvml_meter(device_index: int = 0, sync: Callable[[], None] | None = None, pc
     except pynvml.NVMLError as exc:
         return Unavailable(f"no-nvidia-driver ({exc})")
     try:
-        handle = (pynvml.nvmlDeviceGetHandleByPciBusId(pci_bus_id) if pci_bus_id
-                  else pynvml.nvmlDeviceGetHandleByIndex(device_index))
+        handle = (
+            pynvml.nvmlDeviceGetHandleByPciBusId(pci_bus_id)
+            if pci_bus_id
+            else pynvml.nvmlDeviceGetHandleByIndex(device_index)
+        )
         pynvml.nvmlDeviceGetTotalEnergyConsumption(handle)
     except pynvml.NVMLError as exc:
         return Unavailable(f"nvml-energy-counter-unsupported:gpu{device_index} ({exc})")
-    return CounterMeter("nvml", [Counter(f"gpu{device_index}",
-                                         lambda: pynvml.nvmlDeviceGetTotalEnergyConsumption(handle) / 1e3)],
-                        sync=sync)
+    return CounterMeter(
+        "nvml",
+        [Counter(f"gpu{device_index}", lambda: pynvml.nvmlDeviceGetTotalEnergyConsumption(handle) / 1e3)],
+        sync=sync,
+    )

@@ -22,8 +22,9 @@ def rapl_meter(root: Path = RAPL_ROOT) -> Meter:
         try:
             energy.read_text()
         except PermissionError:
-            return Unavailable(f"rapl-permission-denied:{energy} (root-only since Linux 5.10; "
-                               f"run as root or grant read access)")
+            return Unavailable(
+                f"rapl-permission-denied:{energy} (root-only since Linux 5.10; run as root or grant read access)"
+            )
         except OSError as exc:
             return Unavailable(f"rapl-unreadable:{energy}:{exc.strerror or exc}")
         wrap = None

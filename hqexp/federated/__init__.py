@@ -11,5 +11,16 @@ from hqexp.federated.engine import Engine, Optimizers, StepDiagnostics
 from hqexp.federated.partition import Partition, partition
 from hqexp.federated.protocols import MODES, PROTOCOLS, Setup
 
-__all__ = ["MODES", "PROTOCOLS", "Channel", "Engine", "Ledger", "Optimizers", "Partition", "Setup",
-           "StepDiagnostics", "Transfer", "partition"]
+__all__ = [
+    "MODES",
+    "PROTOCOLS",
+    "Channel",
+    "Engine",
+    "Ledger",
+    "Optimizers",
+    "Partition",
+    "Setup",
+    "StepDiagnostics",
+    "Transfer",
+    "partition",
+]

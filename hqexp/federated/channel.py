@@ -54,13 +54,24 @@ class Ledger:
     def add(self, t: Transfer) -> None:
         self.transfers.append(t)
 
-    def bytes(self, *, round: int | None = None, client: int | None = None, direction: str | None = None,
-              kinds: Iterable[str] | None = None) -> int:
+    def bytes(
+        self,
+        *,
+        round: int | None = None,
+        client: int | None = None,
+        direction: str | None = None,
+        kinds: Iterable[str] | None = None,
+    ) -> int:
         """Total bytes of the transfers matching every given filter."""
         ks = set(kinds) if kinds is not None else None
-        return sum(t.nbytes for t in self.transfers
-                   if (round is None or t.round == round) and (client is None or t.client == client)
-                   and (direction is None or t.direction == direction) and (ks is None or t.kind in ks))
+        return sum(
+            t.nbytes
+            for t in self.transfers
+            if (round is None or t.round == round)
+            and (client is None or t.client == client)
+            and (direction is None or t.direction == direction)
+            and (ks is None or t.kind in ks)
+        )
 
     def totals(self, round: int | None = None) -> dict[str, int]:
         """``up`` / ``down`` (per-batch traffic), ``sync`` (model transfers) and ``total``."""
@@ -94,8 +105,10 @@ class Ledger:
             a[0] += t.nbytes
             a[1] += t.seconds
             a[2] += 1
-        return [{"round": r, "client": c, "direction": d, "kind": k, "bytes": b, "seconds": s, "messages": n}
-                for (r, c, d, k), (b, s, n) in sorted(agg.items())]
+        return [
+            {"round": r, "client": c, "direction": d, "kind": k, "bytes": b, "seconds": s, "messages": n}
+            for (r, c, d, k), (b, s, n) in sorted(agg.items())
+        ]
 
 
 Tap = Callable[[str, torch.Tensor, int, str], None]
@@ -133,8 +146,9 @@ class Channel:
             fn(kind, out, client, direction)
         return out
 
-    def send_state(self, state: Mapping[str, torch.Tensor], *, client: int, direction: str,
-                   kind: str = "client_model") -> Mapping[str, torch.Tensor]:
+    def send_state(
+        self, state: Mapping[str, torch.Tensor], *, client: int, direction: str, kind: str = "client_model"
+    ) -> Mapping[str, torch.Tensor]:
         """A model's weights across (synchronisation)."""
         self._record(client, direction, kind, state_bytes(state))
         return state

@@ -54,10 +54,16 @@ class FedConfig:
         need(self.mode in MODES, "mode", f"one of {', '.join(MODES)}")
         need(self.engine in ENGINES, "engine", f"one of {', '.join(ENGINES)}")
         need(self.partition in SCHEMES, "partition", f"one of {', '.join(SCHEMES)}")
-        need(self.n_clients is None or (is_int(self.n_clients) and self.n_clients >= 1), "n_clients",
-             "an int >= 1 (or null with partition=natural)")
-        need(self.n_clients is not None or self.partition == "natural", "n_clients",
-             "an int >= 1 unless partition=natural")
+        need(
+            self.n_clients is None or (is_int(self.n_clients) and self.n_clients >= 1),
+            "n_clients",
+            "an int >= 1 (or null with partition=natural)",
+        )
+        need(
+            self.n_clients is not None or self.partition == "natural",
+            "n_clients",
+            "an int >= 1 unless partition=natural",
+        )
         need(is_int(self.rounds) and self.rounds >= 1, "rounds", "an int >= 1")
         need(is_int(self.local_epochs) and self.local_epochs >= 1, "local_epochs", "an int >= 1")
         need(isinstance(self.fraction, (int, float)) and 0 < self.fraction <= 1, "fraction", "in (0, 1]")
@@ -65,14 +71,16 @@ class FedConfig:
         need(isinstance(self.link_mbps, (int, float)) and self.link_mbps > 0, "link_mbps", "> 0")
         need(isinstance(self.latency_ms, (int, float)) and self.latency_ms >= 0, "latency_ms", ">= 0")
         need(isinstance(self.target_f1, (int, float)) and 0 < self.target_f1 <= 1, "target_f1", "in (0, 1]")
-        need(self.server_lr is None or (isinstance(self.server_lr, (int, float)) and self.server_lr > 0),
-             "server_lr", "a positive number or null")
+        need(
+            self.server_lr is None or (isinstance(self.server_lr, (int, float)) and self.server_lr > 0),
+            "server_lr",
+            "a positive number or null",
+        )
         need(is_int(self.cut) or isinstance(self.cut, str), "cut", "a stage number or name")
         fl = self.flower or {}
         unknown = sorted(set(fl) - set(FLOWER_KEYS))
         if unknown:
-            raise ConfigError(f"unknown federation.flower key(s) {', '.join(unknown)}; known: "
-                              f"{', '.join(FLOWER_KEYS)}")
+            raise ConfigError(f"unknown federation.flower key(s) {', '.join(unknown)}; known: {', '.join(FLOWER_KEYS)}")
         fl = {**FLOWER_KEYS, **fl}
         if not (isinstance(fl["timeout_s"], (int, float)) and fl["timeout_s"] > 0):
             raise ConfigError(f"federation.flower.timeout_s must be > 0, got {fl['timeout_s']!r}")
@@ -80,8 +88,9 @@ class FedConfig:
             raise ConfigError(f"federation.flower.cpus_per_client must be > 0, got {fl['cpus_per_client']!r}")
         sl = fl["superlink"]
         if sl is not None and not (isinstance(sl, str) and sl.rpartition(":")[2].isdigit()):
-            raise ConfigError(f"federation.flower.superlink must be host:port (the SuperLink's control API) or "
-                              f"null, got {sl!r}")
+            raise ConfigError(
+                f"federation.flower.superlink must be host:port (the SuperLink's control API) or null, got {sl!r}"
+            )
         object.__setattr__(self, "flower", fl)
 
     def clients(self, dm, seed: int) -> Partition:
@@ -90,14 +99,27 @@ class FedConfig:
         from hqexp.federated.partition import partition
 
         info = dm.info
-        return partition(self.partition, self.n_clients, {s: dm.targets(s) for s in ("train", "val", "test")},
-                         info.groups, self.alpha, seed, info.group_kind or "group")
+        return partition(
+            self.partition,
+            self.n_clients,
+            {s: dm.targets(s) for s in ("train", "val", "test")},
+            info.groups,
+            self.alpha,
+            seed,
+            info.group_kind or "group",
+        )
 
     def tags(self, model: nn.Module, parts: Partition) -> dict[str, str]:
         """The run's federation tags."""
         from hqexp.models import quantum_layers
 
         head = getattr(model, "server_head_kind", "quantum" if quantum_layers(model) else "classical")
-        return {"federation": self.mode, "n_clients": str(parts.n_clients), "partition": self.partition,
-                "cut": "none" if self.mode == "fl" else str(self.cut), "server_head": head,
-                "federation.engine": self.engine, "labels_disclosed": str(self.mode != "sl_ushaped").lower()}
+        return {
+            "federation": self.mode,
+            "n_clients": str(parts.n_clients),
+            "partition": self.partition,
+            "cut": "none" if self.mode == "fl" else str(self.cut),
+            "server_head": head,
+            "federation.engine": self.engine,
+            "labels_disclosed": str(self.mode != "sl_ushaped").lower(),
+        }

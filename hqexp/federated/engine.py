@@ -62,9 +62,12 @@ class QuantumTimer:
         self._handles = []
         for m in modules:
             for q in quantum_layers(m).values():
-                self._handles += [q.register_forward_pre_hook(self._start), q.register_forward_hook(self._stop),
-                                  q.register_full_backward_pre_hook(self._start_bwd),
-                                  q.register_full_backward_hook(self._stop_bwd)]
+                self._handles += [
+                    q.register_forward_pre_hook(self._start),
+                    q.register_forward_hook(self._stop),
+                    q.register_full_backward_pre_hook(self._start_bwd),
+                    q.register_full_backward_hook(self._stop_bwd),
+                ]
 
     def _start(self, module, *_):
         self._t[id(module)] = time.perf_counter()
@@ -94,9 +97,15 @@ class StepDiagnostics:
 
     def __call__(self, parts: Mapping[str, nn.Module]) -> None:
         server = parts.get("server")
-        quantum = {} if server is None else {f"server.{name}": q.weights.grad
-                                              for name, q in quantum_layers(server).items()
-                                              if q.weights.grad is not None}
+        quantum = (
+            {}
+            if server is None
+            else {
+                f"server.{name}": q.weights.grad
+                for name, q in quantum_layers(server).items()
+                if q.weights.grad is not None
+            }
+        )
         self.record({k: float(v) for k, v in grad_norms(parts.items()).items()}, quantum)
 
     def record(self, norms: Mapping[str, float], quantum_grads: Mapping[str, torch.Tensor]) -> None:
@@ -110,7 +119,7 @@ class StepDiagnostics:
 
     def flush(self) -> dict[str, float]:
         out = {f"grad_norm/{k}": v / self.steps for k, v in self.sums.items()} if self.steps else {}
-        out.update({f"grad_norm_epoch/{k[len('grad_norm/'):]}": v for k, v in out.items()})
+        out.update({f"grad_norm_epoch/{k[len('grad_norm/') :]}": v for k, v in out.items()})
         out.update(self.window.indicators())
         self.sums, self.steps = {}, 0
         return out
@@ -121,8 +130,15 @@ class Optimizers:
     ``cosine`` anneals over the rounds as CosineAnnealingLR over epochs does (down to
     ``eta_min``), ``none`` keeps it constant."""
 
-    def __init__(self, client_lr: float, server_lr: float, weight_decay: float, rounds: int,
-                 schedule: str = "none", eta_min: float = 0.0) -> None:
+    def __init__(
+        self,
+        client_lr: float,
+        server_lr: float,
+        weight_decay: float,
+        rounds: int,
+        schedule: str = "none",
+        eta_min: float = 0.0,
+    ) -> None:
         self.base = {"client": float(client_lr), "server": float(server_lr)}
         self.weight_decay, self.rounds, self.schedule, self.eta_min = weight_decay, rounds, schedule, eta_min
         self.epoch = 0  # rounds completed
@@ -170,8 +186,9 @@ class Engine:
         out = {}
         for k, idx in enumerate(self.partition.clients["train"]):
             g = torch.Generator().manual_seed(self.seed * 1000 + k)
-            out[k] = DataLoader(Subset(self.data["train"], idx.tolist()), batch_size=self.batch_size, shuffle=True,
-                                generator=g)
+            out[k] = DataLoader(
+                Subset(self.data["train"], idx.tolist()), batch_size=self.batch_size, shuffle=True, generator=g
+            )
         return out
 
     def select(self, rnd: int) -> list[int]:
@@ -216,9 +233,16 @@ class Engine:
                 stats = self.protocol.train_round(self.select(rnd), loaders, self.local_epochs)
                 wall = time.perf_counter() - t0
                 metrics, _ = self.evaluate("val")
-                metrics.update({"train/loss": stats.loss, "time/round_s": wall, "time/client_s": stats.client_s,
-                                "time/server_s": stats.server_s, "time/server_quantum_s": timer.seconds,
-                                "lr": self._lr_now()})
+                metrics.update(
+                    {
+                        "train/loss": stats.loss,
+                        "time/round_s": wall,
+                        "time/client_s": stats.client_s,
+                        "time/server_s": stats.server_s,
+                        "time/server_quantum_s": timer.seconds,
+                        "lr": self._lr_now(),
+                    }
+                )
                 if self.diagnostics is not None:
                     metrics.update(self.diagnostics.flush())
                 self.history.append({"round": rnd, **metrics})

@@ -47,9 +47,15 @@ def label_key(y: np.ndarray) -> np.ndarray:
     return np.where(pos.any(1), pos.argmax(1), y.shape[1]).astype(np.int64)
 
 
-def partition(scheme: str, n_clients: int | None, labels: Mapping[str, np.ndarray],
-              groups: Mapping[str, np.ndarray] | None = None, alpha: float = 0.5, seed: int = 0,
-              group_kind: str = "group") -> Partition:
+def partition(
+    scheme: str,
+    n_clients: int | None,
+    labels: Mapping[str, np.ndarray],
+    groups: Mapping[str, np.ndarray] | None = None,
+    alpha: float = 0.5,
+    seed: int = 0,
+    group_kind: str = "group",
+) -> Partition:
     """Assign the samples of every split to clients (see the module docstring).
 
     Raises :class:`ConfigError` with one line for an impossible request: an unknown
@@ -67,8 +73,7 @@ def partition(scheme: str, n_clients: int | None, labels: Mapping[str, np.ndarra
     if n_clients > n_train:
         raise ConfigError(f"federation.n_clients={n_clients} is more than the {n_train} training samples")
     if scheme == "iid":
-        clients = {s: [np.sort(p) for p in np.array_split(rng.permutation(len(labels[s])), n_clients)]
-                   for s in SPLITS}
+        clients = {s: [np.sort(p) for p in np.array_split(rng.permutation(len(labels[s])), n_clients)] for s in SPLITS}
     else:
         if not alpha > 0:
             raise ConfigError(f"federation.alpha must be > 0, got {alpha!r}")
@@ -82,9 +87,11 @@ def partition(scheme: str, n_clients: int | None, labels: Mapping[str, np.ndarra
     names = [f"client{k}" for k in range(n_clients)]
     empty = [k for k, idx in enumerate(clients["train"]) if len(idx) == 0]
     if empty:
-        raise ConfigError(f"partition={scheme} leaves client {empty[0]} without training samples "
-                          f"({n_clients} clients, alpha={alpha}, {DIRICHLET_DRAWS} draws); use fewer clients or a "
-                          "larger federation.alpha")
+        raise ConfigError(
+            f"partition={scheme} leaves client {empty[0]} without training samples "
+            f"({n_clients} clients, alpha={alpha}, {DIRICHLET_DRAWS} draws); use fewer clients or a "
+            "larger federation.alpha"
+        )
     return Partition(scheme, clients, names)
 
 
@@ -100,22 +107,27 @@ def _by_proportions(keys: np.ndarray, props: np.ndarray, rng: np.random.Generato
     return [np.sort(np.array(o, dtype=np.int64)) for o in out]
 
 
-def _natural(n_clients: int | None, labels: Mapping[str, np.ndarray], groups: Mapping[str, np.ndarray] | None,
-             group_kind: str) -> Partition:
+def _natural(
+    n_clients: int | None, labels: Mapping[str, np.ndarray], groups: Mapping[str, np.ndarray] | None, group_kind: str
+) -> Partition:
     """One client per group (``n_clients`` null or equal to the group count); fewer clients
     take several whole groups each, dealt largest first to the client with the fewest samples."""
     if groups is None:
-        raise ConfigError("federation.partition=natural needs a dataset with a natural client per sample "
-                          "(subject, device or patient: wesad, pamap2, mimic3wdb, ton_iot); use iid or dirichlet")
+        raise ConfigError(
+            "federation.partition=natural needs a dataset with a natural client per sample "
+            "(subject, device or patient: wesad, pamap2, mimic3wdb, ton_iot); use iid or dirichlet"
+        )
     ids = sorted(set(np.asarray(groups["train"]).tolist()), key=str)
     if n_clients is None:
         n_clients = len(ids)
     if not isinstance(n_clients, int) or isinstance(n_clients, bool) or n_clients < 1:
         raise ConfigError(f"federation.n_clients must be an int >= 1 or null, got {n_clients!r}")
     if n_clients > len(ids):
-        raise ConfigError(f"federation.n_clients={n_clients} but the training split has only {len(ids)} "
-                          f"{group_kind}s ({', '.join(map(str, ids[:8]))}{', …' if len(ids) > 8 else ''}); "
-                          f"use at most {len(ids)} clients with partition=natural")
+        raise ConfigError(
+            f"federation.n_clients={n_clients} but the training split has only {len(ids)} "
+            f"{group_kind}s ({', '.join(map(str, ids[:8]))}{', …' if len(ids) > 8 else ''}); "
+            f"use at most {len(ids)} clients with partition=natural"
+        )
     counts = {g: int((np.asarray(groups["train"]) == g).sum()) for g in ids}
     owner: dict = {}
     load = [0] * n_clients

@@ -31,8 +31,10 @@ def stages(model: nn.Module, model_name: str = "?") -> list[tuple[str, nn.Module
     """The model's ordered stages, or one line saying it cannot be split."""
     fn = getattr(model, "stages", None)
     if fn is None:
-        raise ConfigError(f"model={model_name} cannot be split (it defines no stages()); use model=split_conv1d, "
-                          "vqc_classifier or mlp_classifier with federation=sl|sflv1|sflv2|sl_ushaped")
+        raise ConfigError(
+            f"model={model_name} cannot be split (it defines no stages()); use model=split_conv1d, "
+            "vqc_classifier or mlp_classifier with federation=sl|sflv1|sflv2|sl_ushaped"
+        )
     return list(fn())
 
 
@@ -48,8 +50,10 @@ def cut_index(cut: int | str, names: Sequence[str], ushaped: bool, model_name: s
     if k is None or not 1 <= k <= last:
         allowed = ", ".join(f"{i + 1} ({n})" for i, n in enumerate(names[:last])) or "none"
         what = "the client keeps the last stage too, so " if ushaped else ""
-        raise ConfigError(f"federation.cut={cut!r} is outside model={model_name} (stages: {', '.join(names)}); "
-                          f"{what}choose one of: {allowed}")
+        raise ConfigError(
+            f"federation.cut={cut!r} is outside model={model_name} (stages: {', '.join(names)}); "
+            f"{what}choose one of: {allowed}"
+        )
     return k
 
 

@@ -122,10 +122,13 @@ class Protocol:
         return []
 
     def state_dict(self) -> dict:
-        return {"model": self.model.state_dict(),
-                "sides": [(side.module.state_dict(), side.opt.state_dict() if side.opt else None)
-                          for side in self._sides()],
-                "rng": self.rng.get_state()}
+        return {
+            "model": self.model.state_dict(),
+            "sides": [
+                (side.module.state_dict(), side.opt.state_dict() if side.opt else None) for side in self._sides()
+            ],
+            "rng": self.rng.get_state(),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
@@ -176,8 +179,9 @@ class Protocol:
         self._client_backward(x, a, sent, ch.send(a_srv.grad, client=k, direction="down", kind="gradients"))
         c_opt.step()
         t3 = time.perf_counter()
-        self._account(st, loss, len(y), (t1 - t0) + (t3 - t2), t2 - t1,
-                      {"client": client.module, "server": server.module})
+        self._account(
+            st, loss, len(y), (t1 - t0) + (t3 - t2), t2 - t1, {"client": client.module, "server": server.module}
+        )
 
     def _account(self, st: RoundStats, loss, n: int, client_s: float, server_s: float, parts: dict) -> None:
         st.loss_sum += float(loss.detach()) * n
@@ -231,10 +235,10 @@ class _Split(Protocol):
     def __init__(self, s: Setup) -> None:
         super().__init__(s)
         self.parts = cut_model(self.model, s.cut, ushaped=self.ushaped, model_name=s.model_name)
-        client_global = (nn.ModuleList([self.parts.client, self.parts.head]) if self.ushaped
-                         else self.parts.client)
-        self.clients = [_Side(clone(client_global), "client", defence=s.defence, samples=s.sizes[k])
-                        for k in range(s.n_clients)]
+        client_global = nn.ModuleList([self.parts.client, self.parts.head]) if self.ushaped else self.parts.client
+        self.clients = [
+            _Side(clone(client_global), "client", defence=s.defence, samples=s.sizes[k]) for k in range(s.n_clients)
+        ]
 
     def _client_global(self) -> nn.Module:
         return nn.ModuleList([self.parts.client, self.parts.head]) if self.ushaped else self.parts.client
@@ -332,8 +336,9 @@ class SFLV2(_OneServer):
             for x, y in self._epochs(loaders[k], local_epochs):
                 self._split_step(k, client, self.server, x, y, st)
             c_states[k] = ch.send_state(detached_state(client.module), client=k, direction="up")
-        self._client_global().load_state_dict(fedavg([c_states[k] for k in selected],
-                                                     [self.s.sizes[k] for k in selected]))
+        self._client_global().load_state_dict(
+            fedavg([c_states[k] for k in selected], [self.s.sizes[k] for k in selected])
+        )
         return st
 
 
@@ -368,8 +373,14 @@ class USL(SL):
             self._client_backward(x, a, sent, ch.send(a_srv.grad, client=k, direction="down", kind="gradients"))
             c_opt.step()
             t5 = time.perf_counter()
-            self._account(st, loss, len(y), (t1 - t0) + (t3 - t2) + (t5 - t4), (t2 - t1) + (t4 - t3),
-                          {"client": side.module, "server": self.server.module})
+            self._account(
+                st,
+                loss,
+                len(y),
+                (t1 - t0) + (t3 - t2) + (t5 - t4),
+                (t2 - t1) + (t4 - t3),
+                {"client": side.module, "server": self.server.module},
+            )
 
 
 PROTOCOLS: dict[str, type[Protocol]] = {p.name: p for p in (FL, SL, SFLV1, SFLV2, USL)}

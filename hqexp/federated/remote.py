@@ -44,8 +44,16 @@ class _Positions(Dataset):
 class ClientWorker:
     """Client ``k``: ``data`` is its own training samples, ``module`` its side of the model."""
 
-    def __init__(self, module: nn.Module, data: Dataset, k: int, batch_size: int, seed: int,
-                 weight_decay: float, loss_fn: Callable | None = None) -> None:
+    def __init__(
+        self,
+        module: nn.Module,
+        data: Dataset,
+        k: int,
+        batch_size: int,
+        seed: int,
+        weight_decay: float,
+        loss_fn: Callable | None = None,
+    ) -> None:
         self.module, self.data, self.k = module, data, k
         self.batch_size, self.weight_decay, self.loss_fn = batch_size, weight_decay, loss_fn
         self.gen = torch.Generator().manual_seed(seed * 1000 + k)
@@ -61,9 +69,20 @@ class ClientWorker:
     def export(self) -> bytes:
         """Everything needed to carry on in another process."""
         buf = io.BytesIO()
-        torch.save({"module": self.module.state_dict(), "opt": self.opt.state_dict() if self.opt else None,
-                    "gen": self.gen.get_state(), "plan": self.plan, "t": self.t, "client_s": self.client_s,
-                    "norms": self.norms, "step_seed": self.step_seed, "rounds": self.rounds}, buf)
+        torch.save(
+            {
+                "module": self.module.state_dict(),
+                "opt": self.opt.state_dict() if self.opt else None,
+                "gen": self.gen.get_state(),
+                "plan": self.plan,
+                "t": self.t,
+                "client_s": self.client_s,
+                "norms": self.norms,
+                "step_seed": self.step_seed,
+                "rounds": self.rounds,
+            },
+            buf,
+        )
         return buf.getvalue()
 
     def restore(self, blob: bytes | None) -> None:
@@ -88,8 +107,7 @@ class ClientWorker:
         self.module.load_state_dict(state)
         for g in self._optimizer(lr).param_groups:
             g["lr"] = lr
-        loader = DataLoader(_Positions(len(self.data)), batch_size=self.batch_size, shuffle=True,
-                            generator=self.gen)
+        loader = DataLoader(_Positions(len(self.data)), batch_size=self.batch_size, shuffle=True, generator=self.gen)
         self.plan = [b.tolist() for _ in range(local_epochs) for b in loader]
         self.t, self.client_s, self.norms = 0, 0.0, []
         self.rounds += 1
@@ -106,7 +124,9 @@ class ClientWorker:
         """Activations at the cut and labels of the current batch (split protocols)."""
         t0 = time.perf_counter()
         x, y = self._batch()
-        self.step_seed = (self.k + 1) * 1_000_003 + self.rounds * 10_007 + self.t  # not from gen: the shuffles stay as in-process
+        self.step_seed = (
+            (self.k + 1) * 1_000_003 + self.rounds * 10_007 + self.t
+        )  # not from gen: the shuffles stay as in-process
         with torch.no_grad(), torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.step_seed)
             a = self.module(x)

@@ -38,12 +38,17 @@ class ConvBlock(nn.Sequential):
     """``Conv1d(k, same padding) → norm → ReLU → MaxPool1d(pool, ceil_mode)``."""
 
     def __init__(self, c_in: int, c_out: int, kernel_size: int = 5, pool: int = 2, norm: str = "group") -> None:
-        super().__init__(nn.Conv1d(c_in, c_out, kernel_size, padding=kernel_size // 2), norm_layer(norm, c_out),
-                         nn.ReLU(), nn.MaxPool1d(pool, ceil_mode=True) if pool > 1 else nn.Identity())
+        super().__init__(
+            nn.Conv1d(c_in, c_out, kernel_size, padding=kernel_size // 2),
+            norm_layer(norm, c_out),
+            nn.ReLU(),
+            nn.MaxPool1d(pool, ceil_mode=True) if pool > 1 else nn.Identity(),
+        )
 
 
-def conv_stack(n_features: int, input_length: int | None, channels: Sequence[int], kernel_size: int, pool: int,
-               norm: str) -> list[nn.Module]:
+def conv_stack(
+    n_features: int, input_length: int | None, channels: Sequence[int], kernel_size: int, pool: int, norm: str
+) -> list[nn.Module]:
     """The blocks of a Conv1D feature extractor; the first also reads rows as one channel."""
     if not channels or any(not isinstance(c, int) or c < 1 for c in channels):
         raise ValueError(f"model.channels must be a non-empty list of positive ints, got {list(channels)}")
@@ -66,14 +71,27 @@ class Conv1DBaseline(nn.Module):
 
     task = ("classification", "multilabel")
 
-    def __init__(self, n_features: int, n_classes: int, input_length: int | None = None,
-                 channels: Sequence[int] = (16, 32, 32), kernel_size: int = 5, pool: int = 2, norm: str = "group",
-                 hidden: int = 32, dropout: float = 0.1) -> None:
+    def __init__(
+        self,
+        n_features: int,
+        n_classes: int,
+        input_length: int | None = None,
+        channels: Sequence[int] = (16, 32, 32),
+        kernel_size: int = 5,
+        pool: int = 2,
+        norm: str = "group",
+        hidden: int = 32,
+        dropout: float = 0.1,
+    ) -> None:
         super().__init__()
-        self.features = nn.Sequential(*conv_stack(n_features, input_length, channels, kernel_size, pool, norm),
-                                      nn.AdaptiveAvgPool1d(1), nn.Flatten())
-        self.head = nn.Sequential(nn.Linear(channels[-1], hidden), nn.ReLU(), nn.Dropout(dropout),
-                                  nn.Linear(hidden, n_classes))
+        self.features = nn.Sequential(
+            *conv_stack(n_features, input_length, channels, kernel_size, pool, norm),
+            nn.AdaptiveAvgPool1d(1),
+            nn.Flatten(),
+        )
+        self.head = nn.Sequential(
+            nn.Linear(channels[-1], hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, n_classes)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))

@@ -34,17 +34,28 @@ PATHS = ("snn", "quantum")
 class SpikingPyramid(nn.Module):
     """Three conv → BN → pool → LIF stages; returns per-channel firing rates of all stages."""
 
-    def __init__(self, n_leads: int, channels: Sequence[int] = (16, 32, 48), kernels: Sequence[int] = (9, 5, 3),
-                 strides: Sequence[int] = (4, 2, 2), weight_bits: int = 1, beta: float = 0.9) -> None:
+    def __init__(
+        self,
+        n_leads: int,
+        channels: Sequence[int] = (16, 32, 48),
+        kernels: Sequence[int] = (9, 5, 3),
+        strides: Sequence[int] = (4, 2, 2),
+        weight_bits: int = 1,
+        beta: float = 0.9,
+    ) -> None:
         super().__init__()
         stages, c_in = [], n_leads
         # Time steps of the LIF loops set the cost: 1000 samples -> 125, 31, 8 steps.
         for c, k, st in zip(channels, kernels, strides):
-            stages.append(nn.ModuleDict({
-                "conv": QuantConv1d(c_in, c, k, stride=st, padding=k // 2, bias=False, weight_bits=weight_bits),
-                "bn": nn.BatchNorm1d(c),
-                "lif": LIF(c, beta=beta),
-            }))
+            stages.append(
+                nn.ModuleDict(
+                    {
+                        "conv": QuantConv1d(c_in, c, k, stride=st, padding=k // 2, bias=False, weight_bits=weight_bits),
+                        "bn": nn.BatchNorm1d(c),
+                        "lif": LIF(c, beta=beta),
+                    }
+                )
+            )
             c_in = c
         self.stages = nn.ModuleList(stages)
         self.pool = nn.AvgPool1d(2)
@@ -65,15 +76,23 @@ class SpikingPyramid(nn.Module):
 class QuantumPath(nn.Module):
     """Lead summaries → qubit angles + pair-attention angles → QuantumLayer → ⟨Z_i⟩."""
 
-    def __init__(self, n_leads: int, quantum: Mapping, backend: Mapping, lead_channels: int = 4,
-                 attn_dim: int = 8, init: str = "uniform") -> None:
+    def __init__(
+        self,
+        n_leads: int,
+        quantum: Mapping,
+        backend: Mapping,
+        lead_channels: int = 4,
+        attn_dim: int = 8,
+        init: str = "uniform",
+    ) -> None:
         super().__init__()
         ansatz = Ansatz.from_config(quantum)
         if not ansatz.pair_gate:
             raise ValueError("the ECG quantum path needs model.quantum.pair_gate (crx, cry or crz)")
         n = ansatz.n_qubits
-        self.lead_conv = nn.Sequential(nn.Conv1d(1, lead_channels, 7, stride=4, padding=3), nn.ReLU(),
-                                       nn.AdaptiveAvgPool1d(1))
+        self.lead_conv = nn.Sequential(
+            nn.Conv1d(1, lead_channels, 7, stride=4, padding=3), nn.ReLU(), nn.AdaptiveAvgPool1d(1)
+        )
         feat = n_leads * lead_channels
         self.angles = nn.Linear(feat, n)
         self.embed = nn.Linear(feat, n * attn_dim)
@@ -110,10 +129,20 @@ class ECGDualPath(nn.Module):
 
     task = "multilabel"
 
-    def __init__(self, n_features: int, n_classes: int, quantum: Mapping | None = None,
-                 backend: Mapping | None = None, paths: Sequence[str] = PATHS, weight_bits: int = 1,
-                 channels: Sequence[int] = (16, 32, 48), lead_channels: int = 4, attn_dim: int = 8,
-                 alpha_init: float = 0.5, init: str = "uniform") -> None:
+    def __init__(
+        self,
+        n_features: int,
+        n_classes: int,
+        quantum: Mapping | None = None,
+        backend: Mapping | None = None,
+        paths: Sequence[str] = PATHS,
+        weight_bits: int = 1,
+        channels: Sequence[int] = (16, 32, 48),
+        lead_channels: int = 4,
+        attn_dim: int = 8,
+        alpha_init: float = 0.5,
+        init: str = "uniform",
+    ) -> None:
         super().__init__()
         paths = tuple(paths)
         if not paths or any(p not in PATHS for p in paths):
@@ -162,14 +191,17 @@ class ECGDualPath(nn.Module):
             return {}
         from hqexp.tracking import plots
 
-        return {"plots/pair_attention.png": plots.heatmap(self.qpath.pair_matrix().numpy(),
-                                                          "learned pair strength (test)",
-                                                          "target qubit", "control qubit")}
+        return {
+            "plots/pair_attention.png": plots.heatmap(
+                self.qpath.pair_matrix().numpy(), "learned pair strength (test)", "target qubit", "control qubit"
+            )
+        }
 
 
 def _conv_bn(c_in: int, c_out: int, k: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv1d(c_in, c_out, k, stride=stride, padding=k // 2, bias=False), nn.BatchNorm1d(c_out),
-                         nn.ReLU())
+    return nn.Sequential(
+        nn.Conv1d(c_in, c_out, k, stride=stride, padding=k // 2, bias=False), nn.BatchNorm1d(c_out), nn.ReLU()
+    )
 
 
 class ECGCNNSmall(nn.Module):
@@ -180,8 +212,15 @@ class ECGCNNSmall(nn.Module):
     def __init__(self, n_features: int, n_classes: int, channels: Sequence[int] = (32, 48, 64)) -> None:
         super().__init__()
         c1, c2, c3 = channels
-        self.features = nn.Sequential(_conv_bn(n_features, c1, 7, 2), nn.MaxPool1d(2), _conv_bn(c1, c2, 5, 2),
-                                      nn.MaxPool1d(2), _conv_bn(c2, c3, 3), nn.AdaptiveAvgPool1d(1), nn.Flatten())
+        self.features = nn.Sequential(
+            _conv_bn(n_features, c1, 7, 2),
+            nn.MaxPool1d(2),
+            _conv_bn(c1, c2, 5, 2),
+            nn.MaxPool1d(2),
+            _conv_bn(c2, c3, 3),
+            nn.AdaptiveAvgPool1d(1),
+            nn.Flatten(),
+        )
         self.head = nn.Linear(c3, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -195,8 +234,13 @@ class FCNWang(nn.Module):
 
     def __init__(self, n_features: int, n_classes: int) -> None:
         super().__init__()
-        self.features = nn.Sequential(_conv_bn(n_features, 128, 8), _conv_bn(128, 256, 5), _conv_bn(256, 128, 3),
-                                      nn.AdaptiveAvgPool1d(1), nn.Flatten())
+        self.features = nn.Sequential(
+            _conv_bn(n_features, 128, 8),
+            _conv_bn(128, 256, 5),
+            _conv_bn(256, 128, 3),
+            nn.AdaptiveAvgPool1d(1),
+            nn.Flatten(),
+        )
         self.head = nn.Linear(128, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

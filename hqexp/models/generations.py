@@ -106,15 +106,31 @@ class GenerationNet(nn.Module):
 
     task = "classification"
 
-    def __init__(self, n_features: int, n_classes: int, quantum: Mapping | None = None,
-                 backend: Mapping | None = None, twin: bool = False, hidden: int = 16,
-                 threshold: str = "hard", tau: float = 0.1, temperature: float = 0.05,
-                 lora: Mapping | None = None, init: str = "uniform", n_qubits: int | None = None) -> None:
+    def __init__(
+        self,
+        n_features: int,
+        n_classes: int,
+        quantum: Mapping | None = None,
+        backend: Mapping | None = None,
+        twin: bool = False,
+        hidden: int = 16,
+        threshold: str = "hard",
+        tau: float = 0.1,
+        temperature: float = 0.05,
+        lora: Mapping | None = None,
+        init: str = "uniform",
+        n_qubits: int | None = None,
+    ) -> None:
         super().__init__()
         ansatz = Ansatz.from_config(quantum) if quantum else None
         width = ansatz.n_qubits if ansatz else int(n_qubits or 4)
-        self.encoder = nn.Sequential(nn.Linear(n_features, hidden), nn.ReLU(),
-                                     Threshold(threshold, tau, temperature), nn.Linear(hidden, width), AngleScale())
+        self.encoder = nn.Sequential(
+            nn.Linear(n_features, hidden),
+            nn.ReLU(),
+            Threshold(threshold, tau, temperature),
+            nn.Linear(hidden, width),
+            AngleScale(),
+        )
         if ansatz is None:
             self.classical = nn.Tanh()
             n_mid = width
@@ -142,6 +158,10 @@ class GenerationNet(nn.Module):
         th = self.encoder[2]
         out = {} if th.last_sparsity is None else {"sparsity/activations": th.last_sparsity}
         if th.mode == "soft":
-            out.update({"threshold/tau": float(th.tau.detach()),
-                        "threshold/temperature": float(th.log_temperature.detach().exp())})
+            out.update(
+                {
+                    "threshold/tau": float(th.tau.detach()),
+                    "threshold/temperature": float(th.log_temperature.detach().exp()),
+                }
+            )
         return out

@@ -48,8 +48,16 @@ class _HQNNBase(nn.Module):
 class HQNNAutoencoder(_HQNNBase):
     """``x → pre-encoder → π·tanh → QuantumLayer → post-decoder → ŷ`` (+ pre-decoder for reconstruction)."""
 
-    def __init__(self, n_features: int, n_outputs: int, quantum: Mapping, backend: Mapping, hidden: int = 16,
-                 recon_weight: float = 0.1, init: str = "uniform") -> None:
+    def __init__(
+        self,
+        n_features: int,
+        n_outputs: int,
+        quantum: Mapping,
+        backend: Mapping,
+        hidden: int = 16,
+        recon_weight: float = 0.1,
+        init: str = "uniform",
+    ) -> None:
         ansatz = Ansatz.from_config(quantum)
         super().__init__(n_features, n_outputs, ansatz, hidden, recon_weight)
         self.quantum = QuantumLayer.from_config(ansatz, backend, init=init)
@@ -61,8 +69,9 @@ class HQNNAutoencoder(_HQNNBase):
 class HQNNClassical(_HQNNBase):
     """The classical twin: the circuit replaced by a parameter-matched tanh block."""
 
-    def __init__(self, n_features: int, n_outputs: int, quantum: Mapping, hidden: int = 16,
-                 recon_weight: float = 0.1) -> None:
+    def __init__(
+        self, n_features: int, n_outputs: int, quantum: Mapping, hidden: int = 16, recon_weight: float = 0.1
+    ) -> None:
         ansatz = Ansatz.from_config(quantum)
         super().__init__(n_features, n_outputs, ansatz, hidden, recon_weight)
         self.classical = MatchedBlock(ansatz.n_qubits, ansatz.n_out, ansatz.n_weights)

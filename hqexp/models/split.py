@@ -30,17 +30,29 @@ class SplitConv1D(nn.Module):
 
     task = ("classification", "multilabel")
 
-    def __init__(self, n_features: int, n_classes: int, quantum: Mapping, backend: Mapping | None = None,
-                 input_length: int | None = None, channels: Sequence[int] = (16, 32, 32), kernel_size: int = 5,
-                 pool: int = 2, norm: str = "group", server_head: str = "quantum", init: str = "uniform") -> None:
+    def __init__(
+        self,
+        n_features: int,
+        n_classes: int,
+        quantum: Mapping,
+        backend: Mapping | None = None,
+        input_length: int | None = None,
+        channels: Sequence[int] = (16, 32, 32),
+        kernel_size: int = 5,
+        pool: int = 2,
+        norm: str = "group",
+        server_head: str = "quantum",
+        init: str = "uniform",
+    ) -> None:
         super().__init__()
         if server_head not in SERVER_HEADS:
             raise ValueError(f"model.server_head must be one of {', '.join(SERVER_HEADS)}, got {server_head!r}")
         ansatz = Ansatz.from_config(quantum)
         self.server_head_kind = server_head
         self.blocks = nn.ModuleList(conv_stack(n_features, input_length, channels, kernel_size, pool, norm))
-        self.encode = nn.Sequential(nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(channels[-1], ansatz.n_qubits),
-                                    AngleScale())
+        self.encode = nn.Sequential(
+            nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(channels[-1], ansatz.n_qubits), AngleScale()
+        )
         if server_head == "quantum":
             if backend is None:
                 raise ValueError("model.server_head=quantum needs a backend")
@@ -51,8 +63,12 @@ class SplitConv1D(nn.Module):
 
     def stages(self) -> list[tuple[str, nn.Module]]:
         """The network as an ordered list of ``(name, module)``; ``forward`` is their composition."""
-        return [*((f"block{i + 1}", b) for i, b in enumerate(self.blocks)), ("encode", self.encode),
-                ("server_head", self.server_head), ("classifier", self.classifier)]
+        return [
+            *((f"block{i + 1}", b) for i, b in enumerate(self.blocks)),
+            ("encode", self.encode),
+            ("server_head", self.server_head),
+            ("classifier", self.classifier),
+        ]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for _, stage in self.stages():

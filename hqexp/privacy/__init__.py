@@ -15,8 +15,10 @@ def check(privacy: Mapping, attack: Mapping, mode: str, task: str, n_classes: in
     """One line for a privacy or attack setting that cannot apply to this run."""
     if attack.get("name", "none") != "none":
         if task == "regression":
-            raise ConfigError(f"attack={attack['name']} perturbs inputs against a classifier's loss; "
-                              f"dataset={dataset} is a regression task")
+            raise ConfigError(
+                f"attack={attack['name']} perturbs inputs against a classifier's loss; "
+                f"dataset={dataset} is a regression task"
+            )
         for key in ("eps", "steps"):
             v = attack.get(key, 0)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
@@ -26,8 +28,10 @@ def check(privacy: Mapping, attack: Mapping, mode: str, task: str, n_classes: in
         defended.append("dp.enabled")
     if defended and mode not in SPLIT_MODES:
         what = "there is no cut" if mode == "none" else "no activations cross (clients send whole models)"
-        raise ConfigError(f"privacy.{defended[0]} defends the client side of split learning, but in "
-                          f"federation={mode} {what}; use federation=sl|sflv1|sflv2|sl_ushaped")
+        raise ConfigError(
+            f"privacy.{defended[0]} defends the client side of split learning, but in "
+            f"federation={mode} {what}; use federation=sl|sflv1|sflv2|sl_ushaped"
+        )
     if privacy.get("dp", {}).get("enabled"):
         import importlib.util
 
@@ -38,12 +42,16 @@ def check(privacy: Mapping, attack: Mapping, mode: str, task: str, n_classes: in
         raise ConfigError(f"privacy.label_leak must be auto, true or false, got {leak!r}")
     if leak is True:
         if n_classes != 2 or task != "classification":
-            raise ConfigError(f"privacy.label_leak (the norm attack) needs a binary task; dataset={dataset} has "
-                              f"{n_classes} {'labels' if task == 'multilabel' else 'classes'}")
+            raise ConfigError(
+                f"privacy.label_leak (the norm attack) needs a binary task; dataset={dataset} has "
+                f"{n_classes} {'labels' if task == 'multilabel' else 'classes'}"
+            )
         if mode != "sl_ushaped":
-            raise ConfigError(f"privacy.label_leak measures label leakage where labels stay on the client "
-                              f"(federation=sl_ushaped); in federation={mode} they are sent to the server "
-                              "(tag labels_disclosed=true)")
+            raise ConfigError(
+                f"privacy.label_leak measures label leakage where labels stay on the client "
+                f"(federation=sl_ushaped); in federation={mode} they are sent to the server "
+                "(tag labels_disclosed=true)"
+            )
 
 
 def wants_leak(privacy: Mapping, mode: str, task: str, n_classes: int) -> bool:

@@ -26,8 +26,16 @@ def fgsm(model: nn.Module, loss_fn: Callable, x: torch.Tensor, y: torch.Tensor, 
     return (x + eps * _grad(model, loss_fn, x, y).sign()).detach()
 
 
-def pgd(model: nn.Module, loss_fn: Callable, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int = 10,
-        step_size: float | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+def pgd(
+    model: nn.Module,
+    loss_fn: Callable,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    steps: int = 10,
+    step_size: float | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """``steps`` signed-gradient steps of ``step_size`` (default 2.5·eps/steps) from a random start
     in the ``eps`` ball, each projected back onto it."""
     if eps == 0:
@@ -41,8 +49,16 @@ def pgd(model: nn.Module, loss_fn: Callable, x: torch.Tensor, y: torch.Tensor, e
     return adv
 
 
-def adversarial(model: nn.Module, loss_fn: Callable, loader, kind: str, eps: float, steps: int = 10,
-                step_size: float | None = None, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def adversarial(
+    model: nn.Module,
+    loss_fn: Callable,
+    loader,
+    kind: str,
+    eps: float,
+    steps: int = 10,
+    step_size: float | None = None,
+    seed: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Model outputs (logits) on adversarial versions of every batch of ``loader``, and the targets."""
     if kind not in ATTACKS[1:]:
         raise ValueError(f"attack must be one of {', '.join(ATTACKS)}, got {kind!r}")

@@ -65,8 +65,9 @@ class ClientDefence:
 
         return GradSampleModule(module)
 
-    def optimizer(self, opt: torch.optim.Optimizer, batch_size: int, sample_rate: float, steps: int,
-                  key: object) -> torch.optim.Optimizer:
+    def optimizer(
+        self, opt: torch.optim.Optimizer, batch_size: int, sample_rate: float, steps: int, key: object
+    ) -> torch.optim.Optimizer:
         """``opt`` as an Opacus DP optimizer with its own RDP accountant (under DP), else as is."""
         if not self.dp_enabled:
             return opt
@@ -77,10 +78,16 @@ class ClientDefence:
         dp = self.dp
         sigma = dp.get("noise_multiplier")
         if dp.get("target_epsilon"):
-            sigma = get_noise_multiplier(target_epsilon=float(dp["target_epsilon"]), target_delta=float(dp["delta"]),
-                                         sample_rate=sample_rate, steps=max(1, steps), accountant="rdp")
-        dpo = DPOptimizer(opt, noise_multiplier=float(sigma), max_grad_norm=float(dp["max_grad_norm"]),
-                          expected_batch_size=batch_size)
+            sigma = get_noise_multiplier(
+                target_epsilon=float(dp["target_epsilon"]),
+                target_delta=float(dp["delta"]),
+                sample_rate=sample_rate,
+                steps=max(1, steps),
+                accountant="rdp",
+            )
+        dpo = DPOptimizer(
+            opt, noise_multiplier=float(sigma), max_grad_norm=float(dp["max_grad_norm"]), expected_batch_size=batch_size
+        )
         acc = RDPAccountant()
         dpo.attach_step_hook(acc.get_optimizer_hook_fn(sample_rate=sample_rate))
         self.accountants[key] = (acc, float(sigma))

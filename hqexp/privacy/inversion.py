@@ -32,12 +32,22 @@ def scores(x: torch.Tensor, x_hat: torch.Tensor) -> dict[str, float]:
     return out
 
 
-def decoder_attack(aux_x: torch.Tensor, aux_z: torch.Tensor, target_x: torch.Tensor, target_z: torch.Tensor,
-                   epochs: int = 300, hidden: int = 256, lr: float = 1e-3, seed: int = 0) -> dict[str, float]:
+def decoder_attack(
+    aux_x: torch.Tensor,
+    aux_z: torch.Tensor,
+    target_x: torch.Tensor,
+    target_z: torch.Tensor,
+    epochs: int = 300,
+    hidden: int = 256,
+    lr: float = 1e-3,
+    seed: int = 0,
+) -> dict[str, float]:
     """Train an MLP decoder ``z → x`` on the auxiliary pairs; score it on the target pairs."""
     g = torch.Generator().manual_seed(seed)
     zin, xout = aux_z[0].numel(), aux_x[0].numel()
-    dec = nn.Sequential(nn.Linear(zin, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, xout))
+    dec = nn.Sequential(
+        nn.Linear(zin, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, xout)
+    )
     with torch.no_grad():
         for p in dec.parameters():
             p.copy_(torch.randn(p.shape, generator=g) * (0.02 if p.dim() == 1 else (2 / p.shape[-1]) ** 0.5))
@@ -48,7 +58,7 @@ def decoder_attack(aux_x: torch.Tensor, aux_z: torch.Tensor, target_x: torch.Ten
         for _ in range(epochs):
             perm = torch.randperm(len(Z), generator=g)
             for i in range(0, len(Z), batch):
-                idx = perm[i:i + batch]
+                idx = perm[i : i + batch]
                 opt.zero_grad()
                 nn.functional.mse_loss(dec(Z[idx]), X[idx]).backward()
                 opt.step()
@@ -57,8 +67,9 @@ def decoder_attack(aux_x: torch.Tensor, aux_z: torch.Tensor, target_x: torch.Ten
     return scores(target_x, x_hat)
 
 
-def whitebox_attack(client: nn.Module, target_x: torch.Tensor, target_z: torch.Tensor, steps: int = 300,
-                    lr: float = 0.05) -> dict[str, float]:
+def whitebox_attack(
+    client: nn.Module, target_x: torch.Tensor, target_z: torch.Tensor, steps: int = 300, lr: float = 0.05
+) -> dict[str, float]:
     """Optimise inputs (from zero, the mean of standardised data) so ``client(x̂) ≈ z``; score x̂."""
     client.eval()
     flags = [p.requires_grad for p in client.parameters()]

@@ -22,8 +22,9 @@ def take(data: Dataset, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     return x, y
 
 
-def label_leak_auc(front: nn.Module, server: nn.Module, head: nn.Module, loss_fn, x: torch.Tensor,
-                   y: torch.Tensor) -> float:
+def label_leak_auc(
+    front: nn.Module, server: nn.Module, head: nn.Module, loss_fn, x: torch.Tensor, y: torch.Tensor
+) -> float:
     """ROC AUC of the per-example norm of ∂loss/∂h — the gradient the U-shaped client sends the
     server — against the true binary label (0.5: no leak; near 0 or 1: the norm gives the label away)."""
     from sklearn.metrics import roc_auc_score
@@ -82,8 +83,14 @@ class PrivacyProbe:
         """The inversion attacks: the decoder learns on validation pairs and decodes test ones."""
         aux_x, _, aux_z = self._acts("val")
         x, _, z = self._acts("test")
-        out = {f"privacy/inversion_{k}": v for k, v in
-               decoder_attack(aux_x, aux_z, x, z, epochs=self.inversion_epochs, seed=self.seed).items()}
-        out.update({f"privacy/whitebox_{k}": v for k, v in
-                    whitebox_attack(self.client, x, z, steps=self.whitebox_steps).items()})
+        out = {
+            f"privacy/inversion_{k}": v
+            for k, v in decoder_attack(aux_x, aux_z, x, z, epochs=self.inversion_epochs, seed=self.seed).items()
+        }
+        out.update(
+            {
+                f"privacy/whitebox_{k}": v
+                for k, v in whitebox_attack(self.client, x, z, steps=self.whitebox_steps).items()
+            }
+        )
         return out

@@ -5,6 +5,17 @@ from hqexp.quantum.backends import available_backends, backend_names, from_confi
 from hqexp.quantum.layer import QuantumLayer, expval
 
 __all__ = [
-    "Ansatz", "Gate", "QuantumLayer", "expval", "available_backends", "backend_names", "from_config",
-    "get_backend", "resolve_backend", "EMBEDDINGS", "TEMPLATES", "MEASUREMENTS", "ENTANGLERS",
+    "Ansatz",
+    "Gate",
+    "QuantumLayer",
+    "expval",
+    "available_backends",
+    "backend_names",
+    "from_config",
+    "get_backend",
+    "resolve_backend",
+    "EMBEDDINGS",
+    "TEMPLATES",
+    "MEASUREMENTS",
+    "ENTANGLERS",
 ]

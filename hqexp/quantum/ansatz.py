@@ -205,7 +205,5 @@ class Ansatz:
         allowed = set(cls.__dataclass_fields__)
         unknown = sorted(set(items) - allowed)
         if unknown:
-            raise ConfigError(
-                f"unknown ansatz key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
-            )
+            raise ConfigError(f"unknown ansatz key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
         return cls(**items)

@@ -27,7 +27,8 @@ from __future__ import annotations
 import time
 import types
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -48,8 +49,9 @@ def compile_mode(value: Any) -> str | None:
         return "default"
     if isinstance(value, str) and value in MODES:
         return value
-    raise ConfigError(f"torch backend compile must be false, true or a torch.compile mode "
-                      f"({', '.join(MODES)}), got {value!r}")
+    raise ConfigError(
+        f"torch backend compile must be false, true or a torch.compile mode ({', '.join(MODES)}), got {value!r}"
+    )
 
 
 class CompiledSteps:
@@ -69,9 +71,16 @@ class CompiledSteps:
         self._steps: dict[tuple, Step | None] = {}  # None: compiling failed, run eagerly
         self._seen: set[tuple] = set()
 
-    def __call__(self, ansatz: Ansatz, inputs: torch.Tensor, weights: torch.Tensor, dtype: torch.dtype,
-                 dense_max_qubits: int | None = None) -> torch.Tensor:
+    def __call__(
+        self,
+        ansatz: Ansatz,
+        inputs: torch.Tensor,
+        weights: torch.Tensor,
+        dtype: torch.dtype,
+        dense_max_qubits: int | None = None,
+    ) -> torch.Tensor:
         """Expectation values, as :func:`~hqexp.quantum.statevector.torch_expval` computes them."""
+
         def eager(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
             return torch_expval(ansatz, x, w, dtype, dense_max_qubits)
 
@@ -106,8 +115,7 @@ class CompiledSteps:
             lines = str(root).strip().splitlines() or [""]
             reason = f"{ansatz.n_qubits} qubits, {ansatz.template}: {type(root).__name__}: {lines[0]}"
             self.failures.append(reason)
-            warnings.warn(f"torch.compile failed ({reason}); this circuit runs eagerly", RuntimeWarning,
-                          stacklevel=2)
+            warnings.warn(f"torch.compile failed ({reason}); this circuit runs eagerly", RuntimeWarning, stacklevel=2)
             return eager(inputs, weights)
         self.compile_s += time.perf_counter() - t0
         self._seen.add(call)

@@ -63,8 +63,9 @@ def _restore(before: int) -> None:
         torch.set_num_threads(before)
 
 
-def dense_args(ansatz: Ansatz, plan: DensePlan, inputs: torch.Tensor, weights: torch.Tensor,
-               dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+def dense_args(
+    ansatz: Ansatz, plan: DensePlan, inputs: torch.Tensor, weights: torch.Tensor, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``(x, w)`` for :class:`DenseCircuit` or :func:`dense_reference`: ``x`` in the real dtype,
     ``w`` the weights (trig form) or the template's 2×2s."""
     rdtype = REAL_OF[dtype]
@@ -72,8 +73,9 @@ def dense_args(ansatz: Ansatz, plan: DensePlan, inputs: torch.Tensor, weights: t
     return x, (weights if plan.trig is not None else ansatz.spec.unitaries(ansatz, weights, dtype))
 
 
-def run_dense(ansatz: Ansatz, plan: DensePlan, inputs: torch.Tensor, weights: torch.Tensor,
-              dtype: torch.dtype) -> torch.Tensor:
+def run_dense(
+    ansatz: Ansatz, plan: DensePlan, inputs: torch.Tensor, weights: torch.Tensor, dtype: torch.dtype
+) -> torch.Tensor:
     """Expectation values ``[B, n_out]`` of a small shared-weight circuit (inputs ``[B, n]``);
     ``plan`` from :func:`~hqexp.quantum.dense_plan.checked_plan`."""
     x, w = dense_args(ansatz, plan, inputs, weights, dtype)

@@ -20,8 +20,11 @@ log = logging.getLogger("hqexp")
 def _validate(ansatz: Ansatz, inputs: torch.Tensor, weights: torch.Tensor) -> None:
     if not isinstance(inputs, torch.Tensor) or inputs.dim() != 2 or inputs.shape[1] != ansatz.n_inputs:
         shape = list(inputs.shape) if isinstance(inputs, torch.Tensor) else type(inputs).__name__
-        what = "one angle per qubit" if not ansatz.n_pairs else \
-            f"{ansatz.n_qubits} qubit angles + {ansatz.n_pairs} pair angles"
+        what = (
+            "one angle per qubit"
+            if not ansatz.n_pairs
+            else f"{ansatz.n_qubits} qubit angles + {ansatz.n_pairs} pair angles"
+        )
         raise QuantumInputError(f"inputs must have shape [B, {ansatz.n_inputs}] ({what}), got {shape}")
     if inputs.shape[0] == 0:
         raise QuantumInputError("inputs have batch size 0")
@@ -117,7 +120,7 @@ class QuantumLayer(nn.Module):
         chain = [backend, *fallback]
         self._backend = resolve_backend(backend, list(fallback), dict(backend_options or {}))
         # What is left to try after the backend in use, for run-time failures.
-        self._remaining = chain[chain.index(self._backend.name) + 1:] if self._backend.name in chain else []
+        self._remaining = chain[chain.index(self._backend.name) + 1 :] if self._backend.name in chain else []
         self.retries, self.step_timeout_s = retries, step_timeout_s
         self._failures = 0
         self.steps: dict[str, int] = {}
@@ -173,9 +176,15 @@ class QuantumLayer(nn.Module):
     def from_config(cls, ansatz: Ansatz | Mapping, backend: Mapping, init: str = "uniform") -> QuantumLayer:
         """A layer for a ``conf/backend/*.yaml`` mapping: ``name``, ``fallback``, ``options``,
         ``retries``, ``step_timeout_s`` (the last four optional) — how every model builds one."""
-        return cls(ansatz, backend=backend["name"], fallback=list(backend.get("fallback") or []),
-                   backend_options=dict(backend.get("options") or {}), init=init,
-                   retries=int(backend.get("retries") or 0), step_timeout_s=backend.get("step_timeout_s"))
+        return cls(
+            ansatz,
+            backend=backend["name"],
+            fallback=list(backend.get("fallback") or []),
+            backend_options=dict(backend.get("options") or {}),
+            init=init,
+            retries=int(backend.get("retries") or 0),
+            step_timeout_s=backend.get("step_timeout_s"),
+        )
 
     def _fail(self, reason: str, raise_from: BaseException | None) -> None:
         """Count a failure; past ``retries`` move to the next backend that can run here."""
@@ -200,5 +209,7 @@ class QuantumLayer(nn.Module):
 
     def extra_repr(self) -> str:
         a = self.ansatz
-        return (f"n_qubits={a.n_qubits}, n_layers={a.n_layers}, template={a.template}, "
-                f"embedding={a.embedding}, measurement={a.measurement}, backend={self.backend_used}")
+        return (
+            f"n_qubits={a.n_qubits}, n_layers={a.n_layers}, template={a.template}, "
+            f"embedding={a.embedding}, measurement={a.measurement}, backend={self.backend_used}"
+        )

@@ -34,9 +34,9 @@ time, so the design counts operations (``hqexp bench backends`` measures it):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable
 
 import torch
 
@@ -46,9 +46,18 @@ from hqexp.quantum.dense_plan import DensePlan, checked_plan
 from hqexp.quantum.memory import require_memory
 from hqexp.quantum.passes import Passes, apply_fans, pair_fans
 from hqexp.quantum.templates.base import REAL_OF, rotation_matrix
-from hqexp.quantum.wiring import (TABLE_MAX_QUBITS, embedding_matrix, entangler, group_size, layer_kron_index,
-                                  layout, measure_table, product_index, wire_groups, z_signs)
-
+from hqexp.quantum.wiring import (
+    TABLE_MAX_QUBITS,
+    embedding_matrix,
+    entangler,
+    group_size,
+    layer_kron_index,
+    layout,
+    measure_table,
+    product_index,
+    wire_groups,
+    z_signs,
+)
 
 _HALF_SHIFT = {dt: torch.tensor([0.0, math.pi / 2], dtype=dt) for dt in REAL_OF.values()}
 
@@ -109,7 +118,9 @@ def _product_state(q: torch.Tensor) -> torch.Tensor:
         hi, lo = halves[:, 0], halves[:, 1]
     else:
         hi, lo = (
-            flat.index_select(1, product_index(n, (part,), str(q.device))).view(B, 2 ** (part[1] - part[0]), -1).prod(-1)
+            flat.index_select(1, product_index(n, (part,), str(q.device)))
+            .view(B, 2 ** (part[1] - part[0]), -1)
+            .prod(-1)
             for part in ((0, h), (h, n))
         )
     return (hi[:, :, None] * lo[:, None, :]).reshape(B, -1)
@@ -128,8 +139,9 @@ def simulate(
     return _run(ansatz, inputs, weights, dtype, measure=False)
 
 
-def _run(ansatz: Ansatz, inputs: torch.Tensor, weights: torch.Tensor, dtype: torch.dtype, measure: bool,
-         plain: bool = False):
+def _run(
+    ansatz: Ansatz, inputs: torch.Tensor, weights: torch.Tensor, dtype: torch.dtype, measure: bool, plain: bool = False
+):
     """The circuit; with ``measure`` the last :class:`Passes` also measures
     (diagonal observables, ``n ≤ 16``, no ``pair_gate``) and expectation values are returned.
     ``plain``: the passes as ordinary autograd ops (:meth:`Passes.run`), for ``torch.compile``."""
@@ -210,7 +222,7 @@ def measure_probs(ansatz: Ansatz, probs: torch.Tensor) -> torch.Tensor:
         return probs[:, :1]
     if m == "z0":
         half = probs.view(probs.shape[0], 2, -1).sum(-1)
-        return (half[:, :1] - half[:, 1:])
+        return half[:, :1] - half[:, 1:]
     if m == "z0z1":
         p = probs.view(probs.shape[0], 4, -1).sum(-1)  # |00>, |01>, |10>, |11> of wires 0, 1
         return (p[:, 0] - p[:, 1] - p[:, 2] + p[:, 3]).unsqueeze(-1)
@@ -241,8 +253,9 @@ def torch_expval(
     return _run(ansatz, inputs, weights, dtype, measure=True)
 
 
-def _route(ansatz: Ansatz, inputs: torch.Tensor, weights: torch.Tensor, dtype: torch.dtype,
-           dense_max_qubits: int | None) -> DensePlan | None:
+def _route(
+    ansatz: Ansatz, inputs: torch.Tensor, weights: torch.Tensor, dtype: torch.dtype, dense_max_qubits: int | None
+) -> DensePlan | None:
     """The size rule and the memory check of a step: the small-circuit plan, or None for the passes."""
     if dense_applies(ansatz, weights, inputs.shape[0], dense_max_qubits):
         return checked_plan(ansatz, inputs, dtype)

@@ -16,13 +16,37 @@ from __future__ import annotations
 import re
 
 import numpy as np
+
 from hqexp.tracking.record import study_table
 
-COLUMNS = ("generation", "dataset", "variant", "runs", "epochs", "wall_s", "f1", "auroc", "peak_mem_mb",
-           "fit_mem_delta_mb", "trainable_params", "model_bytes", "int8_model_bytes", "int8_delta_auroc", "backend_used")
-_METRICS = {"fit_mem_delta_mb": "mem/fit_rss_delta_mb", "epochs": "time/epochs", "wall_s": "time/fit_s", "f1": "test/f1", "auroc": "test/auroc",
-            "trainable_params": "params/trainable", "model_bytes": "model/bytes",
-            "int8_model_bytes": "int8/model_bytes", "int8_delta_auroc": "int8/delta_auroc"}
+COLUMNS = (
+    "generation",
+    "dataset",
+    "variant",
+    "runs",
+    "epochs",
+    "wall_s",
+    "f1",
+    "auroc",
+    "peak_mem_mb",
+    "fit_mem_delta_mb",
+    "trainable_params",
+    "model_bytes",
+    "int8_model_bytes",
+    "int8_delta_auroc",
+    "backend_used",
+)
+_METRICS = {
+    "fit_mem_delta_mb": "mem/fit_rss_delta_mb",
+    "epochs": "time/epochs",
+    "wall_s": "time/fit_s",
+    "f1": "test/f1",
+    "auroc": "test/auroc",
+    "trainable_params": "params/trainable",
+    "model_bytes": "model/bytes",
+    "int8_model_bytes": "int8/model_bytes",
+    "int8_delta_auroc": "int8/delta_auroc",
+}
 
 
 def _generation(model: str) -> int | None:

@@ -60,7 +60,7 @@ class RecorderLogger(Logger):
         chunk, self._buffer = self._buffer, []
         for i in range(0, len(chunk), 1000):
             part = chunk[i : i + 1000]
-            retry(lambda: self.recorder.client.log_batch(self.recorder.run_id, metrics=part), "log metrics")
+            retry(lambda part=part: self.recorder.client.log_batch(self.recorder.run_id, metrics=part), "log metrics")
 
     @rank_zero_only
     def finalize(self, status: str) -> None:

@@ -30,41 +30,53 @@ def classification_metrics(n_classes: int) -> torchmetrics.MetricCollection:
     Sensitivity = recall; ap = average precision (area under the precision-recall curve).
     """
     if n_classes == 2:
-        return torchmetrics.MetricCollection({
-            "acc": C.BinaryAccuracy(), "auroc": C.BinaryAUROC(), "f1": C.BinaryF1Score(),
-            "sensitivity": C.BinaryRecall(), "specificity": C.BinarySpecificity(),
-            "precision": C.BinaryPrecision(), "ap": C.BinaryAveragePrecision(),
-            "f1_macro": _binary_as_two_classes(C.MulticlassF1Score(2, average="macro")),
-        })
-    return torchmetrics.MetricCollection({
-        "acc": C.MulticlassAccuracy(n_classes, average="micro"),
-        "auroc": C.MulticlassAUROC(n_classes, average="macro"),
-        "f1": C.MulticlassF1Score(n_classes, average="macro"),
-        "sensitivity": C.MulticlassRecall(n_classes, average="macro"),
-        "specificity": C.MulticlassSpecificity(n_classes, average="macro"),
-        "precision": C.MulticlassPrecision(n_classes, average="macro"),
-        "ap": C.MulticlassAveragePrecision(n_classes, average="macro"),
-        "f1_macro": C.MulticlassF1Score(n_classes, average="macro"),
-    })
+        return torchmetrics.MetricCollection(
+            {
+                "acc": C.BinaryAccuracy(),
+                "auroc": C.BinaryAUROC(),
+                "f1": C.BinaryF1Score(),
+                "sensitivity": C.BinaryRecall(),
+                "specificity": C.BinarySpecificity(),
+                "precision": C.BinaryPrecision(),
+                "ap": C.BinaryAveragePrecision(),
+                "f1_macro": _binary_as_two_classes(C.MulticlassF1Score(2, average="macro")),
+            }
+        )
+    return torchmetrics.MetricCollection(
+        {
+            "acc": C.MulticlassAccuracy(n_classes, average="micro"),
+            "auroc": C.MulticlassAUROC(n_classes, average="macro"),
+            "f1": C.MulticlassF1Score(n_classes, average="macro"),
+            "sensitivity": C.MulticlassRecall(n_classes, average="macro"),
+            "specificity": C.MulticlassSpecificity(n_classes, average="macro"),
+            "precision": C.MulticlassPrecision(n_classes, average="macro"),
+            "ap": C.MulticlassAveragePrecision(n_classes, average="macro"),
+            "f1_macro": C.MulticlassF1Score(n_classes, average="macro"),
+        }
+    )
 
 
 def regression_metrics() -> torchmetrics.MetricCollection:
     """RMSE, MSE, MAE and R² (in the target's units)."""
-    return torchmetrics.MetricCollection({
-        "rmse": torchmetrics.MeanSquaredError(squared=False),
-        "mse": torchmetrics.MeanSquaredError(),
-        "mae": torchmetrics.MeanAbsoluteError(),
-        "r2": torchmetrics.R2Score(),
-    })
+    return torchmetrics.MetricCollection(
+        {
+            "rmse": torchmetrics.MeanSquaredError(squared=False),
+            "mse": torchmetrics.MeanSquaredError(),
+            "mae": torchmetrics.MeanAbsoluteError(),
+            "r2": torchmetrics.R2Score(),
+        }
+    )
 
 
 def multilabel_metrics(n_labels: int) -> torchmetrics.MetricCollection:
     """Macro AUROC, macro F1 at 0.5 and exact-match accuracy over ``n_labels`` labels."""
-    return torchmetrics.MetricCollection({
-        "auroc_macro": C.MultilabelAUROC(n_labels, average="macro"),
-        "f1_macro": C.MultilabelF1Score(n_labels, average="macro"),
-        "acc_exact": C.MultilabelExactMatch(n_labels),
-    })
+    return torchmetrics.MetricCollection(
+        {
+            "auroc_macro": C.MultilabelAUROC(n_labels, average="macro"),
+            "f1_macro": C.MultilabelF1Score(n_labels, average="macro"),
+            "acc_exact": C.MultilabelExactMatch(n_labels),
+        }
+    )
 
 
 def client_scores(kind: str, n_classes: int, probs, targets) -> dict[str, float]:
@@ -77,11 +89,15 @@ def client_scores(kind: str, n_classes: int, probs, targets) -> dict[str, float]
 
     if kind == "multilabel":
         y = targets.int()
-        return {"acc_exact": float(F.multilabel_exact_match(probs, y, num_labels=n_classes)),
-                "f1_macro": float(F.multilabel_f1_score(probs, y, num_labels=n_classes, average="macro"))}
+        return {
+            "acc_exact": float(F.multilabel_exact_match(probs, y, num_labels=n_classes)),
+            "f1_macro": float(F.multilabel_f1_score(probs, y, num_labels=n_classes, average="macro")),
+        }
     pred = probs.argmax(-1)
-    return {"acc": float((pred == targets).float().mean()),
-            "f1_macro": float(F.multiclass_f1_score(pred, targets, num_classes=n_classes, average="macro"))}
+    return {
+        "acc": float((pred == targets).float().mean()),
+        "f1_macro": float(F.multiclass_f1_score(pred, targets, num_classes=n_classes, average="macro")),
+    }
 
 
 def task_scores(kind: str, n_classes: int, probs, targets) -> dict[str, float]:

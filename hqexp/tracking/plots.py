@@ -9,8 +9,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def curves(history: dict[str, list[tuple[int, float]]], keys: list[str], title: str, ylabel: str,
-           logy: bool = False):
+def curves(history: dict[str, list[tuple[int, float]]], keys: list[str], title: str, ylabel: str, logy: bool = False):
     """Line plot of logged metrics against the step they were logged at."""
     fig, ax = plt.subplots(figsize=(6, 4))
     drawn = 0
@@ -61,8 +60,13 @@ def confusion(y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str]):
 
     fig, ax = plt.subplots(figsize=(5, 5))
     ConfusionMatrixDisplay.from_predictions(
-        y_true, y_pred, labels=list(range(len(class_names))), display_labels=class_names, ax=ax,
-        colorbar=False, xticks_rotation=45 if len(class_names) > 3 else "horizontal",
+        y_true,
+        y_pred,
+        labels=list(range(len(class_names))),
+        display_labels=class_names,
+        ax=ax,
+        colorbar=False,
+        xticks_rotation=45 if len(class_names) > 3 else "horizontal",
     )
     ax.set_title("confusion matrix (test)")
     fig.tight_layout()
@@ -132,8 +136,7 @@ def precision_recall(y_true: np.ndarray, probs: np.ndarray, class_names: list[st
         if pos.all() or not pos.any():
             continue
         prec, rec, _ = precision_recall_curve(pos, probs[:, c])
-        ax.step(rec, prec, where="post",
-                label=f"{class_names[c]} (AP {average_precision_score(pos, probs[:, c]):.3f})")
+        ax.step(rec, prec, where="post", label=f"{class_names[c]} (AP {average_precision_score(pos, probs[:, c]):.3f})")
     ax.set_xlabel("recall (sensitivity)")
     ax.set_ylabel("precision")
     ax.set_ylim(0, 1.02)
@@ -145,8 +148,11 @@ def precision_recall(y_true: np.ndarray, probs: np.ndarray, class_names: list[st
 
 def multilabel_roc(y_true: np.ndarray, scores: np.ndarray, class_names: list[str]):
     """One ROC curve per label."""
-    return _roc_figure([(name, y_true[:, c] > 0.5, scores[:, c]) for c, name in enumerate(class_names)],
-                       "ROC per class (test)", fontsize=8)
+    return _roc_figure(
+        [(name, y_true[:, c] > 0.5, scores[:, c]) for c, name in enumerate(class_names)],
+        "ROC per class (test)",
+        fontsize=8,
+    )
 
 
 def lines(series: dict[str, tuple], title: str, xlabel: str, ylabel: str, logx: bool = False):

@@ -11,10 +11,16 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
 from hqexp.tracking.record import study_table
 
-METRICS = {"f1": "test/f1_macro", "dcor": "privacy/dcor", "inversion_mse": "privacy/inversion_mse",
-           "whitebox_mse": "privacy/whitebox_mse", "leak_auc": "privacy/label_leak_auc"}
+METRICS = {
+    "f1": "test/f1_macro",
+    "dcor": "privacy/dcor",
+    "inversion_mse": "privacy/inversion_mse",
+    "whitebox_mse": "privacy/whitebox_mse",
+    "leak_auc": "privacy/label_leak_auc",
+}
 
 
 def defence_of(params: dict) -> str:
@@ -54,29 +60,50 @@ def markdown(rows: list[dict]) -> str:
             return "–"
         return f"{m:{spec}} ± {s:{spec}}" if not math.isnan(s) else f"{m:{spec}}"
 
-    lines = ["| defence | server head | test F1 macro | dCor(input, cut) | inversion MSE | white-box MSE | "
-             "label-leak AUC | seeds |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| defence | server head | test F1 macro | dCor(input, cut) | inversion MSE | white-box MSE | "
+        "label-leak AUC | seeds |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['defence']} | {r['server_head']} | {f(r, 'f1')} | {f(r, 'dcor')} | "
-                     f"{f(r, 'inversion_mse')} | {f(r, 'whitebox_mse')} | {f(r, 'leak_auc')} | {r['seeds']} |")
-    lines += ["", "Mean ± std over seeds. Lower dCor and higher inversion MSE = less revealed (inputs are "
-              "standardised: MSE 1 is as good as guessing the mean). Label-leak AUC: 0.5 = the gradient norms "
-              "say nothing about the label, 1 = they give it away (U-shaped runs on binary tasks only)."]
+        lines.append(
+            f"| {r['defence']} | {r['server_head']} | {f(r, 'f1')} | {f(r, 'dcor')} | "
+            f"{f(r, 'inversion_mse')} | {f(r, 'whitebox_mse')} | {f(r, 'leak_auc')} | {r['seeds']} |"
+        )
+    lines += [
+        "",
+        "Mean ± std over seeds. Lower dCor and higher inversion MSE = less revealed (inputs are "
+        "standardised: MSE 1 is as good as guessing the mean). Label-leak AUC: 0.5 = the gradient norms "
+        "say nothing about the label, 1 = they give it away (U-shaped runs on binary tasks only).",
+    ]
     return "\n".join(lines) + "\n"
 
 
 def plot(rows: list[dict]):
-    from hqexp.tracking import plots  # noqa: F401  (Agg backend)
-    import matplotlib.pyplot as plt
+
+    from hqexp.tracking.plots import plt  # the Agg backend, set before pyplot loads
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
     for head, marker in (("quantum", "o"), ("classical", "s")):
         sel = [r for r in rows if r["server_head"] == head]
         for r in sel:
-            a1.errorbar(r["dcor_mean"], r["f1_mean"], xerr=np.nan_to_num(r["dcor_std"]),
-                        yerr=np.nan_to_num(r["f1_std"]), marker=marker, capsize=3, label=f"{r['defence']} ({head})")
-            a2.errorbar(r["inversion_mse_mean"], r["f1_mean"], xerr=np.nan_to_num(r["inversion_mse_std"]),
-                        yerr=np.nan_to_num(r["f1_std"]), marker=marker, capsize=3)
+            a1.errorbar(
+                r["dcor_mean"],
+                r["f1_mean"],
+                xerr=np.nan_to_num(r["dcor_std"]),
+                yerr=np.nan_to_num(r["f1_std"]),
+                marker=marker,
+                capsize=3,
+                label=f"{r['defence']} ({head})",
+            )
+            a2.errorbar(
+                r["inversion_mse_mean"],
+                r["f1_mean"],
+                xerr=np.nan_to_num(r["inversion_mse_std"]),
+                yerr=np.nan_to_num(r["f1_std"]),
+                marker=marker,
+                capsize=3,
+            )
     a1.set_xlabel("dCor(input, activations)  (lower = more private)")
     a1.set_ylabel("test macro F1")
     a1.set_title("privacy-utility: dependence")

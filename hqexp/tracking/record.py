@@ -24,8 +24,18 @@ PARENT_FILE = "mlflow_parent_run_id.txt"
 #: metric name prefixes that are one value per epoch (rows of ``logs/epochs.csv``)
 EPOCH_PREFIXES = ("train/", "val/", "lr", "latency/", "energy/", "grad_norm_epoch/")
 #: the metrics the closing line of a run shows, when present
-HEADLINE = ("test/acc", "test/auroc", "test/f1", "test/auroc_macro", "test/f1_macro", "test/acc_exact",
-            "test/rmse", "test/mae", "test/r2", "test/loss")
+HEADLINE = (
+    "test/acc",
+    "test/auroc",
+    "test/f1",
+    "test/auroc_macro",
+    "test/f1_macro",
+    "test/acc_exact",
+    "test/rmse",
+    "test/mae",
+    "test/r2",
+    "test/loss",
+)
 
 
 def run_name(kind: str) -> str:
@@ -48,8 +58,9 @@ def parent_run_id() -> str | None:
     return f.read_text().strip() if f.exists() else os.environ.get("HQEXP_PARENT_RUN_ID")
 
 
-def start_run(cfg: DictConfig, kind: str, tags: Mapping | None = None, parent: str | None = None,
-              name_suffix: str = "") -> Recorder:
+def start_run(
+    cfg: DictConfig, kind: str, tags: Mapping | None = None, parent: str | None = None, name_suffix: str = ""
+) -> Recorder:
     """Open the MLflow run of this job, tagged with its choices, git sha and overrides
     (a non-zero rank of a data-parallel job gets a :class:`MutedRecorder`)."""
     if not is_rank_zero():
@@ -68,8 +79,9 @@ def start_run(cfg: DictConfig, kind: str, tags: Mapping | None = None, parent: s
     }
     mcfg = OmegaConf.to_container(cfg.mlflow, resolve=True)
     name = (mcfg.get("run_name") or run_name(kind)) + name_suffix
-    return Recorder.start(mcfg, run_name=name, tags=all_tags,
-                          parent_run_id=parent or (parent_run_id() if is_multirun() else None))
+    return Recorder.start(
+        mcfg, run_name=name, tags=all_tags, parent_run_id=parent or (parent_run_id() if is_multirun() else None)
+    )
 
 
 def log_config(rec: Recorder, cfg: DictConfig) -> None:
@@ -87,13 +99,21 @@ def epoch_table(history: Mapping[str, Sequence[tuple[int, float]]]) -> list[dict
             for step, v in pts:
                 by_step.setdefault(step, {})[key] = v
     # Rows without a train/ or val/ value are the test-time latency entries, not epochs.
-    epochs = [(step, vals) for step, vals in sorted(by_step.items())
-              if any(k.startswith(("train/", "val/")) for k in vals)]
+    epochs = [
+        (step, vals) for step, vals in sorted(by_step.items()) if any(k.startswith(("train/", "val/")) for k in vals)
+    ]
     return [{"epoch": i, "step": step, **vals} for i, (step, vals) in enumerate(epochs)]
 
 
-def log_tables(rec: Recorder, history: Mapping, test_outputs: Mapping, metrics: Mapping, elapsed: float,
-               rows: list[dict] | None = None, epochs: int | None = None) -> None:
+def log_tables(
+    rec: Recorder,
+    history: Mapping,
+    test_outputs: Mapping,
+    metrics: Mapping,
+    elapsed: float,
+    rows: list[dict] | None = None,
+    epochs: int | None = None,
+) -> None:
     """Per-epoch log (JSON + CSV), predictions CSV (regression) and a one-row run summary CSV
     (``epochs``: epochs trained in all, a resumed run's earlier ones included)."""
     import pandas as pd
@@ -105,15 +125,25 @@ def log_tables(rec: Recorder, history: Mapping, test_outputs: Mapping, metrics: 
         df = pd.DataFrame({"target": test_outputs["targets"].numpy(), "prediction": test_outputs["preds"].numpy()})
         df["error"] = df.prediction - df.target
         rec.log_text(df.to_csv(index=False), "predictions/test.csv")
-    summary = {"run_id": rec.run_id, "model": choice("model"), "dataset": choice("dataset"),
-               "epochs": epochs if epochs is not None else len([r for r in rows if "train/loss" in r]),
-               "time_fit_s": round(elapsed, 3),
-               **metrics}
+    summary = {
+        "run_id": rec.run_id,
+        "model": choice("model"),
+        "dataset": choice("dataset"),
+        "epochs": epochs if epochs is not None else len([r for r in rows if "train/loss" in r]),
+        "time_fit_s": round(elapsed, 3),
+        **metrics,
+    }
     rec.log_text(pd.DataFrame([summary]).to_csv(index=False), "summary/run_summary.csv")
 
 
-def log_plots(rec: Recorder, history: Mapping, test_outputs: Mapping, class_names: Sequence[str],
-              loss_name: str, figures: Mapping | None = None) -> None:
+def log_plots(
+    rec: Recorder,
+    history: Mapping,
+    test_outputs: Mapping,
+    class_names: Sequence[str],
+    loss_name: str,
+    figures: Mapping | None = None,
+) -> None:
     """Loss / LR / gradient-norm curves, the model's own figures, and the test-set plots
     of its task kind (ROC, PR, confusion matrix; predicted vs true for regression)."""
     from hqexp.tracking import plots
@@ -137,11 +167,14 @@ def log_test_plots(rec: Recorder, out: Mapping, class_names: Sequence[str], pref
     if out and "scores" in out:
         y, p = out["targets"].numpy(), out["scores"].numpy()
         rec.log_figure(plots.multilabel_roc(y, p, names), f"{prefix}roc.png")
-        rec.log_figure(plots.per_class_confusion(y.astype(int), (p > 0.5).astype(int), names),
-                       f"{prefix}confusion_matrix.png")
+        rec.log_figure(
+            plots.per_class_confusion(y.astype(int), (p > 0.5).astype(int), names), f"{prefix}confusion_matrix.png"
+        )
     elif out and "preds" in out:
-        rec.log_figure(plots.predicted_vs_true(out["targets"].numpy(), out["preds"].numpy(), names[0]),
-                       f"{prefix}predicted_vs_true.png")
+        rec.log_figure(
+            plots.predicted_vs_true(out["targets"].numpy(), out["preds"].numpy(), names[0]),
+            f"{prefix}predicted_vs_true.png",
+        )
     elif out:
         y, p = out["targets"].numpy(), out["probs"].numpy()
         rec.log_figure(plots.roc(y, p, names), f"{prefix}roc.png")
@@ -158,10 +191,12 @@ def headline(metrics: Mapping[str, float], rec: Recorder, kind: str) -> None:
     print(f"\nhqexp {kind}: {shown}")
     if "time/startup_s" in metrics:
         fit = metrics["time/fit_s"] - metrics.get("time/test_s", 0.0)
-        print(f"time: startup {metrics['time/startup_s']:.1f} s, fit {fit:.1f} s, test {metrics.get('time/test_s', 0):.1f} s, "
-              f"record {metrics.get('time/record_s', 0):.1f} s")
-    print(f"MLflow run {rec.run_id} in {uri} (experiment id {rec.experiment_id}); "
-          f"`make ui` then open {rec.ui_path}")
+        print(
+            f"time: startup {metrics['time/startup_s']:.1f} s, fit {fit:.1f} s, "
+            f"test {metrics.get('time/test_s', 0):.1f} s, "
+            f"record {metrics.get('time/record_s', 0):.1f} s"
+        )
+    print(f"MLflow run {rec.run_id} in {uri} (experiment id {rec.experiment_id}); `make ui` then open {rec.ui_path}")
 
 
 def write_parent_file(folder: Path, run_id: str) -> None:
@@ -170,8 +205,9 @@ def write_parent_file(folder: Path, run_id: str) -> None:
     (folder / PARENT_FILE).write_text(run_id)
 
 
-def study_table(recorder: Recorder, name: str, build_rows, markdown, plot=None,
-                columns: Sequence[str] | None = None) -> list[dict]:
+def study_table(
+    recorder: Recorder, name: str, build_rows, markdown, plot=None, columns: Sequence[str] | None = None
+) -> list[dict]:
     """A study table on a sweep's parent run: ``build_rows(children)`` → ``study/<name>.md``,
     ``.csv`` and (with ``plot``) ``.png``; the Markdown is printed too. Returns the rows."""
     import pandas as pd
@@ -183,8 +219,9 @@ def study_table(recorder: Recorder, name: str, build_rows, markdown, plot=None,
         return rows
     md = markdown(rows)
     recorder.log_text(md, f"study/{name}.md")
-    recorder.log_text(pd.DataFrame(rows, columns=list(columns) if columns else None).to_csv(index=False),
-                      f"study/{name}.csv")
+    recorder.log_text(
+        pd.DataFrame(rows, columns=list(columns) if columns else None).to_csv(index=False), f"study/{name}.csv"
+    )
     if plot is not None:
         recorder.log_figure(plot(rows), f"study/{name}.png")
     print(md)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
 from hqexp.tracking.record import study_table
 
 MODES = ("none", "fl", "sl", "sflv1", "sflv2", "sl_ushaped")
@@ -38,15 +39,27 @@ def study_rows(children) -> list[dict]:
     for (mode, head), ms in sorted(cells.items(), key=order):
         f1 = [m["test/f1_macro"] for m in ms]
         mean, half = t_interval(f1)
-        per_round = [m["time/per_round_s"] if "time/per_round_s" in m else
-                     m.get("time/fit_s", math.nan) / max(m.get("time/epochs", 1.0), 1.0) for m in ms]
+        per_round = [
+            m["time/per_round_s"]
+            if "time/per_round_s" in m
+            else m.get("time/fit_s", math.nan) / max(m.get("time/epochs", 1.0), 1.0)
+            for m in ms
+        ]
         reached = [m["comm/mb_to_target"] for m in ms if "comm/mb_to_target" in m]
-        rows.append({"federation": mode, "server_head": head, "seeds": len(ms), "f1_macro_mean": mean,
-                     "f1_macro_std": float(np.std(f1, ddof=1)) if len(f1) > 1 else math.nan, "f1_macro_ci95": half,
-                     "total_mb": float(np.mean([m.get("comm/total_bytes", 0.0) for m in ms])) / 1e6,
-                     "mb_to_target": float(np.mean(reached)) if reached else math.nan,
-                     "reached_target": "n/a" if mode == "none" else f"{len(reached)}/{len(ms)}",
-                     "s_per_round": float(np.mean(per_round))})
+        rows.append(
+            {
+                "federation": mode,
+                "server_head": head,
+                "seeds": len(ms),
+                "f1_macro_mean": mean,
+                "f1_macro_std": float(np.std(f1, ddof=1)) if len(f1) > 1 else math.nan,
+                "f1_macro_ci95": half,
+                "total_mb": float(np.mean([m.get("comm/total_bytes", 0.0) for m in ms])) / 1e6,
+                "mb_to_target": float(np.mean(reached)) if reached else math.nan,
+                "reached_target": "n/a" if mode == "none" else f"{len(reached)}/{len(ms)}",
+                "s_per_round": float(np.mean(per_round)),
+            }
+        )
     return rows
 
 
@@ -54,21 +67,29 @@ def markdown(rows: list[dict]) -> str:
     def f(v, spec=".3f"):
         return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
 
-    lines = ["| federation | server head | test F1 macro (mean ± std) | 95% CI half-width | total MB | "
-             "MB to target (reached) | s / round | seeds |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| federation | server head | test F1 macro (mean ± std) | 95% CI half-width | total MB | "
+        "MB to target (reached) | s / round | seeds |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         target = "n/a" if r["federation"] == "none" else f"{f(r['mb_to_target'], '.1f')} ({r['reached_target']})"
-        lines.append(f"| {r['federation']} | {r['server_head']} | {f(r['f1_macro_mean'])} ± {f(r['f1_macro_std'])} | "
-                     f"{f(r['f1_macro_ci95'])} | {f(r['total_mb'], '.1f')} | {target} | "
-                     f"{f(r['s_per_round'], '.2f')} | {r['seeds']} |")
-    lines += ["", "`none` is centralised training (no communication). A quantum-vs-classical difference "
-              "is evidence only where the intervals do not overlap."]
+        lines.append(
+            f"| {r['federation']} | {r['server_head']} | {f(r['f1_macro_mean'])} ± {f(r['f1_macro_std'])} | "
+            f"{f(r['f1_macro_ci95'])} | {f(r['total_mb'], '.1f')} | {target} | "
+            f"{f(r['s_per_round'], '.2f')} | {r['seeds']} |"
+        )
+    lines += [
+        "",
+        "`none` is centralised training (no communication). A quantum-vs-classical difference "
+        "is evidence only where the intervals do not overlap.",
+    ]
     return "\n".join(lines) + "\n"
 
 
 def plot(rows: list[dict]):
-    from hqexp.tracking import plots  # noqa: F401  (Agg backend)
-    import matplotlib.pyplot as plt
+
+    from hqexp.tracking.plots import plt  # the Agg backend, set before pyplot loads
 
     fig, ax = plt.subplots(figsize=(7, 4))
     modes = [m for m in MODES if any(r["federation"] == m for r in rows)]

@@ -76,7 +76,7 @@ def retry(fn: Callable[[], T], what: str = "mlflow call", attempts: int = 12) ->
 
 
 def _sqlite_path(uri: str) -> Path | None:
-    return Path(uri[len("sqlite:///"):].split("?")[0]) if uri.startswith("sqlite:///") else None
+    return Path(uri[len("sqlite:///") :].split("?")[0]) if uri.startswith("sqlite:///") else None
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -98,12 +98,19 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
         return  # it answered (perhaps without /health): reachable
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise ConfigError(f"cannot reach the MLflow tracking server {uri} within {timeout_s:g} s ({reason}); "
-                          "start it (make server) or check mlflow.tracking_uri") from None
+        raise ConfigError(
+            f"cannot reach the MLflow tracking server {uri} within {timeout_s:g} s ({reason}); "
+            "start it (make server) or check mlflow.tracking_uri"
+        ) from None
 
 
-def open_store(tracking_uri: str, experiment_name: str, artifact_location: str | None = None,
-               create_dirs: bool = False, connect_timeout_s: float = 5.0):
+def open_store(
+    tracking_uri: str,
+    experiment_name: str,
+    artifact_location: str | None = None,
+    create_dirs: bool = False,
+    connect_timeout_s: float = 5.0,
+):
     """``(MlflowClient, experiment_id)``; the store and experiment are created if needed.
 
     A SQLite store's folder is created only inside the project's outputs folder, or anywhere
@@ -117,8 +124,10 @@ def open_store(tracking_uri: str, experiment_name: str, artifact_location: str |
     if db is not None:
         if not db.parent.is_dir():
             if not (create_dirs or _inside(db.parent, default_output_dir())):
-                raise ConfigError(f"cannot open MLflow tracking URI {tracking_uri!r}: folder {db.parent} does not "
-                                  "exist (create it, or set mlflow.create_dirs=true)")
+                raise ConfigError(
+                    f"cannot open MLflow tracking URI {tracking_uri!r}: folder {db.parent} does not "
+                    "exist (create it, or set mlflow.create_dirs=true)"
+                )
             try:
                 db.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
@@ -154,13 +163,19 @@ def open_store(tracking_uri: str, experiment_name: str, artifact_location: str |
 
 def git_sha(root: Path) -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,
-                             text=True, timeout=5)
+        out = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5
+        )
         sha = out.stdout.strip()
         if not sha:
             return "unknown"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
         return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -192,8 +207,11 @@ def process_tags() -> dict[str, str]:
     """Who runs this: host, pid and the pid's start time (so a reused pid is not mistaken for it)."""
     import socket
 
-    return {"hqexp.host": socket.gethostname(), "hqexp.pid": str(os.getpid()),
-            "hqexp.pid_start": str(pid_start(os.getpid()) or "")}
+    return {
+        "hqexp.host": socket.gethostname(),
+        "hqexp.pid": str(os.getpid()),
+        "hqexp.pid_start": str(pid_start(os.getpid()) or ""),
+    }
 
 
 def pid_start(pid: int) -> int | None:
@@ -248,8 +266,11 @@ class Recorder:
         parent_run_id: str | None = None,
     ) -> Recorder:
         client, exp_id = open_store(
-            mlflow_cfg["tracking_uri"], mlflow_cfg["experiment_name"], mlflow_cfg.get("artifact_location"),
-            bool(mlflow_cfg.get("create_dirs", False)), float(mlflow_cfg.get("connect_timeout_s", 5.0)),
+            mlflow_cfg["tracking_uri"],
+            mlflow_cfg["experiment_name"],
+            mlflow_cfg.get("artifact_location"),
+            bool(mlflow_cfg.get("create_dirs", False)),
+            float(mlflow_cfg.get("connect_timeout_s", 5.0)),
         )
         all_tags = {str(k): str(v) for k, v in dict(tags or {}).items()}
         all_tags.update({str(k): str(v) for k, v in dict(mlflow_cfg.get("tags") or {}).items()})
@@ -272,7 +293,7 @@ class Recorder:
         items = [Param(k, str(v)[:6000]) for k, v in params.items()]
         for i in range(0, len(items), 100):  # MLflow takes at most 100 params per batch
             chunk = items[i : i + 100]
-            retry(lambda: self.client.log_batch(self.run_id, params=chunk), "log params")
+            retry(lambda chunk=chunk: self.client.log_batch(self.run_id, params=chunk), "log params")
 
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
         from mlflow.entities import Metric
@@ -281,7 +302,7 @@ class Recorder:
         items = [Metric(k, float(v), now, step) for k, v in metrics.items()]
         for i in range(0, len(items), 1000):
             chunk = items[i : i + 1000]
-            retry(lambda: self.client.log_batch(self.run_id, metrics=chunk), "log metrics")
+            retry(lambda chunk=chunk: self.client.log_batch(self.run_id, metrics=chunk), "log metrics")
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         from mlflow.entities import RunTag

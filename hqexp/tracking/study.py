@@ -18,6 +18,7 @@ import math
 import warnings
 
 import numpy as np
+
 from hqexp.tracking.record import study_table
 
 HYBRID, CLASSICAL = "hqnn_autoencoder", "hqnn_classical"
@@ -34,8 +35,9 @@ def t_interval(values: list[float], level: float = 0.95) -> tuple[float, float]:
     return float(v.mean()), float(stats.t.ppf((1 + level) / 2, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
 
 
-def qc_interval(hybrid: list[float], classical: list[float], n_boot: int = 5000, level: float = 0.95,
-                seed: int = 0) -> tuple[float, float, float]:
+def qc_interval(
+    hybrid: list[float], classical: list[float], n_boot: int = 5000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float, float]:
     """qc = 1 − mean(hybrid)/mean(classical) and a percentile-bootstrap interval."""
     h, c = np.asarray(hybrid, dtype=float), np.asarray(classical, dtype=float)
     qc = 1.0 - h.mean() / c.mean()
@@ -74,8 +76,12 @@ def study_rows(children) -> list[dict]:
             d["bp"].append([m.get(k, float("nan")) for k in BP_KEYS])
     rows = []
     for (ns, nq), d in sorted(cells.items(), key=lambda kv: (kv[0][0] or 10**12, kv[0][1] or 0)):
-        row: dict = {"n_samples": "all" if ns is None else ns, "n_qubits": nq,
-                     "n_hybrid": len(d[HYBRID]), "n_classical": len(d[CLASSICAL])}
+        row: dict = {
+            "n_samples": "all" if ns is None else ns,
+            "n_qubits": nq,
+            "n_hybrid": len(d[HYBRID]),
+            "n_classical": len(d[CLASSICAL]),
+        }
         for name, tag in ((HYBRID, "hybrid"), (CLASSICAL, "classical")):
             if d[name]:
                 mean, half = t_interval([r for r, _ in d[name]])
@@ -104,20 +110,28 @@ def markdown(rows: list[dict]) -> str:
     for r in rows:
         h = f"{f(r.get('hybrid_rmse_mean'))} ± {f(r.get('hybrid_rmse_ci95'), '.2g')}"
         c = f"{f(r.get('classical_rmse_mean'))} ± {f(r.get('classical_rmse_ci95'), '.2g')}"
-        qc = f"{f(r.get('qc'), '+.3f')} [{f(r.get('qc_low'), '+.3f')}, {f(r.get('qc_high'), '+.3f')}]" \
-            if "qc" in r else ""
-        lines.append(f"| {r['n_samples']} | {r['n_qubits']} | {h} | {c} | {qc} | "
-                     f"{f(r.get('hybrid_bp_grad_var'), '.2e')} | {f(r.get('hybrid_bp_grad_abs'), '.2e')} | "
-                     f"{r['n_hybrid']}/{r['n_classical']} |")
-    lines += ["", "qc = 1 − mean(hybrid test MSE)/mean(classical test MSE): > 0 means the quantum layer "
-              "helped. Intervals over seeds; with few seeds they are wide — read overlapping intervals as "
-              "'no evidence either way'."]
+        qc = (
+            f"{f(r.get('qc'), '+.3f')} [{f(r.get('qc_low'), '+.3f')}, {f(r.get('qc_high'), '+.3f')}]"
+            if "qc" in r
+            else ""
+        )
+        lines.append(
+            f"| {r['n_samples']} | {r['n_qubits']} | {h} | {c} | {qc} | "
+            f"{f(r.get('hybrid_bp_grad_var'), '.2e')} | {f(r.get('hybrid_bp_grad_abs'), '.2e')} | "
+            f"{r['n_hybrid']}/{r['n_classical']} |"
+        )
+    lines += [
+        "",
+        "qc = 1 − mean(hybrid test MSE)/mean(classical test MSE): > 0 means the quantum layer "
+        "helped. Intervals over seeds; with few seeds they are wide — read overlapping intervals as "
+        "'no evidence either way'.",
+    ]
     return "\n".join(lines) + "\n"
 
 
 def plot(rows: list[dict]):
-    from hqexp.tracking import plots  # noqa: F401  (Agg backend)
-    import matplotlib.pyplot as plt
+
+    from hqexp.tracking.plots import plt  # the Agg backend, set before pyplot loads
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
     for nq in sorted({r["n_qubits"] for r in rows}):

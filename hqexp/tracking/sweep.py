@@ -52,12 +52,18 @@ class MlflowSweepCallback(Callback):
         raw = OmegaConf.select(config, "hydra.sweeper.params", default=None)
         params = OmegaConf.to_container(raw, resolve=True) if isinstance(raw, DictConfig) else {}
         name = mcfg.get("run_name") or f"sweep {config.hydra.job.name} " + " ".join(overrides)[:200]
-        self.recorder = Recorder.start(mcfg, run_name=name.strip(), tags={
-            "hqexp.command": "sweep", "hqexp.sweep_dir": str(sweep_dir),
-            "hqexp.overrides": " ".join(overrides),
-        })
-        self.recorder.log_params({f"sweep.{k}": v for k, v in (params or {}).items()}
-                                 | {"sweep.overrides": " ".join(overrides)})
+        self.recorder = Recorder.start(
+            mcfg,
+            run_name=name.strip(),
+            tags={
+                "hqexp.command": "sweep",
+                "hqexp.sweep_dir": str(sweep_dir),
+                "hqexp.overrides": " ".join(overrides),
+            },
+        )
+        self.recorder.log_params(
+            {f"sweep.{k}": v for k, v in (params or {}).items()} | {"sweep.overrides": " ".join(overrides)}
+        )
         write_parent_file(sweep_dir, self.recorder.run_id)
         import os
 
@@ -105,13 +111,19 @@ def summarize(recorder, metric: str) -> list[dict]:
     children = search_children(recorder.client, [recorder.experiment_id], recorder.run_id)
     rows = []
     for run in sorted(children, key=lambda r: r.info.start_time or 0):
-        rows.append({
-            "run_id": run.info.run_id,
-            "status": run.info.status,
-            "overrides": run.data.tags.get("hqexp.overrides", ""),
-            "backend_used": run.data.tags.get("backend_used", ""),
-            **{k: v for k, v in sorted(run.data.metrics.items()) if k.startswith(("test/", "params/", "bp/", "val/best"))},
-        })
+        rows.append(
+            {
+                "run_id": run.info.run_id,
+                "status": run.info.status,
+                "overrides": run.data.tags.get("hqexp.overrides", ""),
+                "backend_used": run.data.tags.get("backend_used", ""),
+                **{
+                    k: v
+                    for k, v in sorted(run.data.metrics.items())
+                    if k.startswith(("test/", "params/", "bp/", "val/best"))
+                },
+            }
+        )
     if not rows:
         return rows
     import pandas as pd
@@ -134,7 +146,8 @@ def summarize(recorder, metric: str) -> list[dict]:
     for i, (key, (mean, std)) in enumerate(sorted(agg.items())):
         recorder.set_tags({f"sweep.config.{i}": key})
         recorder.log_metrics({f"sweep/{metric}/mean/{i}": mean, f"sweep/{metric}/std/{i}": std})
-    recorder.log_metrics({"sweep/n_children": len(rows),
-                          "sweep/n_failed": sum(r["status"] != "FINISHED" for r in rows)})
+    recorder.log_metrics(
+        {"sweep/n_children": len(rows), "sweep/n_failed": sum(r["status"] != "FINISHED" for r in rows)}
+    )
     print("\n".join(lines))
     return rows

@@ -67,10 +67,14 @@ def build_model(cfg: DictConfig, info):
 
     kinds = model_tasks(cfg)
     if info.task not in kinds:
-        want = {"regression": "a regression dataset (options)",
-                "multilabel": "an ECG dataset (ptbxl, cinc2021, synthetic_ecg)"}.get(kinds[0], "a classification dataset")
-        raise ConfigError(f"model={choice('model')} is a {' or '.join(kinds)} model but dataset={choice('dataset')} "
-                          f"is a {info.task} dataset; use {want}")
+        want = {
+            "regression": "a regression dataset (options)",
+            "multilabel": "an ECG dataset (ptbxl, cinc2021, synthetic_ecg)",
+        }.get(kinds[0], "a classification dataset")
+        raise ConfigError(
+            f"model={choice('model')} is a {' or '.join(kinds)} model but dataset={choice('dataset')} "
+            f"is a {info.task} dataset; use {want}"
+        )
     size = {"n_outputs": info.n_classes} if info.task == "regression" else {"n_classes": info.n_classes}
     if "input_length" in cfg.model.keys():  # the model asks for the window length the data gives
         size["input_length"] = info.length
@@ -87,18 +91,33 @@ def build_task(cfg: DictConfig, model, dm):
     sched = OmegaConf.to_container(cfg.scheduler, resolve=True)
     loss = cfg.get("loss", "auto")
     if dm.info.task == "regression":
-        return RegressionTask(model, cfg.optim.lr, cfg.optim.weight_decay, sched, cfg.trainer.max_epochs,
-                              loss="mse" if loss == "auto" else loss, target_mean=dm.target_mean,
-                              target_std=dm.target_std)
+        return RegressionTask(
+            model,
+            cfg.optim.lr,
+            cfg.optim.weight_decay,
+            sched,
+            cfg.trainer.max_epochs,
+            loss="mse" if loss == "auto" else loss,
+            target_mean=dm.target_mean,
+            target_std=dm.target_std,
+        )
     if dm.info.task == "multilabel":
         if loss not in ("auto", "bce"):
             raise ConfigError(f"loss={loss!r} does not fit multi-label data; use bce (or auto)")
-        return MultiLabelTask(model, dm.info.class_names, cfg.optim.lr, cfg.optim.weight_decay, sched,
-                              cfg.trainer.max_epochs)
+        return MultiLabelTask(
+            model, dm.info.class_names, cfg.optim.lr, cfg.optim.weight_decay, sched, cfg.trainer.max_epochs
+        )
     if loss not in ("auto", "cross_entropy"):
         raise ConfigError(f"loss={loss!r} is for regression; classification uses cross_entropy (or auto)")
-    return ClassificationTask(model, dm.info.n_classes, cfg.optim.lr, cfg.optim.weight_decay, sched,
-                              cfg.trainer.max_epochs, class_weights=getattr(dm, "class_weights", None))
+    return ClassificationTask(
+        model,
+        dm.info.n_classes,
+        cfg.optim.lr,
+        cfg.optim.weight_decay,
+        sched,
+        cfg.trainer.max_epochs,
+        class_weights=getattr(dm, "class_weights", None),
+    )
 
 
 def energy_meter(cfg: DictConfig):
@@ -171,8 +190,13 @@ def build_trainer(cfg: DictConfig, logger, callbacks: dict, root: Path):
     kw = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items() if v is not None}
     kw["enable_progress_bar"] = "progress_bar" in callbacks
     try:
-        return L.Trainer(**{**hardware(cfg), **kw}, logger=logger, callbacks=list(callbacks.values()),
-                         default_root_dir=str(root), enable_model_summary=False)
+        return L.Trainer(
+            **{**hardware(cfg), **kw},
+            logger=logger,
+            callbacks=list(callbacks.values()),
+            default_root_dir=str(root),
+            enable_model_summary=False,
+        )
     except TypeError:  # e.g. +trainer.max_epoch=2: not a Trainer argument
         import difflib
         import inspect
@@ -193,6 +217,7 @@ def federated_loss(kind: str, dm):
     if kind == "multilabel":
         return torch.nn.BCEWithLogitsLoss()
     if kind != "classification":
-        raise ConfigError(f"federation needs a classification or multi-label dataset; dataset={choice('dataset')} "
-                          f"is {kind}")
+        raise ConfigError(
+            f"federation needs a classification or multi-label dataset; dataset={choice('dataset')} is {kind}"
+        )
     return torch.nn.CrossEntropyLoss(weight=getattr(dm, "class_weights", None))

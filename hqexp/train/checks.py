@@ -64,12 +64,16 @@ def check_distributed(cfg: DictConfig) -> None:
     hw = choice("hardware")
     federation = OmegaConf.select(cfg, "federation.mode", default="none")
     if federation != "none":
-        raise ConfigError(f"hardware={hw} trains one model data-parallel; federation={federation} runs its own "
-                          "engine in one process: use hardware=cpu or hardware=gpu")
+        raise ConfigError(
+            f"hardware={hw} trains one model data-parallel; federation={federation} runs its own "
+            "engine in one process: use hardware=cpu or hardware=gpu"
+        )
     if OmegaConf.select(cfg, "cv.folds", default=1) > 1 and OmegaConf.select(cfg, "cv.fold") is None:
         raise ConfigError(f"hardware={hw} fits one model per command; with cv.folds > 1 run one fold each: cv.fold=i")
     external = int(os.environ.get("SLURM_NTASKS", "1")) > 1 or "TORCHELASTIC_RUN_ID" in os.environ
     if is_multirun() and not external:
-        raise ConfigError(f"hardware={hw} inside a local multirun would re-launch the whole sweep in every rank; "
-                          "run each DDP job as its own `hqexp train`, or sweep on SLURM "
-                          "(hydra/launcher=submitit_slurm, one task per device)")
+        raise ConfigError(
+            f"hardware={hw} inside a local multirun would re-launch the whole sweep in every rank; "
+            "run each DDP job as its own `hqexp train`, or sweep on SLURM "
+            "(hydra/launcher=submitit_slurm, one task per device)"
+        )

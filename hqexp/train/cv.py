@@ -22,7 +22,7 @@ def train_cv(cfg: DictConfig, folds: int) -> dict:
     for i in range(folds):  # a failing fold marks itself; the CLI guard ends the parent
         metrics, rec = train_one(cfg, i, parent=parent.run_id, out_dir=output_dir() / f"fold_{i}")
         rec.terminate("FINISHED")
-        used.add(retry(lambda: rec.client.get_run(rec.run_id)).data.tags.get("backend_used", "none"))
+        used.add(retry(lambda rec=rec: rec.client.get_run(rec.run_id)).data.tags.get("backend_used", "none"))
         rows.append({"fold": i, "run_id": rec.run_id, **metrics})
     df = pd.DataFrame(rows)
     summary: dict[str, float] = {}
@@ -44,8 +44,10 @@ def train_cv(cfg: DictConfig, folds: int) -> dict:
     parent.log_metrics({**summary, **means})
     parent.log_text(df.to_csv(index=False), "cv/folds.csv")
     lines = ["| metric | mean | std |", "|---|---|---|"] + [
-        f"| {k[3:-5]} | {v:.4f} | {summary[k[:-5] + '_std']:.4f} |" for k, v in summary.items()
-        if k.endswith("_mean") and k.startswith("cv/test/")]
+        f"| {k[3:-5]} | {v:.4f} | {summary[k[:-5] + '_std']:.4f} |"
+        for k, v in summary.items()
+        if k.endswith("_mean") and k.startswith("cv/test/")
+    ]
     parent.log_text("\n".join(lines) + "\n", "cv/summary.md")
     parent.terminate("FINISHED")
     print(f"\n{folds}-fold CV (mean ± std over folds):")

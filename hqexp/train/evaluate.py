@@ -14,7 +14,6 @@ from hqexp.train.checks import validate
 from hqexp.train.facts import model_facts
 from hqexp.train.fit import fit_and_test
 
-
 RESTORED = ("model", "dataset", "backend", "optim", "scheduler", "seed", "twin", "loss")
 
 
@@ -42,15 +41,25 @@ def load_weights(task, state: dict, path: Path) -> None:
     mine = task.state_dict()
     missing = sorted(set(mine) - set(state))
     unexpected = sorted(set(state) - set(mine))
-    shapes = [f"{k} {list(state[k].shape)} vs {list(mine[k].shape)}" for k in sorted(set(mine) & set(state))
-              if hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(mine[k].shape)]
+    shapes = [
+        f"{k} {list(state[k].shape)} vs {list(mine[k].shape)}"
+        for k in sorted(set(mine) & set(state))
+        if hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(mine[k].shape)
+    ]
     if missing or unexpected or shapes:
-        parts = ([f"missing in the checkpoint: {', '.join(missing[:4])}{' …' if len(missing) > 4 else ''}"]
-                 if missing else [])
-        parts += ([f"not in the model: {', '.join(unexpected[:4])}{' …' if len(unexpected) > 4 else ''}"]
-                  if unexpected else [])
-        parts += [f"shape (checkpoint vs model): {'; '.join(shapes[:3])}{' …' if len(shapes) > 3 else ''}"] \
-            if shapes else []
+        parts = (
+            [f"missing in the checkpoint: {', '.join(missing[:4])}{' …' if len(missing) > 4 else ''}"]
+            if missing
+            else []
+        )
+        parts += (
+            [f"not in the model: {', '.join(unexpected[:4])}{' …' if len(unexpected) > 4 else ''}"]
+            if unexpected
+            else []
+        )
+        parts += (
+            [f"shape (checkpoint vs model): {'; '.join(shapes[:3])}{' …' if len(shapes) > 3 else ''}"] if shapes else []
+        )
         raise ConfigError(f"checkpoint {path.name} does not fit the model: {' | '.join(parts)}")
     task.load_state_dict(state)
 
@@ -62,8 +71,13 @@ def fetch_checkpoint(cfg: DictConfig, run_id: str) -> Path:
     from hqexp.tracking.store import open_store, retry
 
     m = OmegaConf.to_container(cfg.mlflow, resolve=True)
-    client, _ = open_store(m["tracking_uri"], m["experiment_name"], m.get("artifact_location"),
-                           bool(m.get("create_dirs")), float(m.get("connect_timeout_s", 5)))
+    client, _ = open_store(
+        m["tracking_uri"],
+        m["experiment_name"],
+        m.get("artifact_location"),
+        bool(m.get("create_dirs")),
+        float(m.get("connect_timeout_s", 5)),
+    )
     try:
         files = [a.path for a in retry(lambda: client.list_artifacts(run_id, "checkpoints"))]
     except Exception as exc:
@@ -101,8 +115,9 @@ def evaluate(cfg: DictConfig) -> dict:
     task = build_task(cfg, model, dm)
     load_weights(task, ckpt["state_dict"], path)
     tags = {g: c for g, c in meta.get("choices", {}).items() if g not in given}
-    rec = record.start_run(cfg, "eval", {**tags, "source_run_id": meta.get("run_id", "unknown"),
-                                         "source_checkpoint": str(path.resolve())})
+    rec = record.start_run(
+        cfg, "eval", {**tags, "source_run_id": meta.get("run_id", "unknown"), "source_checkpoint": str(path.resolve())}
+    )
     facts, used = model_facts(model)
     rec.set_tags({"backend_used": used})
     record.log_config(rec, cfg)

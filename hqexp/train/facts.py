@@ -12,8 +12,15 @@ def model_facts(model: nn.Module) -> tuple[dict[str, float], str]:
 
     counts = count_parameters(model)
     used = sorted({q.backend_used for q in quantum_layers(model).values()})
-    return ({"params/total": counts["total"], "params/quantum": counts["quantum"],
-             "params/trainable": counts["trainable"], "model/bytes": model_bytes(model)}, ",".join(used) or "none")
+    return (
+        {
+            "params/total": counts["total"],
+            "params/quantum": counts["quantum"],
+            "params/trainable": counts["trainable"],
+            "model/bytes": model_bytes(model),
+        },
+        ",".join(used) or "none",
+    )
 
 
 def backend_report(rec, model: nn.Module) -> None:
@@ -24,8 +31,12 @@ def backend_report(rec, model: nn.Module) -> None:
     if not layers:
         return
     events = [f"{name}: {e}" for name, q in layers.items() for e in getattr(q, "events", [])]
-    rec.set_tags({"backend_used": ",".join(sorted({q.backend_used for q in layers.values()})),
-                  **({"backend_events": " | ".join(events)[:5000]} if events else {})})
+    rec.set_tags(
+        {
+            "backend_used": ",".join(sorted({q.backend_used for q in layers.values()})),
+            **({"backend_events": " | ".join(events)[:5000]} if events else {}),
+        }
+    )
     steps: dict[str, float] = {}
     for q in layers.values():
         for b, n in getattr(q, "steps", {}).items():

@@ -26,10 +26,9 @@ def train_federated(cfg: DictConfig) -> dict:
     """Train one split / split-federated run (see the module docstring); returns the test metrics."""
     import lightning as L
 
+    from hqexp.callbacks.barren import GradientWindow
     from hqexp.federated import Channel, Engine, Ledger, Optimizers, Setup, StepDiagnostics
     from hqexp.federated.protocols import PROTOCOLS
-    from hqexp.callbacks.barren import GradientWindow
-
     from hqexp.privacy import check as check_privacy
     from hqexp.privacy.defences import ClientDefence
 
@@ -39,8 +38,9 @@ def train_federated(cfg: DictConfig) -> dict:
     info = dm.info
     loss_fn = federated_loss(info.task, dm)
     priv = OmegaConf.to_container(cfg.privacy, resolve=True)
-    check_privacy(priv, OmegaConf.to_container(cfg.attack, resolve=True), fed.mode, info.task, info.n_classes,
-                  choice("dataset"))
+    check_privacy(
+        priv, OmegaConf.to_container(cfg.attack, resolve=True), fed.mode, info.task, info.n_classes, choice("dataset")
+    )
     if fed.engine == "flower":
         from hqexp.train import flower
 
@@ -52,19 +52,52 @@ def train_federated(cfg: DictConfig) -> dict:
     channel = Channel(ledger, fed.link_mbps, fed.latency_ms)
     sched = OmegaConf.to_container(cfg.scheduler, resolve=True)
     if sched["name"] not in ("none", "cosine"):
-        raise ConfigError(f"scheduler={sched['name']} is per-epoch Lightning logic; federated runs take "
-                          "scheduler=cosine (annealed over rounds) or scheduler=none")
-    opts = Optimizers(cfg.optim.lr, fed.server_lr or cfg.optim.lr, cfg.optim.weight_decay, fed.rounds,
-                      sched["name"], sched.get("eta_min", 0.0))
+        raise ConfigError(
+            f"scheduler={sched['name']} is per-epoch Lightning logic; federated runs take "
+            "scheduler=cosine (annealed over rounds) or scheduler=none"
+        )
+    opts = Optimizers(
+        cfg.optim.lr,
+        fed.server_lr or cfg.optim.lr,
+        cfg.optim.weight_decay,
+        fed.rounds,
+        sched["name"],
+        sched.get("eta_min", 0.0),
+    )
     bp = cfg.callbacks.get("barren_plateau")
     diag = StepDiagnostics(GradientWindow(bp.window if bp else 20, bp.threshold if bp else 1e-6))
-    setup = Setup(model, parts.n_clients, parts.sizes("train"), channel, loss_fn, opts, fed.cut, choice("model"),
-                  cfg.seed, diag, defence if defence.active else None, dm.batch_size, fed.rounds * fed.local_epochs)
+    setup = Setup(
+        model,
+        parts.n_clients,
+        parts.sizes("train"),
+        channel,
+        loss_fn,
+        opts,
+        fed.cut,
+        choice("model"),
+        cfg.seed,
+        diag,
+        defence if defence.active else None,
+        dm.batch_size,
+        fed.rounds * fed.local_epochs,
+    )
 
     def execute(protocol) -> dict:
-        engine = Engine(protocol, parts, {s: dm.dataset(s) for s in ("train", "val", "test")}, info.task,
-                        info.n_classes, loss_fn, dm.batch_size, fed.rounds, fed.local_epochs, fed.fraction,
-                        cfg.seed, opts, diag)
+        engine = Engine(
+            protocol,
+            parts,
+            {s: dm.dataset(s) for s in ("train", "val", "test")},
+            info.task,
+            info.n_classes,
+            loss_fn,
+            dm.batch_size,
+            fed.rounds,
+            fed.local_epochs,
+            fed.fraction,
+            cfg.seed,
+            opts,
+            diag,
+        )
         rec = record.start_run(cfg, "train", fed.tags(model, parts))
         run = FederatedRun(cfg, fed, rec, engine, ledger, model, protocol, dm)
         run.defence = defence if defence.active else None
@@ -84,9 +117,19 @@ def _probe(priv: dict, fed, protocol, dm, loss_fn, seed: int, defence):
     if not priv.get("measure", True) or fed.mode == "fl":
         return None
     parts = protocol.parts
-    return PrivacyProbe(parts.client, {s: dm.dataset(s) for s in ("val", "test")}, int(priv["n_eval"]),
-                        parts.server, parts.head, loss_fn, wants_leak(priv, fed.mode, dm.info.task, dm.info.n_classes),
-                        int(priv["inversion_epochs"]), int(priv["whitebox_steps"]), seed, defence)
+    return PrivacyProbe(
+        parts.client,
+        {s: dm.dataset(s) for s in ("val", "test")},
+        int(priv["n_eval"]),
+        parts.server,
+        parts.head,
+        loss_fn,
+        wants_leak(priv, fed.mode, dm.info.task, dm.info.n_classes),
+        int(priv["inversion_epochs"]),
+        int(priv["whitebox_steps"]),
+        seed,
+        defence,
+    )
 
 
 class FederatedRun:
@@ -101,8 +144,11 @@ class FederatedRun:
         self.defence = None
         self.reached: dict | None = None
         self.link_s = 0.0
-        self.meta = {"config": OmegaConf.to_container(cfg, resolve=True), "run_id": rec.run_id,
-                     "choices": {g: choice(g) for g in (*record.CHOICE_GROUPS, "federation")}}
+        self.meta = {
+            "config": OmegaConf.to_container(cfg, resolve=True),
+            "run_id": rec.run_id,
+            "choices": {g: choice(g) for g in (*record.CHOICE_GROUPS, "federation")},
+        }
 
     def execute(self) -> dict:
         from hqexp.federated.parts import cut_model, n_params
@@ -115,11 +161,18 @@ class FederatedRun:
             sizes["params/client"] = facts["params/total"]
         else:
             p = cut_model(self.model, self.fed.cut, self.protocol.ushaped, choice("model"))
-            sizes = {"params/client": n_params(p.client) + (n_params(p.head) if p.head is not None else 0),
-                     "params/server": n_params(p.server)}
-        self.rec.log_metrics({**facts, **sizes, "federation/n_clients": self.engine.partition.n_clients,
-                              **{f"federation/client_samples/{k}": n
-                                 for k, n in enumerate(self.engine.partition.sizes("train"))}})
+            sizes = {
+                "params/client": n_params(p.client) + (n_params(p.head) if p.head is not None else 0),
+                "params/server": n_params(p.server),
+            }
+        self.rec.log_metrics(
+            {
+                **facts,
+                **sizes,
+                "federation/n_clients": self.engine.partition.n_clients,
+                **{f"federation/client_samples/{k}": n for k, n in enumerate(self.engine.partition.sizes("train"))},
+            }
+        )
         start = self._resume()
         t0 = time.perf_counter()
         self.engine.fit(start, self._on_round)
@@ -137,8 +190,12 @@ class FederatedRun:
         self.link_s += self.ledger.link_seconds(rnd, self.protocol.sequential)
         comm = {f"comm/{k}_bytes": v for k, v in tot.items()}
         comm.update({f"comm/round/{k}_bytes": v for k, v in this.items()})
-        comm.update({"time/comm_simulated_s": self.link_s,
-                     "time/round_comm_simulated_s": self.ledger.link_seconds(rnd, self.protocol.sequential)})
+        comm.update(
+            {
+                "time/comm_simulated_s": self.link_s,
+                "time/round_comm_simulated_s": self.ledger.link_seconds(rnd, self.protocol.sequential),
+            }
+        )
         if self.privacy is not None:
             metrics.update(self.privacy.round())
         if self.defence is not None and self.defence.epsilon() is not None:
@@ -155,19 +212,29 @@ class FederatedRun:
             self.best = (loss, rnd, {k: v.detach().clone() for k, v in self.model.state_dict().items()})
             self._save("best.ckpt", rnd)
         self._save("last.ckpt", rnd)
-        print(f"round {rnd}/{self.fed.rounds}: train/loss={metrics['train/loss']:.4f} "
-              f"val/f1_macro={f1 if f1 is not None else float('nan'):.4f} "
-              f"comm={tot['total'] / MB:.2f} MB ({metrics['time/round_s']:.2f} s)", flush=True)
+        print(
+            f"round {rnd}/{self.fed.rounds}: train/loss={metrics['train/loss']:.4f} "
+            f"val/f1_macro={f1 if f1 is not None else float('nan'):.4f} "
+            f"comm={tot['total'] / MB:.2f} MB ({metrics['time/round_s']:.2f} s)",
+            flush=True,
+        )
 
     def _save(self, name: str, rnd: int) -> None:
         """An hqexp checkpoint (``hqexp eval`` reads it) that also resumes the federation."""
         self.ckpt_dir.mkdir(parents=True, exist_ok=True)
-        state = {"hqexp": {**self.meta, "federation": {"round": rnd, "mode": self.fed.mode}},
-                 "state_dict": {f"model.{k}": v for k, v in self.model.state_dict().items()},
-                 "federation": {"round": rnd, "protocol": self.protocol.state_dict(),
-                                "ledger": self.ledger.transfers, "history": self.engine.history,
-                                "link_s": self.link_s, "reached": self.reached,
-                                "best": self.best[:2] if self.best else None}}
+        state = {
+            "hqexp": {**self.meta, "federation": {"round": rnd, "mode": self.fed.mode}},
+            "state_dict": {f"model.{k}": v for k, v in self.model.state_dict().items()},
+            "federation": {
+                "round": rnd,
+                "protocol": self.protocol.state_dict(),
+                "ledger": self.ledger.transfers,
+                "history": self.engine.history,
+                "link_s": self.link_s,
+                "reached": self.reached,
+                "best": self.best[:2] if self.best else None,
+            },
+        }
         if name == "best.ckpt" and self.best is not None:
             state["state_dict"] = {f"model.{k}": v for k, v in self.best[2].items()}
         from hqexp.interrupts import deferred
@@ -207,25 +274,41 @@ class FederatedRun:
             test["time/privacy_final_s"] = time.perf_counter() - t0
         lat = {"latency/ms_per_sample": pred.ms_per_sample}
         rounds = len(self.engine.history)
-        cost = {"time/fit_s": elapsed, "time/epochs": rounds * self.fed.local_epochs,
-                "time/per_round_s": elapsed / max(rounds, 1), "federation/best_round": self.best[1] if self.best else 0}
+        cost = {
+            "time/fit_s": elapsed,
+            "time/epochs": rounds * self.fed.local_epochs,
+            "time/per_round_s": elapsed / max(rounds, 1),
+            "federation/best_round": self.best[1] if self.best else 0,
+        }
         self.rec.log_metrics({**test, **lat, **cost}, step=rounds)
         self.rec.set_tags({"target_reached": str(self.reached is not None).lower()})
         rows = self.engine.history
         hist = {k: [(r["round"], r[k]) for r in rows if k in r] for k in {k for r in rows for k in r}}
         series = {"val/f1_macro": ([r["round"] for r in rows], [r.get("val/f1_macro") for r in rows])}
-        self.rec.log_figure(plots.lines(series, "validation macro F1 by round", "round", "val/f1_macro"),
-                            "plots/f1_vs_round.png")
+        self.rec.log_figure(
+            plots.lines(series, "validation macro F1 by round", "round", "val/f1_macro"), "plots/f1_vs_round.png"
+        )
         mb = ([r["comm/total_bytes"] / MB for r in rows], series["val/f1_macro"][1])
-        self.rec.log_figure(plots.lines({"val/f1_macro": mb}, "validation macro F1 by data sent",
-                                        "cumulative MB (up + down + sync)", "val/f1_macro"), "plots/f1_vs_mb.png")
-        out = {"probs": pred.probs, "targets": pred.targets} if self.dm.info.task != "multilabel" else \
-            {"scores": pred.probs, "targets": pred.targets}
+        self.rec.log_figure(
+            plots.lines(
+                {"val/f1_macro": mb},
+                "validation macro F1 by data sent",
+                "cumulative MB (up + down + sync)",
+                "val/f1_macro",
+            ),
+            "plots/f1_vs_mb.png",
+        )
+        out = (
+            {"probs": pred.probs, "targets": pred.targets}
+            if self.dm.info.task != "multilabel"
+            else {"scores": pred.probs, "targets": pred.targets}
+        )
         record.log_plots(self.rec, hist, out, self.dm.info.class_names, type(self.engine.loss_fn).__name__)
         metrics = {**test, **lat, **cost, **(self.reached or {})}
         table = [{"epoch": r["round"] - 1, "step": r["round"], **r} for r in rows]
-        record.log_tables(self.rec, hist, out, {k: v for k, v in metrics.items() if not k.startswith("client/")},
-                          elapsed, rows=table)
+        record.log_tables(
+            self.rec, hist, out, {k: v for k, v in metrics.items() if not k.startswith("client/")}, elapsed, rows=table
+        )
         import pandas as pd
 
         self.rec.log_text(pd.DataFrame(self.ledger.rows()).to_csv(index=False), "comm/ledger.csv")

@@ -10,14 +10,12 @@ from omegaconf import DictConfig, OmegaConf
 from hqexp.config import choice, output_dir
 from hqexp.errors import ConfigError
 from hqexp.tracking import record
-from hqexp.train.build import (build_callbacks, build_datamodule, build_model, build_task, build_trainer,
-                               energy_meter)
+from hqexp.train.build import build_callbacks, build_datamodule, build_model, build_task, build_trainer, energy_meter
 from hqexp.train.checks import device_of
 from hqexp.train.facts import backend_report, model_facts
 
 
-def fit_and_test(cfg: DictConfig, rec, task, dm, ckpt: str | None, do_fit: bool,
-                 out_dir: Path | None = None) -> dict:
+def fit_and_test(cfg: DictConfig, rec, task, dm, ckpt: str | None, do_fit: bool, out_dir: Path | None = None) -> dict:
     """Fit (unless ``do_fit`` is False) and test; log metrics, tables, plots, best checkpoint.
 
     The run is marked KILLED on Ctrl-C (and KeyboardInterrupt re-raised) or FAILED on an
@@ -67,8 +65,16 @@ def fit_and_test(cfg: DictConfig, rec, task, dm, ckpt: str | None, do_fit: bool,
     rec.log_metrics(cost, step=trainer.global_step)  # test/* went through the logger already
     metrics.update(cost)
     logger.save()
-    _record_outputs(rec, logger, task, dm, metrics, elapsed, trainer.current_epoch if do_fit else 0,
-                    ckpt_cb.best_model_path if do_fit and ckpt_cb is not None else None)
+    _record_outputs(
+        rec,
+        logger,
+        task,
+        dm,
+        metrics,
+        elapsed,
+        trainer.current_epoch if do_fit else 0,
+        ckpt_cb.best_model_path if do_fit and ckpt_cb is not None else None,
+    )
     metrics["time/record_s"] = time.perf_counter() - started - elapsed  # plots, tables, artifacts
     rec.log_metrics({"time/record_s": metrics["time/record_s"]}, step=trainer.global_step)
     return metrics
@@ -115,9 +121,11 @@ def completed_epochs(path: str, max_epochs: int) -> int:
         raise ConfigError(f"ckpt_path {path!r} is not a Lightning training checkpoint (use last.ckpt of a run)")
     done = int(ckpt["epoch"]) + 1  # saved when epoch `epoch` (0-based) had trained and validated
     if done >= max_epochs:
-        raise ConfigError(f"ckpt_path {Path(path).name} has already trained {done} epoch(s), and "
-                          f"trainer.max_epochs={max_epochs}: nothing to resume; set trainer.max_epochs above {done} "
-                          "to train on (hqexp eval ckpt_path=… tests it as it is)")
+        raise ConfigError(
+            f"ckpt_path {Path(path).name} has already trained {done} epoch(s), and "
+            f"trainer.max_epochs={max_epochs}: nothing to resume; set trainer.max_epochs above {done} "
+            "to train on (hqexp eval ckpt_path=… tests it as it is)"
+        )
     return done
 
 
@@ -135,8 +143,9 @@ def monitor_error(exc: BaseException) -> ConfigError | None:
     return None
 
 
-def train_one(cfg: DictConfig, fold: int | None, parent: str | None = None,
-              out_dir: Path | None = None) -> tuple[dict, object]:
+def train_one(
+    cfg: DictConfig, fold: int | None, parent: str | None = None, out_dir: Path | None = None
+) -> tuple[dict, object]:
     """Fit and test one model (one fold when ``fold`` is set); the run is left open."""
     import lightning as L
 
@@ -144,8 +153,14 @@ def train_one(cfg: DictConfig, fold: int | None, parent: str | None = None,
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     dm = build_datamodule(cfg, fold)
-    check_privacy(OmegaConf.to_container(cfg.privacy, resolve=True), OmegaConf.to_container(cfg.attack, resolve=True),
-                  "none", dm.info.task, dm.info.n_classes, choice("dataset"))
+    check_privacy(
+        OmegaConf.to_container(cfg.privacy, resolve=True),
+        OmegaConf.to_container(cfg.attack, resolve=True),
+        "none",
+        dm.info.task,
+        dm.info.n_classes,
+        choice("dataset"),
+    )
     model = build_model(cfg, dm.info)
     task = build_task(cfg, model, dm)
     tags = {"federation": "none", **({"resumed_from": cfg.ckpt_path} if cfg.ckpt_path else {})}
@@ -160,8 +175,11 @@ def train_one(cfg: DictConfig, fold: int | None, parent: str | None = None,
     rec.set_tags({"backend_used": used})
     record.log_config(rec, cfg)
     rec.log_metrics({**facts, **({"data/skipped": dm.n_skipped} if hasattr(dm, "n_skipped") else {})})
-    task.hqexp_meta = {"config": OmegaConf.to_container(cfg, resolve=True), "run_id": rec.run_id,
-                       "choices": {g: choice(g) for g in record.CHOICE_GROUPS}}
+    task.hqexp_meta = {
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "run_id": rec.run_id,
+        "choices": {g: choice(g) for g in record.CHOICE_GROUPS},
+    }
     metrics = fit_and_test(cfg, rec, task, dm, cfg.ckpt_path, do_fit=True, out_dir=out_dir)
     metrics.update(facts)
     if cfg.attack.name != "none":

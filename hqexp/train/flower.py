@@ -37,14 +37,19 @@ MODES = tuple(PROTOCOLS)
 def check(fed, priv: dict, cfg: DictConfig) -> None:
     """One line for what the Flower engine does not run."""
     if fed.mode not in MODES:
-        raise ConfigError(f"federation.engine=flower runs federation={'|'.join(MODES)}; {fed.mode} runs with "
-                          "federation.engine=inprocess")
+        raise ConfigError(
+            f"federation.engine=flower runs federation={'|'.join(MODES)}; {fed.mode} runs with "
+            "federation.engine=inprocess"
+        )
     if priv.get("nopeek_weight") or priv.get("noise_std") or (priv.get("dp") or {}).get("enabled"):
-        raise ConfigError("client-side defences (privacy.nopeek_weight, noise_std, dp) run with "
-                          "federation.engine=inprocess only")
+        raise ConfigError(
+            "client-side defences (privacy.nopeek_weight, noise_std, dp) run with federation.engine=inprocess only"
+        )
     if cfg.get("ckpt_path") is not None:
-        raise ConfigError("resuming (ckpt_path) runs with federation.engine=inprocess only: a Flower client's "
-                          "optimiser state lives on its SuperNode")
+        raise ConfigError(
+            "resuming (ckpt_path) runs with federation.engine=inprocess only: a Flower client's "
+            "optimiser state lives on its SuperNode"
+        )
     try:
         import flwr  # noqa: F401
     except ImportError as e:
@@ -76,10 +81,15 @@ def simulate(n_clients: int, body: Callable[[object], dict], cpus_per_client: fl
 
     STOP.clear()
     try:
-        run_simulation(server, make_client_app(), num_supernodes=n_clients,
-                       backend_config={"client_resources": {"num_cpus": cpus_per_client, "num_gpus": 0.0},
-                                       "init_args": {"address": "local", "log_to_driver": False,
-                                                     "include_dashboard": False}})
+        run_simulation(
+            server,
+            make_client_app(),
+            num_supernodes=n_clients,
+            backend_config={
+                "client_resources": {"num_cpus": cpus_per_client, "num_gpus": 0.0},
+                "init_args": {"address": "local", "log_to_driver": False, "include_dashboard": False},
+            },
+        )
     except BaseException:
         # Ctrl-C / SIGTERM reach this (the main) thread; the server runs in Flower's, which
         # would otherwise keep the process alive waiting for clients Ray has stopped
@@ -168,14 +178,23 @@ def submit(cfg: DictConfig, superlink: str) -> dict:
     app.mkdir(parents=True, exist_ok=True)
     home.mkdir(parents=True, exist_ok=True)
     (app / "pyproject.toml").write_text(APP_TOML)
-    (home / "config.toml").write_text(f'[superlink]\ndefault = "hqexp"\n\n[superlink.hqexp]\n'
-                                      f'address = "{superlink}"\ninsecure = true\n')
-    overrides = [*HydraConfig.get().overrides.task, f"hydra.run.dir={here / 'server'}",
-                 f"mlflow.tracking_uri={cfg.mlflow.tracking_uri}"]
+    (home / "config.toml").write_text(
+        f'[superlink]\ndefault = "hqexp"\n\n[superlink.hqexp]\naddress = "{superlink}"\ninsecure = true\n'
+    )
+    overrides = [
+        *HydraConfig.get().overrides.task,
+        f"hydra.run.dir={here / 'server'}",
+        f"mlflow.tracking_uri={cfg.mlflow.tracking_uri}",
+    ]
     packed = base64.b64encode(json.dumps(overrides).encode()).decode()
     env = {**os.environ, "FLWR_HOME": str(home)}
-    proc = subprocess.Popen([flwr, "run", str(app), "hqexp", "--run-config", f'overrides="{packed}"', "--stream"],
-                            env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [flwr, "run", str(app), "hqexp", "--run-config", f'overrides="{packed}"', "--stream"],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     run_id, finished, last, box = None, False, "no output", []
     try:
         for line in proc.stdout:

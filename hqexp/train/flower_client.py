@@ -57,10 +57,10 @@ def _worker(msg, context) -> ClientWorker:
         saved["hqexp.run"] = ConfigRecord(dict(msg.content.config_records["hqexp.run"]))
     run = saved["hqexp.run"]
     k = int(context.node_config["partition-id"])
-    module, data, loss_fn, cfg = _client_side(run["cfg"], run["model_name"], k,
-                                              context.node_config.get("data-root"))
-    w = ClientWorker(module, data, k, int(cfg.dataset.batch_size), int(cfg.seed), float(cfg.optim.weight_decay),
-                     loss_fn)
+    module, data, loss_fn, cfg = _client_side(run["cfg"], run["model_name"], k, context.node_config.get("data-root"))
+    w = ClientWorker(
+        module, data, k, int(cfg.dataset.batch_size), int(cfg.seed), float(cfg.optim.weight_decay), loss_fn
+    )
     w.restore(saved["hqexp.worker"]["blob"] if "hqexp.worker" in saved else None)
     return w
 
@@ -89,8 +89,9 @@ def _next_batch(msg, context, w: ClientWorker):
 def _hello(msg, context):
     from flwr.app import ConfigRecord, Message, RecordDict
 
-    return Message(RecordDict({"conf": ConfigRecord({"partition": int(context.node_config["partition-id"])})}),
-                   reply_to=msg)
+    return Message(
+        RecordDict({"conf": ConfigRecord({"partition": int(context.node_config["partition-id"])})}), reply_to=msg
+    )
 
 
 def _begin(msg, context) -> ClientWorker:

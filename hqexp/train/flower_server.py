@@ -36,15 +36,19 @@ class Link:
         deadline = time.monotonic() + timeout_s
         while len(nodes := list(grid.get_node_ids())) < n_clients:
             if time.monotonic() > deadline:
-                raise FlowerError(f"{len(nodes)} of {n_clients} SuperNodes connected within {timeout_s:.0f} s "
-                                  "(federation.flower.timeout_s)")
+                raise FlowerError(
+                    f"{len(nodes)} of {n_clients} SuperNodes connected within {timeout_s:.0f} s "
+                    "(federation.flower.timeout_s)"
+                )
             time.sleep(0.05)
         self.node: dict[int, int] = {}
         for node, (_, conf) in self._send("query.hello", {n: ({}, {}) for n in nodes}).items():
             self.node[int(conf["partition"])] = node
         if sorted(self.node) != list(range(n_clients)) or len(self.node) != len(nodes):
-            raise FlowerError(f"SuperNodes' partition-ids are {sorted(self.node)}; a {n_clients}-client run needs "
-                              f"exactly 0 … {n_clients - 1}, one each")
+            raise FlowerError(
+                f"SuperNodes' partition-ids are {sorted(self.node)}; a {n_clients}-client run needs "
+                f"exactly 0 … {n_clients - 1}, one each"
+            )
 
     def _send(self, action: str, by_node: dict[int, tuple[dict, dict]]) -> dict[int, tuple[dict, dict]]:
         from flwr.app import ArrayRecord, ConfigRecord, Message, RecordDict
@@ -64,11 +68,15 @@ class Link:
             if r.has_error():
                 raise FlowerError(f"client on SuperNode {who} failed on {action}: {r.error.reason.splitlines()[0]}")
             arrays = r.content.array_records.get("arrays")
-            out[who] = (arrays.to_torch_state_dict() if arrays is not None else {},
-                        dict(r.content.config_records["conf"]))
+            out[who] = (
+                arrays.to_torch_state_dict() if arrays is not None else {},
+                dict(r.content.config_records["conf"]),
+            )
         if len(out) != len(by_node):
-            raise FlowerError(f"{len(by_node) - len(out)} client(s) did not answer {action} within "
-                              f"{self.timeout_s:.0f} s (federation.flower.timeout_s)")
+            raise FlowerError(
+                f"{len(by_node) - len(out)} client(s) did not answer {action} within "
+                f"{self.timeout_s:.0f} s (federation.flower.timeout_s)"
+            )
         return out
 
     def _await(self, msgs: list) -> list:
@@ -120,8 +128,16 @@ class FlowerFL(Protocol):
         self.link.round = ch.round
         g = detached_state(self.model)
         lr = self.s.optimizer.lr("client")
-        out = self.link.exchange("train.fl", {k: ({**ch.send_state(g, client=k, direction="down", kind="model")},
-                                                  {"lr": lr, "local_epochs": local_epochs}) for k in selected})
+        out = self.link.exchange(
+            "train.fl",
+            {
+                k: (
+                    {**ch.send_state(g, client=k, direction="down", kind="model")},
+                    {"lr": lr, "local_epochs": local_epochs},
+                )
+                for k in selected
+            },
+        )
         states = []
         for k in selected:
             arrays, conf = out[k]
@@ -136,7 +152,7 @@ class FlowerFL(Protocol):
 
 def _model(arrays: dict) -> dict:
     """The client's weights out of a final reply."""
-    return {k[len("state."):]: v for k, v in arrays.items() if k.startswith("state.")}
+    return {k[len("state.") :]: v for k, v in arrays.items() if k.startswith("state.")}
 
 
 class _FlowerSplit:
@@ -146,14 +162,17 @@ class _FlowerSplit:
     link: Link
     s: Setup
 
-    def _converse(self, ks: Sequence[int], server_of: Callable[[int], object], c_state: dict, st: RoundStats,
-                  local_epochs: int) -> dict[int, dict]:
+    def _converse(
+        self, ks: Sequence[int], server_of: Callable[[int], object], c_state: dict, st: RoundStats, local_epochs: int
+    ) -> dict[int, dict]:
         """Clients ``ks`` through their rounds at the same time; their final weights."""
         ch = self.s.channel
         self.link.round = ch.round
         lr = self.s.optimizer.lr("client")
-        pending = {k: ({**ch.send_state(c_state, client=k, direction="down")},
-                       {"lr": lr, "local_epochs": local_epochs}) for k in ks}
+        pending = {
+            k: ({**ch.send_state(c_state, client=k, direction="down")}, {"lr": lr, "local_epochs": local_epochs})
+            for k in ks
+        }
         action, done = "train.split_begin", {}
         steps: dict[int, list] = {k: [] for k in ks}
         while pending:
@@ -176,9 +195,16 @@ class _FlowerSplit:
         opt.zero_grad(set_to_none=True)
         loss = self.s.loss_fn(server.module(a), y)
         loss.backward()
-        steps.append((float(grad_norms([("server", server.module)])["server"]),
-                      {f"server.{n}": q.weights.grad.clone() for n, q in quantum_layers(server.module).items()
-                       if q.weights.grad is not None}))
+        steps.append(
+            (
+                float(grad_norms([("server", server.module)])["server"]),
+                {
+                    f"server.{n}": q.weights.grad.clone()
+                    for n, q in quantum_layers(server.module).items()
+                    if q.weights.grad is not None
+                },
+            )
+        )
         opt.step()
         st.server_s += time.perf_counter() - t0
         st.loss_sum += float(loss.detach()) * len(y)
@@ -203,8 +229,7 @@ class FlowerSFLV1(_FlowerSplit, SFLV1):
         states = self._converse(selected, lambda k: self.servers[k], c_state, st, local_epochs)
         weights = [self.s.sizes[k] for k in selected]
         self._client_global().load_state_dict(fedavg([states[k] for k in selected], weights))
-        self.parts.server.load_state_dict(fedavg([detached_state(self.servers[k].module) for k in selected],
-                                                 weights))
+        self.parts.server.load_state_dict(fedavg([detached_state(self.servers[k].module) for k in selected], weights))
         return st
 
 
@@ -221,8 +246,9 @@ class FlowerSFLV2(_FlowerSplit, SFLV2):
         for k in self._order(selected):
             self.server.module.train()
             states.update(self._converse([k], lambda _: self.server, c_state, st, local_epochs))
-        self._client_global().load_state_dict(fedavg([states[k] for k in selected],
-                                                     [self.s.sizes[k] for k in selected]))
+        self._client_global().load_state_dict(
+            fedavg([states[k] for k in selected], [self.s.sizes[k] for k in selected])
+        )
         return st
 
 

@@ -26,8 +26,10 @@ def train(cfg: DictConfig) -> dict:
     federation = OmegaConf.select(cfg, "federation.mode", default="none")
     engine = OmegaConf.select(cfg, "federation.engine", default="inprocess")
     if federation == "none" and engine != "inprocess":
-        raise ConfigError(f"federation.engine={engine} runs clients of a federation; federation=none trains "
-                          "centrally (choose federation=fl|sflv1|sflv2)")
+        raise ConfigError(
+            f"federation.engine={engine} runs clients of a federation; federation=none trains "
+            "centrally (choose federation=fl|sflv1|sflv2)"
+        )
     if federation != "none":
         if folds > 1:
             raise ConfigError(f"federation={federation} trains one split across clients; set cv.folds=1")

@@ -14,8 +14,15 @@ from hqexp.tracking.metrics import classification_metrics, multilabel_metrics, r
 SCHEDULERS = ("none", "cosine", "cosine_warm_restarts", "plateau")
 
 
-def build_optimizers(module: L.LightningModule, params, lr: float, weight_decay: float,
-                     scheduler: Mapping, max_epochs: int, monitor: str = "val/loss"):
+def build_optimizers(
+    module: L.LightningModule,
+    params,
+    lr: float,
+    weight_decay: float,
+    scheduler: Mapping,
+    max_epochs: int,
+    monitor: str = "val/loss",
+):
     """AdamW plus the scheduler named in ``scheduler['name']``."""
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     name = scheduler.get("name", "none")
@@ -44,8 +51,11 @@ def rng_states() -> dict:
     import numpy as np
 
     name, keys, pos, has_gauss, cached = np.random.get_state()  # plain values: loadable with weights_only
-    out = {"python": random.getstate(), "numpy": (name, keys.tolist(), int(pos), int(has_gauss), float(cached)),
-           "torch": torch.get_rng_state()}
+    out = {
+        "python": random.getstate(),
+        "numpy": (name, keys.tolist(), int(pos), int(has_gauss), float(cached)),
+        "torch": torch.get_rng_state(),
+    }
     if torch.cuda.is_available():
         out["cuda"] = torch.cuda.get_rng_state_all()
     return out
@@ -86,12 +96,17 @@ def adapt_cosine(sched, max_epochs: int, how: str) -> str:
         sched.eta_min, sched.T_max = lr_now, max(max_epochs, old)
     sched._last_lr = [g["lr"] for g in sched.optimizer.param_groups]
     lr = sched.optimizer.param_groups[0]["lr"]
-    return (f"hqexp: resuming at epoch {epoch} of trainer.max_epochs={max_epochs}; the checkpoint's cosine schedule "
-            f"ended at epoch {old}: resume_schedule={how} "
-            + {"stretch": f"stretches it to {max_epochs} epochs (lr {lr_now:.3g} -> {lr:.3g})",
-               "keep": "keeps it (past its end the learning rate rises again)",
-               "hold": f"holds lr at {lr:.3g}"}[how]
-            + "; the alternatives are " + ", ".join(h for h in RESUME_SCHEDULES if h != how))
+    return (
+        f"hqexp: resuming at epoch {epoch} of trainer.max_epochs={max_epochs}; the checkpoint's cosine schedule "
+        f"ended at epoch {old}: resume_schedule={how} "
+        + {
+            "stretch": f"stretches it to {max_epochs} epochs (lr {lr_now:.3g} -> {lr:.3g})",
+            "keep": "keeps it (past its end the learning rate rises again)",
+            "hold": f"holds lr at {lr:.3g}",
+        }[how]
+        + "; the alternatives are "
+        + ", ".join(h for h in RESUME_SCHEDULES if h != how)
+    )
 
 
 class _Task(L.LightningModule):
@@ -99,8 +114,9 @@ class _Task(L.LightningModule):
     test-output buffer, checkpoint metadata, and a training step that logs ``train/loss``
     and the model's ``extra_metrics()``."""
 
-    def __init__(self, model: nn.Module, lr: float, weight_decay: float, scheduler: Mapping | None,
-                 max_epochs: int) -> None:
+    def __init__(
+        self, model: nn.Module, lr: float, weight_decay: float, scheduler: Mapping | None, max_epochs: int
+    ) -> None:
         super().__init__()
         self.model = model
         self.lr, self.weight_decay = lr, weight_decay
@@ -162,8 +178,9 @@ class _Task(L.LightningModule):
         return out
 
     def configure_optimizers(self):
-        return build_optimizers(self, self.parameters(), self.lr, self.weight_decay, self.scheduler_cfg,
-                                self.max_epochs)
+        return build_optimizers(
+            self, self.parameters(), self.lr, self.weight_decay, self.scheduler_cfg, self.max_epochs
+        )
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["hqexp"] = self.hqexp_meta  # config + run id: what `hqexp eval` rebuilds from
@@ -192,9 +209,16 @@ class ClassificationTask(_Task):
     first saturated epoch, whose ranking is perfect but whose 0.5 threshold is not yet learned.
     """
 
-    def __init__(self, model: nn.Module, n_classes: int, lr: float = 1e-2, weight_decay: float = 1e-4,
-                 scheduler: Mapping | None = None, max_epochs: int = 20,
-                 class_weights: torch.Tensor | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        n_classes: int,
+        lr: float = 1e-2,
+        weight_decay: float = 1e-4,
+        scheduler: Mapping | None = None,
+        max_epochs: int = 20,
+        class_weights: torch.Tensor | None = None,
+    ) -> None:
         super().__init__(model, lr, weight_decay, scheduler, max_epochs)
         self.n_classes = n_classes
         self.loss = nn.CrossEntropyLoss(weight=class_weights)
@@ -254,9 +278,17 @@ class RegressionTask(_Task):
     HQNN pre-autoencoder) adds that term to the training loss.
     """
 
-    def __init__(self, model: nn.Module, lr: float = 1e-2, weight_decay: float = 1e-4,
-                 scheduler: Mapping | None = None, max_epochs: int = 20, loss: str = "mse",
-                 target_mean: float = 0.0, target_std: float = 1.0) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        lr: float = 1e-2,
+        weight_decay: float = 1e-4,
+        scheduler: Mapping | None = None,
+        max_epochs: int = 20,
+        loss: str = "mse",
+        target_mean: float = 0.0,
+        target_std: float = 1.0,
+    ) -> None:
         if loss not in LOSSES:
             raise ConfigError(f"unknown regression loss {loss!r}; choose one of: {', '.join(LOSSES)}")
         super().__init__(model, lr, weight_decay, scheduler, max_epochs)
@@ -315,8 +347,15 @@ class MultiLabelTask(_Task):
     ``snn/spike_rate``) has them logged every training step.
     """
 
-    def __init__(self, model: nn.Module, class_names: tuple[str, ...], lr: float = 1e-3,
-                 weight_decay: float = 1e-4, scheduler: Mapping | None = None, max_epochs: int = 20) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        class_names: tuple[str, ...],
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        scheduler: Mapping | None = None,
+        max_epochs: int = 20,
+    ) -> None:
         super().__init__(model, lr, weight_decay, scheduler, max_epochs)
         self.class_names = tuple(class_names)
         n = len(self.class_names)
@@ -331,7 +370,9 @@ class MultiLabelTask(_Task):
     def validation_step(self, batch, batch_idx):
         x, y = batch
         logits = self(x).float()
-        self.log("val/loss", self.loss(logits.float(), y), on_epoch=True, prog_bar=True, batch_size=len(y), sync_dist=True)
+        self.log(
+            "val/loss", self.loss(logits.float(), y), on_epoch=True, prog_bar=True, batch_size=len(y), sync_dist=True
+        )
         self.val_metrics.update(logits.sigmoid(), y.int())
 
     def on_validation_epoch_end(self) -> None:

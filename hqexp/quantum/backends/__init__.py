@@ -49,12 +49,16 @@ def _aer(**kw) -> Backend:
 
 REGISTRY: dict[str, BackendSpec] = {
     "torch": BackendSpec(TorchBackend, "hqexp's batched PyTorch state-vector simulator (fast path)"),
-    "default_qubit": BackendSpec(_pennylane("default.qubit", "default_qubit"),
-                                 "PennyLane default.qubit, backprop with parameter broadcasting"),
-    "lightning_qubit": BackendSpec(_pennylane("lightning.qubit", "lightning_qubit"),
-                                   "PennyLane lightning.qubit (C++), adjoint differentiation"),
-    "lightning_gpu": BackendSpec(_pennylane("lightning.gpu", "lightning_gpu"),
-                                 "PennyLane lightning.gpu (cuStateVec), adjoint differentiation; needs an NVIDIA GPU"),
+    "default_qubit": BackendSpec(
+        _pennylane("default.qubit", "default_qubit"), "PennyLane default.qubit, backprop with parameter broadcasting"
+    ),
+    "lightning_qubit": BackendSpec(
+        _pennylane("lightning.qubit", "lightning_qubit"), "PennyLane lightning.qubit (C++), adjoint differentiation"
+    ),
+    "lightning_gpu": BackendSpec(
+        _pennylane("lightning.gpu", "lightning_gpu"),
+        "PennyLane lightning.gpu (cuStateVec), adjoint differentiation; needs an NVIDIA GPU",
+    ),
     "aer": BackendSpec(_aer, "Qiskit Aer; exact statevector by default, shots=N for sampling"),
 }
 
@@ -115,5 +119,14 @@ def available_backends() -> dict[str, str | None]:
     return out
 
 
-__all__ = ["REGISTRY", "Backend", "BackendSpec", "TorchBackend", "available_backends", "backend_names",
-           "from_config", "get_backend", "resolve_backend"]
+__all__ = [
+    "REGISTRY",
+    "Backend",
+    "BackendSpec",
+    "TorchBackend",
+    "available_backends",
+    "backend_names",
+    "from_config",
+    "get_backend",
+    "resolve_backend",
+]

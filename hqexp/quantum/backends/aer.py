@@ -49,15 +49,24 @@ class AerBackend(Backend):
         occ = [g for g in gates if g.param is not None and g.param[0] in ("x", "w")]
         params = ParameterVector("p", len(occ))
         # Column of [inputs..., weights...] feeding each occurrence, and its shift rule.
-        src = np.array([int(g.param[1]) if g.param[0] == "x" else ansatz.n_inputs + int(g.param[1]) for g in occ],
-                       dtype=np.int64)
+        src = np.array(
+            [int(g.param[1]) if g.param[0] == "x" else ansatz.n_inputs + int(g.param[1]) for g in occ], dtype=np.int64
+        )
         controlled = np.array([g.name.startswith("C") for g in occ], dtype=bool)
         qc = QuantumCircuit(n)
         # Wire i -> qiskit qubit n-1-i makes Qiskit's little-endian basis index equal
         # PennyLane's big-endian one, so probabilities line up without reordering.
         qb = lambda w: n - 1 - w  # noqa: E731
-        method = {"CNOT": "cx", "CZ": "cz", "RX": "rx", "RY": "ry", "RZ": "rz", "CRX": "crx", "CRY": "cry",
-                  "CRZ": "crz"}
+        method = {
+            "CNOT": "cx",
+            "CZ": "cz",
+            "RX": "rx",
+            "RY": "ry",
+            "RZ": "rz",
+            "CRX": "crx",
+            "CRY": "cry",
+            "CRZ": "crz",
+        }
         k = 0
         for g in gates:
             if g.param is None:
@@ -114,8 +123,12 @@ class AerBackend(Backend):
 
     def execute(self, ansatz, inputs, weights):
         # one complex128 state per circuit, a few circuits in flight, plus the probabilities returned
-        require_memory(16 * 2**ansatz.n_qubits * 4 + 8 * 2**ansatz.n_qubits * inputs.shape[0], "aer",
-                       ansatz.n_qubits, inputs.shape[0])
+        require_memory(
+            16 * 2**ansatz.n_qubits * 4 + 8 * 2**ansatz.n_qubits * inputs.shape[0],
+            "aer",
+            ansatz.n_qubits,
+            inputs.shape[0],
+        )
         return _AerFunction.apply(inputs, weights, self, ansatz)
 
 
@@ -143,8 +156,9 @@ class _AerFunction(torch.autograd.Function):
         B, P = values.shape
         # parameter shift: 2 (4 for controlled rotations) shifted circuits per angle and sample,
         # each returning 2**n probabilities
-        require_memory((4 if controlled.any() else 2) * B * P * 8 * 2**ansatz.n_qubits, "aer (parameter shift)",
-                       ansatz.n_qubits, B)
+        require_memory(
+            (4 if controlled.any() else 2) * B * P * 8 * 2**ansatz.n_qubits, "aer (parameter shift)", ansatz.n_qubits, B
+        )
 
         def shifted(amount: float) -> np.ndarray:  # f with each occurrence shifted alone: [B, P, n_out]
             eye = np.eye(P)[None] * amount
@@ -164,6 +178,9 @@ class _AerFunction(torch.autograd.Function):
         grad_w = None
         if ctx.needs_input_grad[1]:
             gw = g[:, n:]
-            grad_w = gw.reshape(ctx.weight_shape) if len(ctx.weight_shape) > len(ansatz.weight_shape) \
+            grad_w = (
+                gw.reshape(ctx.weight_shape)
+                if len(ctx.weight_shape) > len(ansatz.weight_shape)
                 else gw.sum(0).reshape(ctx.weight_shape)
+            )
         return grad_x, grad_w, None, None

@@ -40,8 +40,10 @@ class Backend:
     def states(self, ansatz: Ansatz, inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """Final state vectors ``[B, 2**n]`` (complex128), no gradient; for the state-based
         diagnostics (expressibility, entanglement). Not every backend exposes them."""
-        raise BackendUnavailable(f"backend {self.name!r} does not return state vectors; "
-                                 "use backend=torch or default_qubit for state-based diagnostics")
+        raise BackendUnavailable(
+            f"backend {self.name!r} does not return state vectors; "
+            "use backend=torch or default_qubit for state-based diagnostics"
+        )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"

@@ -31,8 +31,11 @@ class PennyLaneBackend(Backend):
     def check_available(self) -> None:
         need_module(self.name, "pennylane", "pip install pennylane pennylane-lightning")
         if self.device_name == "lightning.gpu":
-            need_module(self.name, "pennylane_lightning.lightning_gpu_ops",
-                        "pip install 'hqexp[gpu]' (pennylane-lightning-gpu, needs an NVIDIA GPU with CUDA)")
+            need_module(
+                self.name,
+                "pennylane_lightning.lightning_gpu_ops",
+                "pip install 'hqexp[gpu]' (pennylane-lightning-gpu, needs an NVIDIA GPU with CUDA)",
+            )
             if not torch.cuda.is_available():
                 raise BackendUnavailable("backend 'lightning_gpu' needs an NVIDIA GPU with CUDA; none is visible")
         elif self.device_name == "lightning.qubit":
@@ -46,7 +49,9 @@ class PennyLaneBackend(Backend):
             need = state * batch * ((len(ansatz.gates()) + 2) if grad and self.diff_method == "backprop" else 3)
         else:
             need = state * 4
-        require_memory(need, self.name, ansatz.n_qubits, batch, "cuda" if self.device_name == "lightning.gpu" else "cpu")
+        require_memory(
+            need, self.name, ansatz.n_qubits, batch, "cuda" if self.device_name == "lightning.gpu" else "cpu"
+        )
 
     def _qnode(self, ansatz: Ansatz) -> Callable:
         hit = self._qnodes.get(ansatz)
@@ -77,8 +82,10 @@ class PennyLaneBackend(Backend):
             qnode = self._qnodes[key] = build_qnode(ansatz, self.device_name, "best", None, state=True)
         x, w = inputs.to(torch.float64), weights.to(torch.float64)
         with torch.no_grad():
-            rows = [torch.as_tensor(qnode(x[b], w[b] if w.dim() > len(ansatz.weight_shape) else w))
-                    for b in range(x.shape[0])]
+            rows = [
+                torch.as_tensor(qnode(x[b], w[b] if w.dim() > len(ansatz.weight_shape) else w))
+                for b in range(x.shape[0])
+            ]
         return torch.stack(rows).to(torch.complex128)
 
 
@@ -138,8 +145,9 @@ def _measure(ansatz: Ansatz, wires):
     return qml.expval(qml.sum(*[qml.s_prod(1.0 / n, qml.Projector([0], wires=[w])) for w in wires]))
 
 
-def build_qnode(ansatz: Ansatz, device: str, diff_method: str, shots: int | None = None,
-                state: bool = False) -> Callable:
+def build_qnode(
+    ansatz: Ansatz, device: str, diff_method: str, shots: int | None = None, state: bool = False
+) -> Callable:
     """A torch-interface QNode ``f(inputs, weights)`` for ``ansatz`` on ``device`` (its final
     state instead of the measurement with ``state``)."""
     import pennylane as qml

@@ -17,24 +17,34 @@ class TorchBackend(Backend):
 
     name = "torch"
 
-    def __init__(self, dtype: str = "complex64", device: str | None = None,
-                 dense_max_qubits: int | None = None, compile: bool | str = False,
-                 compile_backend: str = "inductor") -> None:
+    def __init__(
+        self,
+        dtype: str = "complex64",
+        device: str | None = None,
+        dense_max_qubits: int | None = None,
+        compile: bool | str = False,
+        compile_backend: str = "inductor",
+    ) -> None:
         if dtype not in DTYPES:
             raise ConfigError(f"torch backend dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
-        if dense_max_qubits is not None and (isinstance(dense_max_qubits, bool)
-                                             or not isinstance(dense_max_qubits, int) or dense_max_qubits < 0):
-            raise ConfigError("torch backend dense_max_qubits must be an int >= 0 (0: never the small-circuit "
-                              f"path) or null (the measured size rule), got {dense_max_qubits!r}")
+        if dense_max_qubits is not None and (
+            isinstance(dense_max_qubits, bool) or not isinstance(dense_max_qubits, int) or dense_max_qubits < 0
+        ):
+            raise ConfigError(
+                "torch backend dense_max_qubits must be an int >= 0 (0: never the small-circuit "
+                f"path) or null (the measured size rule), got {dense_max_qubits!r}"
+            )
         self.dtype = DTYPES[dtype]
         self.device = device
         self.dense_max_qubits = dense_max_qubits
         mode = compile_mode(compile)
         if mode is not None:
             if compile_backend not in torch.compiler.list_backends(exclude_tags=()):
-                raise ConfigError(f"torch backend compile_backend must be a torch.compile backend "
-                                  f"({', '.join(torch.compiler.list_backends())}, or a debug one such "
-                                  f"as aot_eager), got {compile_backend!r}")
+                raise ConfigError(
+                    f"torch backend compile_backend must be a torch.compile backend "
+                    f"({', '.join(torch.compiler.list_backends())}, or a debug one such "
+                    f"as aot_eager), got {compile_backend!r}"
+                )
         # the compiled path (hqexp.quantum.compiled): off by default, slower than eager on CPU
         self.compiled = CompiledSteps(mode, compile_backend) if mode is not None else None
 

@@ -6,7 +6,8 @@ from hqexp.quantum.templates.hardware_efficient import HardwareEfficient
 from hqexp.quantum.templates.random_pauli import PAULI_ROTATIONS, RandomPauli, pauli_table
 from hqexp.quantum.templates.strongly_entangling import StronglyEntangling
 
-REGISTRY: dict[str, Template] = {t.name: t for t in (StronglyEntangling(), BasicEntangler(), HardwareEfficient(),
-                                                    RandomPauli())}
+REGISTRY: dict[str, Template] = {
+    t.name: t for t in (StronglyEntangling(), BasicEntangler(), HardwareEfficient(), RandomPauli())
+}
 
 __all__ = ["PAULI_ROTATIONS", "REGISTRY", "Template", "pauli_table", "rotation_matrix"]

@@ -74,8 +74,11 @@ class Template:
         for q in range(ansatz.n_qubits):
             names = self.rotation_gates(ansatz, layer, q)
             for j, name in enumerate(names):
-                angle = weights[..., layer, q] if len(names) == 1 and len(self.rotations) <= 1 \
+                angle = (
+                    weights[..., layer, q]
+                    if len(names) == 1 and len(self.rotations) <= 1
                     else weights[..., layer, q, j]
+                )
                 getattr(qml, name)(angle, wires=q)
         for c, t in self.entangling_pairs(ansatz.n_qubits, layer):
             two(wires=[c, t])
@@ -84,8 +87,7 @@ class Template:
         return f"{type(self).__name__}()"
 
 
-def trig_unitaries(name: str, form: tuple, weights: torch.Tensor, n_angles: int,
-                   cdtype: torch.dtype) -> torch.Tensor:
+def trig_unitaries(name: str, form: tuple, weights: torch.Tensor, n_angles: int, cdtype: torch.dtype) -> torch.Tensor:
     """``[..., L, n, 2, 2]`` from a trig form: ``cos(w @ A + off) @ M`` viewed as complex.
 
     Every entry ``cos(α)·e^{iβ}`` has real part ``½cos(α+β) + ½cos(α−β)`` (imaginary:

@@ -21,6 +21,7 @@ PAULI_ROTATIONS = ("RX", "RY", "RZ")
 @lru_cache(maxsize=256)
 def pauli_table(seed: int, n_layers: int, n_qubits: int) -> tuple[tuple[str, ...], ...]:
     """``[layer][qubit]`` rotation names for ``seed``."""
+
     def pick(layer: int, q: int) -> str:
         digest = hashlib.sha256(f"hqexp-random-pauli:{seed}:{layer}:{q}".encode()).digest()
         return PAULI_ROTATIONS[int.from_bytes(digest[:8], "big") % 3]
@@ -44,8 +45,11 @@ class RandomPauli(Template):
         # RX=[[c,-is],[-is,c]], RY=[[c,-s],[s,c]], RZ=[[c-is,0],[0,c+is]].
         w = weights.to(REAL_OF[cdtype])
         names = ansatz.pauli_choices
-        mx, my, mz = torch.tensor([[[float(g == axis) for g in row] for row in names] for axis in PAULI_ROTATIONS],
-                                  device=w.device, dtype=w.dtype)
+        mx, my, mz = torch.tensor(
+            [[[float(g == axis) for g in row] for row in names] for axis in PAULI_ROTATIONS],
+            device=w.device,
+            dtype=w.dtype,
+        )
         c, s = torch.cos(w / 2), torch.sin(w / 2)
         sx, sy, sz = s * mx, s * my, s * mz
         re = torch.stack([c, -sy, sy, c], dim=-1)

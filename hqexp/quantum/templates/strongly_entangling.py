@@ -17,8 +17,10 @@ class StronglyEntangling(Template):
     # Rot(φ,θ,ω) = [[e^{-ia}c, -e^{ib}s], [e^{-ib}s, e^{ia}c]], a = (φ+ω)/2, b = (φ-ω)/2,
     # c = cos θ/2, s = sin θ/2 (-s = cos(θ/2 + π/2)).
     trig_form = (
-        ((0, 0, 0, 0), (0.5,) * 4, (0, 0, 0, 0)), (0, HALF_PI, -HALF_PI, 0),
-        ((-0.5, 0.5, -0.5, 0.5), (0, 0, 0, 0), (-0.5, -0.5, 0.5, 0.5)), (0, 0, 0, 0),
+        ((0, 0, 0, 0), (0.5,) * 4, (0, 0, 0, 0)),
+        (0, HALF_PI, -HALF_PI, 0),
+        ((-0.5, 0.5, -0.5, 0.5), (0, 0, 0, 0), (-0.5, -0.5, 0.5, 0.5)),
+        (0, 0, 0, 0),
     )
 
     def entangling_pairs(self, n_qubits: int, layer: int) -> tuple[tuple[int, int], ...]:
@@ -39,5 +41,6 @@ class StronglyEntangling(Template):
         if n == 1:
             qml.Rot(*(weights[..., layer, 0, j] for j in range(3)), wires=0)
             return
-        qml.StronglyEntanglingLayers(weights[..., layer:layer + 1, :, :], wires=list(range(n)),
-                                     ranges=[(layer % (n - 1)) + 1], imprimitive=two)
+        qml.StronglyEntanglingLayers(
+            weights[..., layer : layer + 1, :, :], wires=list(range(n)), ranges=[(layer % (n - 1)) + 1], imprimitive=two
+        )
