@@ -21,8 +21,9 @@ import torch
 from hqexp.errors import ConfigError
 from hqexp.quantum import Ansatz, expval, resolve_backend
 from hqexp.quantum.backends import Backend
+from hqexp.quantum.measurements import REGISTRY as MEASUREMENT_REGISTRY
 
-SCALAR_MEASUREMENTS = ("z0", "z0z1", "global_projector", "local_projector")
+SCALAR_MEASUREMENTS = tuple(name for name, m in MEASUREMENT_REGISTRY.items() if m.scalar)
 
 
 def _check_scalar(ansatz: Ansatz) -> None:

@@ -21,12 +21,14 @@ from functools import cached_property
 from typing import NamedTuple
 
 from hqexp.errors import ConfigError
+from hqexp.quantum.measurements import REGISTRY as MEASUREMENT_REGISTRY
+from hqexp.quantum.measurements import Measurement
 from hqexp.quantum.templates import REGISTRY, Template, pauli_table
 
 EMBEDDINGS = ("angle_x", "angle_y", "angle_z")
 TEMPLATES = tuple(REGISTRY)
 ENTANGLERS = ("cnot", "cz")
-MEASUREMENTS = ("z_each", "z0", "z0z1", "global_projector", "local_projector")
+MEASUREMENTS = tuple(MEASUREMENT_REGISTRY)
 PAIR_GATES = ("crx", "cry", "crz")
 
 # A state vector of 2**MAX_QUBITS complex64 amplitudes is 8 GiB per sample: past
@@ -107,8 +109,8 @@ class Ansatz:
             _choice("pair_gate", self.pair_gate, PAIR_GATES)
             if self.n_qubits < 2:
                 raise ConfigError("pair_gate needs n_qubits >= 2 (it acts on qubit pairs)")
-        if self.measurement == "z0z1" and self.n_qubits < 2:
-            raise ConfigError("measurement 'z0z1' needs n_qubits >= 2")
+        if self.n_qubits < self.observable.min_qubits:
+            raise ConfigError(f"measurement {self.measurement!r} needs n_qubits >= {self.observable.min_qubits}")
         if self.template == "random_pauli":
             self.pauli_choices  # noqa: B018 - fill the cache now (see pauli_choices)
 
@@ -143,9 +145,14 @@ class Ansatz:
         return self.n_qubits + self.n_pairs
 
     @property
+    def observable(self) -> Measurement:
+        """The measurement object (``hqexp.quantum.measurements``) that knows this circuit's outputs."""
+        return MEASUREMENT_REGISTRY[self.measurement]
+
+    @cached_property
     def n_out(self) -> int:
         """Number of expectation values returned per sample."""
-        return self.n_qubits if self.measurement == "z_each" else 1
+        return self.observable.n_out(self.n_qubits)
 
     # --------------------------------------------------------------- structure
     def rotation_gates(self, layer: int = 0, qubit: int = 0) -> tuple[str, ...]:

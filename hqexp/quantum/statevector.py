@@ -43,11 +43,11 @@ import torch
 from hqexp.quantum.ansatz import Ansatz
 from hqexp.quantum.dense import dense_applies, dense_args, dense_reference, run_dense
 from hqexp.quantum.dense_plan import DensePlan, checked_plan
+from hqexp.quantum.measurements import TABLE_MAX_QUBITS
 from hqexp.quantum.memory import require_memory
 from hqexp.quantum.passes import Passes, apply_fans, pair_fans
 from hqexp.quantum.templates.base import REAL_OF, rotation_matrix
 from hqexp.quantum.wiring import (
-    TABLE_MAX_QUBITS,
     embedding_matrix,
     entangler,
     group_size,
@@ -56,7 +56,6 @@ from hqexp.quantum.wiring import (
     measure_table,
     product_index,
     wire_groups,
-    z_signs,
 )
 
 _HALF_SHIFT = {dt: torch.tensor([0.0, math.pi / 2], dtype=dt) for dt in REAL_OF.values()}
@@ -216,26 +215,7 @@ def _program(ansatz: Ansatz, k: int, device: str, dtype: torch.dtype, measure: b
 
 def measure_probs(ansatz: Ansatz, probs: torch.Tensor) -> torch.Tensor:
     """Expectation values ``[B, n_out]`` from basis probabilities ``[B, 2**n]``."""
-    n = ansatz.n_qubits
-    m = ansatz.measurement
-    if m == "global_projector":
-        return probs[:, :1]
-    if m == "z0":
-        half = probs.view(probs.shape[0], 2, -1).sum(-1)
-        return half[:, :1] - half[:, 1:]
-    if m == "z0z1":
-        p = probs.view(probs.shape[0], 4, -1).sum(-1)  # |00>, |01>, |10>, |11> of wires 0, 1
-        return (p[:, 0] - p[:, 1] - p[:, 2] + p[:, 3]).unsqueeze(-1)
-    if n <= 16:
-        z = probs @ z_signs(n, probs.device, probs.dtype)
-    else:  # the sign table would be 2**n x n: reduce per wire instead
-        z = torch.stack(
-            [(lambda h: h[:, 0] - h[:, 1])(probs.view(probs.shape[0], 2**i, 2, -1).sum((1, 3))) for i in range(n)],
-            dim=-1,
-        )
-    if m == "z_each":
-        return z
-    return (1 + z.mean(-1, keepdim=True)) / 2  # local_projector: |0><0| = (1+Z)/2
+    return ansatz.observable.from_probs(probs, ansatz.n_qubits)
 
 
 def torch_expval(

@@ -69,15 +69,6 @@ def entangler(n, pairs, kind, device, cdtype):
     return hit
 
 
-def z_signs(n: int, device, rdtype) -> torch.Tensor:
-    key = ("z", n, str(device), rdtype)
-    hit = DEVICE_CACHE.get(key)
-    if hit is None:
-        hit = (1 - 2 * bit_table(n)).to(device=device, dtype=rdtype)
-        DEVICE_CACHE[key] = hit
-    return hit
-
-
 def kron(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Batched Kronecker product of square matrices ``[..., p, p] ⊗ [..., q, q]``."""
     p, q = a.shape[-1], b.shape[-1]
@@ -140,9 +131,6 @@ def product_index(n: int, parts: tuple[tuple[int, int], ...], device: str) -> to
     return torch.cat(rows).to(device)
 
 
-TABLE_MAX_QUBITS = 16  # a z_each table is 2**n x n reals
-
-
 def measure_table(ansatz: Ansatz, fold_perm: bool, device, rdtype) -> torch.Tensor:
     """``[2·2**n, n_out]``: expectation values are ``|psi|² @ table`` for every diagonal
     measurement. With ``fold_perm`` the last layer's CNOT permutation is folded into the
@@ -152,19 +140,7 @@ def measure_table(ansatz: Ansatz, fold_perm: bool, device, rdtype) -> torch.Tens
     key = ("table", ansatz.measurement, n, pairs, str(device), rdtype)
     hit = DEVICE_CACHE.get(key)
     if hit is None:
-        z = z_signs(n, device, rdtype)
-        m = ansatz.measurement
-        if m == "z_each":
-            t = z
-        elif m == "z0":
-            t = z[:, :1]
-        elif m == "z0z1":
-            t = (z[:, 0] * z[:, 1]).unsqueeze(-1)
-        elif m == "global_projector":
-            t = torch.zeros_like(z[:, :1])
-            t[0] = 1
-        else:  # local_projector: (1/n) Σ_j |0><0|_j = (1 + mean_j Z_j) / 2
-            t = (1 + z.mean(-1, keepdim=True)) / 2
+        t = ansatz.observable.table(n).to(device=device, dtype=rdtype)
         if pairs:
             # after psi[y] = psi_pre[idx[y]]: Σ_y p_pre[idx[y]] t[y] = Σ_x p_pre[x] t[idx⁻¹[x]]
             t = t[entangler_cpu(n, pairs, "cnot")[1].to(device)]

@@ -129,20 +129,7 @@ def _layers(ansatz: Ansatz, weights, wires, inputs=None) -> None:
 
 
 def _measure(ansatz: Ansatz, wires):
-    import pennylane as qml
-
-    n = ansatz.n_qubits
-    m = ansatz.measurement
-    if m == "z_each":
-        return [qml.expval(qml.PauliZ(w)) for w in wires]
-    if m == "z0":
-        return qml.expval(qml.PauliZ(0))
-    if m == "z0z1":
-        return qml.expval(qml.PauliZ(0) @ qml.PauliZ(1))
-    if m == "global_projector":
-        return qml.expval(qml.Projector([0] * n, wires=wires))
-    # local_projector: (1/n) Σ_j |0><0|_j as one observable
-    return qml.expval(qml.sum(*[qml.s_prod(1.0 / n, qml.Projector([0], wires=[w])) for w in wires]))
+    return ansatz.observable.pennylane(list(wires))
 
 
 def build_qnode(
