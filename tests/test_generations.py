@@ -257,7 +257,7 @@ def test_auroc_tiebreak_monitor_prefers_lower_loss_when_auc_saturates():
     with torch.no_grad():  # ranks perfectly from the start, but barely confident: high loss
         head.weight.zero_(), head.bias.zero_()
         head.weight[1, 0], head.weight[0, 0] = 0.01, -0.01
-    task = ClassificationTask(head, 2, lr=0.05)
+    task = ClassificationTask(head, 2, optim={"lr": 0.05})
     rec = Record()
     L.Trainer(
         max_epochs=6,

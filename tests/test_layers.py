@@ -26,7 +26,7 @@ LAYERS = [
     ("hqexp.data",),
     ("hqexp.quantum",),
     ("hqexp.tracking",),
-    ("hqexp.energy", "hqexp.errors", "hqexp.config", "hqexp.interrupts", "hqexp.allocator"),
+    ("hqexp.energy", "hqexp.errors", "hqexp.config", "hqexp.interrupts", "hqexp.allocator", "hqexp.optim"),
 ]
 
 

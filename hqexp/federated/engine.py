@@ -24,6 +24,7 @@ from hqexp.callbacks.gradnorm import grad_norms
 from hqexp.federated.partition import Partition
 from hqexp.federated.protocols import Protocol
 from hqexp.models import quantum_layers
+from hqexp.optim import RoundSchedule, build_optimizer, optimizer_spec
 from hqexp.tracking.metrics import client_scores, task_scores
 
 
@@ -126,37 +127,33 @@ class StepDiagnostics:
 
 
 class Optimizers:
-    """AdamW for every client and server side, at ``lr`` × the round's schedule factor:
-    ``cosine`` anneals over the rounds as CosineAnnealingLR over epochs does (down to
-    ``eta_min``), ``none`` keeps it constant."""
+    """The run's optimizer (``conf/optim``) for every client and server side, at the learning
+    rate the run's schedule (``conf/scheduler``, stepped once per round as Lightning steps it once
+    per epoch) gives the round: the same objects an ordinary run builds (:mod:`hqexp.optim`)."""
 
     def __init__(
         self,
+        optim: Mapping | None,
         client_lr: float,
         server_lr: float,
-        weight_decay: float,
+        scheduler: Mapping | None,
         rounds: int,
-        schedule: str = "none",
-        eta_min: float = 0.0,
     ) -> None:
-        self.base = {"client": float(client_lr), "server": float(server_lr)}
-        self.weight_decay, self.rounds, self.schedule, self.eta_min = weight_decay, rounds, schedule, eta_min
-        self.epoch = 0  # rounds completed
+        self.optim = optimizer_spec(optim)
+        self.schedule = RoundSchedule(scheduler, {"client": float(client_lr), "server": float(server_lr)}, rounds)
+        self.done = 0  # rounds completed
+        self.val_losses: list[float] = []  # of the completed rounds (a plateau schedule reads them)
 
     def lr(self, role: str) -> float:
-        base = self.base[role]
-        if self.schedule == "cosine":
-            t = min(self.epoch, self.rounds) / max(1, self.rounds)
-            return self.eta_min + (base - self.eta_min) * (1 + math.cos(math.pi * t)) / 2
-        return base
+        return self.schedule.lr(role, self.done, self.val_losses)
 
     def __call__(self, params: list, role: str) -> torch.optim.Optimizer:
-        opt = torch.optim.AdamW(params, lr=self.lr(role), weight_decay=self.weight_decay)
+        opt = build_optimizer({**self.optim, "lr": self.lr(role)}, params)
         opt.param_groups[0]["role"] = role
         return opt
 
-    def start_round(self, rnd: int, optimizers: list[torch.optim.Optimizer]) -> None:
-        self.epoch = rnd - 1
+    def start_round(self, rnd: int, optimizers: list[torch.optim.Optimizer], val_losses: list[float] = ()) -> None:
+        self.done, self.val_losses = rnd - 1, list(val_losses)
         for opt in optimizers:
             for g in opt.param_groups:
                 g["lr"] = self.lr(g.get("role", "client"))
@@ -227,7 +224,8 @@ class Engine:
             for rnd in range(start_round + 1, self.rounds + 1):
                 self.protocol.s.channel.round = rnd
                 if self.optimizers is not None:
-                    self.optimizers.start_round(rnd, self.protocol.optimizers())
+                    losses = [h.get("val/loss", math.nan) for h in self.history]
+                    self.optimizers.start_round(rnd, self.protocol.optimizers(), losses)
                 timer.seconds = 0.0
                 t0 = time.perf_counter()
                 stats = self.protocol.train_round(self.select(rnd), loaders, self.local_epochs)

@@ -9,7 +9,8 @@ that never leave the client.
 
 It reproduces the in-process engine exactly: the same seeded batch order as
 ``Engine.loaders`` (a loader over the client's indices with generator
-``seed·1000 + k``), AdamW created on first use and its learning rate set every round.
+``seed·1000 + k``), the run's optimizer (``conf/optim``) created on first use and its learning
+rate set every round.
 For split protocols the activation graph cannot wait across messages, so the client's
 forward is recomputed before its backward with the same weights, random state and
 normalisation statistics (BatchNorm running statistics are updated once, as in one pass).
@@ -19,13 +20,14 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from hqexp.callbacks.gradnorm import grad_norms
+from hqexp.optim import build_optimizer, optimizer_spec
 
 
 class _Positions(Dataset):
@@ -51,11 +53,11 @@ class ClientWorker:
         k: int,
         batch_size: int,
         seed: int,
-        weight_decay: float,
+        optim: Mapping | None = None,
         loss_fn: Callable | None = None,
     ) -> None:
         self.module, self.data, self.k = module, data, k
-        self.batch_size, self.weight_decay, self.loss_fn = batch_size, weight_decay, loss_fn
+        self.batch_size, self.optim, self.loss_fn = batch_size, optimizer_spec(optim), loss_fn
         self.gen = torch.Generator().manual_seed(seed * 1000 + k)
         self.opt: torch.optim.Optimizer | None = None
         self.plan: list[list[int]] = []
@@ -99,7 +101,7 @@ class ClientWorker:
     # ------------------------------------------------------------ a round
     def _optimizer(self, lr: float) -> torch.optim.Optimizer:
         if self.opt is None:
-            self.opt = torch.optim.AdamW(self.module.parameters(), lr=lr, weight_decay=self.weight_decay)
+            self.opt = build_optimizer({**self.optim, "lr": lr}, self.module.parameters())
         return self.opt
 
     def begin(self, state: dict[str, torch.Tensor], lr: float, local_epochs: int) -> None:

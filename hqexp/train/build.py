@@ -85,39 +85,30 @@ def build_model(cfg: DictConfig, info):
 
 
 def build_task(cfg: DictConfig, model, dm):
-    """The LightningModule for the dataset's task kind."""
+    """The LightningModule for the dataset's task kind, with the run's optimizer and schedule."""
     from hqexp.train.tasks import ClassificationTask, MultiLabelTask, RegressionTask
 
-    sched = OmegaConf.to_container(cfg.scheduler, resolve=True)
+    common = {
+        "optim": OmegaConf.to_container(cfg.optim, resolve=True),
+        "scheduler": OmegaConf.to_container(cfg.scheduler, resolve=True),
+        "max_epochs": cfg.trainer.max_epochs,
+    }
     loss = cfg.get("loss", "auto")
     if dm.info.task == "regression":
         return RegressionTask(
             model,
-            cfg.optim.lr,
-            cfg.optim.weight_decay,
-            sched,
-            cfg.trainer.max_epochs,
             loss="mse" if loss == "auto" else loss,
             target_mean=dm.target_mean,
             target_std=dm.target_std,
+            **common,
         )
     if dm.info.task == "multilabel":
         if loss not in ("auto", "bce"):
             raise ConfigError(f"loss={loss!r} does not fit multi-label data; use bce (or auto)")
-        return MultiLabelTask(
-            model, dm.info.class_names, cfg.optim.lr, cfg.optim.weight_decay, sched, cfg.trainer.max_epochs
-        )
+        return MultiLabelTask(model, dm.info.class_names, **common)
     if loss not in ("auto", "cross_entropy"):
         raise ConfigError(f"loss={loss!r} is for regression; classification uses cross_entropy (or auto)")
-    return ClassificationTask(
-        model,
-        dm.info.n_classes,
-        cfg.optim.lr,
-        cfg.optim.weight_decay,
-        sched,
-        cfg.trainer.max_epochs,
-        class_weights=getattr(dm, "class_weights", None),
-    )
+    return ClassificationTask(model, dm.info.n_classes, class_weights=getattr(dm, "class_weights", None), **common)
 
 
 def energy_meter(cfg: DictConfig):

@@ -50,19 +50,12 @@ def train_federated(cfg: DictConfig) -> dict:
     model = build_model(cfg, info)
     ledger = Ledger()
     channel = Channel(ledger, fed.link_mbps, fed.latency_ms)
-    sched = OmegaConf.to_container(cfg.scheduler, resolve=True)
-    if sched["name"] not in ("none", "cosine"):
-        raise ConfigError(
-            f"scheduler={sched['name']} is per-epoch Lightning logic; federated runs take "
-            "scheduler=cosine (annealed over rounds) or scheduler=none"
-        )
     opts = Optimizers(
+        OmegaConf.to_container(cfg.optim, resolve=True),
         cfg.optim.lr,
         fed.server_lr or cfg.optim.lr,
-        cfg.optim.weight_decay,
+        OmegaConf.to_container(cfg.scheduler, resolve=True),
         fed.rounds,
-        sched["name"],
-        sched.get("eta_min", 0.0),
     )
     bp = cfg.callbacks.get("barren_plateau")
     diag = StepDiagnostics(GradientWindow(bp.window if bp else 20, bp.threshold if bp else 1e-6))

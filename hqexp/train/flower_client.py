@@ -59,7 +59,13 @@ def _worker(msg, context) -> ClientWorker:
     k = int(context.node_config["partition-id"])
     module, data, loss_fn, cfg = _client_side(run["cfg"], run["model_name"], k, context.node_config.get("data-root"))
     w = ClientWorker(
-        module, data, k, int(cfg.dataset.batch_size), int(cfg.seed), float(cfg.optim.weight_decay), loss_fn
+        module,
+        data,
+        k,
+        int(cfg.dataset.batch_size),
+        int(cfg.seed),
+        OmegaConf.to_container(cfg.optim, resolve=True),
+        loss_fn,
     )
     w.restore(saved["hqexp.worker"]["blob"] if "hqexp.worker" in saved else None)
     return w

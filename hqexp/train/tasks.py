@@ -9,37 +9,8 @@ import torch
 from torch import nn
 
 from hqexp.errors import ConfigError
+from hqexp.optim import lightning_optimizers
 from hqexp.tracking.metrics import classification_metrics, multilabel_metrics, regression_metrics
-
-SCHEDULERS = ("none", "cosine", "cosine_warm_restarts", "plateau")
-
-
-def build_optimizers(
-    module: L.LightningModule,
-    params,
-    lr: float,
-    weight_decay: float,
-    scheduler: Mapping,
-    max_epochs: int,
-    monitor: str = "val/loss",
-):
-    """AdamW plus the scheduler named in ``scheduler['name']``."""
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    name = scheduler.get("name", "none")
-    kw = {k: v for k, v in scheduler.items() if k != "name"}
-    if name == "none":
-        return opt
-    if name == "cosine":
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, max_epochs), **kw)
-    elif name == "cosine_warm_restarts":
-        sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, **kw)
-    elif name == "plateau":
-        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", **kw)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": monitor}}
-    else:
-        raise ConfigError(f"unknown scheduler {name!r}; choose one of: {', '.join(SCHEDULERS)}")
-    return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
-
 
 RESUME_SCHEDULES = ("stretch", "keep", "hold")
 
@@ -110,17 +81,16 @@ def adapt_cosine(sched, max_epochs: int, how: str) -> str:
 
 
 class _Task(L.LightningModule):
-    """What every task shares: the wrapped model, AdamW + scheduler, the ``lr`` log, the
+    """What every task shares: the wrapped model, the optimizer and schedule of its config objects
+    (``conf/optim``, ``conf/scheduler``), the ``lr`` log, the
     test-output buffer, checkpoint metadata, and a training step that logs ``train/loss``
     and the model's ``extra_metrics()``."""
 
-    def __init__(
-        self, model: nn.Module, lr: float, weight_decay: float, scheduler: Mapping | None, max_epochs: int
-    ) -> None:
+    def __init__(self, model: nn.Module, optim: Mapping | None, scheduler: Mapping | None, max_epochs: int) -> None:
         super().__init__()
         self.model = model
-        self.lr, self.weight_decay = lr, weight_decay
-        self.scheduler_cfg = dict(scheduler or {"name": "none"})
+        self.optim_cfg = dict(optim or {})
+        self.scheduler_cfg = dict(scheduler or {})
         self.max_epochs = max_epochs
         self.test_outputs: dict[str, torch.Tensor] = {}
         self._test_batches: list[tuple[torch.Tensor, torch.Tensor]] = []
@@ -178,9 +148,7 @@ class _Task(L.LightningModule):
         return out
 
     def configure_optimizers(self):
-        return build_optimizers(
-            self, self.parameters(), self.lr, self.weight_decay, self.scheduler_cfg, self.max_epochs
-        )
+        return lightning_optimizers(self.optim_cfg, self.scheduler_cfg, self.parameters(), self.max_epochs)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["hqexp"] = self.hqexp_meta  # config + run id: what `hqexp eval` rebuilds from
@@ -213,13 +181,12 @@ class ClassificationTask(_Task):
         self,
         model: nn.Module,
         n_classes: int,
-        lr: float = 1e-2,
-        weight_decay: float = 1e-4,
+        optim: Mapping | None = None,
         scheduler: Mapping | None = None,
         max_epochs: int = 20,
         class_weights: torch.Tensor | None = None,
     ) -> None:
-        super().__init__(model, lr, weight_decay, scheduler, max_epochs)
+        super().__init__(model, optim, scheduler, max_epochs)
         self.n_classes = n_classes
         self.loss = nn.CrossEntropyLoss(weight=class_weights)
         self.val_metrics = classification_metrics(n_classes).clone(prefix="val/")
@@ -281,8 +248,7 @@ class RegressionTask(_Task):
     def __init__(
         self,
         model: nn.Module,
-        lr: float = 1e-2,
-        weight_decay: float = 1e-4,
+        optim: Mapping | None = None,
         scheduler: Mapping | None = None,
         max_epochs: int = 20,
         loss: str = "mse",
@@ -291,7 +257,7 @@ class RegressionTask(_Task):
     ) -> None:
         if loss not in LOSSES:
             raise ConfigError(f"unknown regression loss {loss!r}; choose one of: {', '.join(LOSSES)}")
-        super().__init__(model, lr, weight_decay, scheduler, max_epochs)
+        super().__init__(model, optim, scheduler, max_epochs)
         self.loss = nn.MSELoss() if loss == "mse" else nn.HuberLoss()
         self.target_mean, self.target_std = target_mean, target_std
         metrics = regression_metrics()
@@ -351,12 +317,11 @@ class MultiLabelTask(_Task):
         self,
         model: nn.Module,
         class_names: tuple[str, ...],
-        lr: float = 1e-3,
-        weight_decay: float = 1e-4,
+        optim: Mapping | None = None,
         scheduler: Mapping | None = None,
         max_epochs: int = 20,
     ) -> None:
-        super().__init__(model, lr, weight_decay, scheduler, max_epochs)
+        super().__init__(model, optim, scheduler, max_epochs)
         self.class_names = tuple(class_names)
         n = len(self.class_names)
         self.loss = nn.BCEWithLogitsLoss()
