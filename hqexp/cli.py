@@ -20,9 +20,16 @@ SUBCOMMANDS = {
     "eval": ("eval", "evaluate a checkpoint on the test split: hqexp eval ckpt_path=PATH"),
     "sweep": ("train", "a multirun of train: one MLflow parent run, one child per job"),
     "bench": ("bench", "benchmarks: hqexp bench backends [grid=...]"),
-    "diagnose": ("diagnose", "barren plateaus, expressibility, entanglement of an ansatz over qubits x depths"),
+    "diagnose": (
+        "diagnose",
+        "barren plateaus, expressibility, entanglement of an ansatz over qubits x depths; "
+        "`hqexp diagnose shots ckpt_path=PATH`: a model's test metric and gradient noise against shots",
+    ),
     "runs": ("runs", "runs left RUNNING by a process that is gone: hqexp runs stale | close-stale"),
 }
+
+#: ``hqexp diagnose <mode>``: analyses of a trained model, each with its own config
+DIAGNOSE_MODES = {"shots": "shots"}
 
 USAGE = """usage: hqexp <command> [hydra overrides...]
 
@@ -37,6 +44,7 @@ examples:
   hqexp sweep model=vqc_classifier,mlp_classifier seed=1,2,3
   hqexp sweep sweep=hybrid_vs_classical hydra/launcher=joblib
   hqexp diagnose 'qubits=[2,4,6,8]' 'depths=[2,5n]'    # trainability scan
+  hqexp diagnose shots ckpt_path=PATH            # test metric and gradient noise against shots
   hqexp train --cfg job                          # print the composed config
   hqexp train --help                             # config groups and their choices
 
@@ -196,7 +204,12 @@ def _help() -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``hqexp`` console script."""
+    """Entry point of the ``hqexp`` console script (``argv`` None: the process's own arguments).
+
+    Called with ``argv`` (from Python, e.g. a test), it returns after the command instead of
+    leaving the process at once, and ``sys.argv`` is restored."""
+    console = argv is None
+    saved_argv = list(sys.argv)
     argv = list(sys.argv[1:] if argv is None else argv)
     argv = _relaunched(argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
@@ -219,23 +232,27 @@ def main(argv: list[str] | None = None) -> None:
         and (not rest[0].startswith("-") or rest[0] in ("--stale", "--close-stale"))
     ):
         rest = [f"action={rest[0].lstrip('-')}", *rest[1:]]  # `hqexp runs stale`, `hqexp runs --stale`
+    config = SUBCOMMANDS[sub][0]
+    if sub == "diagnose" and rest and rest[0] in DIAGNOSE_MODES:
+        config, rest = DIAGNOSE_MODES[rest[0]], rest[1:]  # `hqexp diagnose shots ckpt_path=…`
     if not any(a in ("--help", "-h", "--hydra-help") for a in rest):
         check_overrides(rest)
-        check_keys(SUBCOMMANDS[sub][0], rest)
+        check_keys(config, rest)
     if sub == "sweep" and not any(a in ("-m", "--multirun") for a in rest):
         rest = ["--multirun", *rest]
 
     from hqexp import entrypoints, interrupts
 
-    interrupts.install()
+    handlers = interrupts.install()
     # Hydra reads its overrides from sys.argv[1:]; sys.argv[0] stays the real script, because
     # Lightning re-launches DDP ranks as `python sys.argv[0] sys.argv[1:]` (they find the
     # subcommand in HQEXP_SUBCOMMAND, see _relaunched).
     os.environ[SUB_ENV] = sub
     sys.argv = [sys.argv[0], *rest]
     try:
-        entrypoints.dispatch(SUBCOMMANDS[sub][0])
-        _fast_exit()
+        entrypoints.dispatch(config)
+        if console:
+            _fast_exit()
     except (KeyboardInterrupt, SystemExit) as exc:
         if interrupts.received() is None and not isinstance(exc, KeyboardInterrupt):
             raise  # an ordinary exit (an error, or a sweep with failed jobs)
@@ -245,6 +262,10 @@ def main(argv: list[str] | None = None) -> None:
         if closed:
             print(f"hqexp: interrupted by {name}; {closed} open MLflow run(s) marked KILLED", file=sys.stderr)
         raise SystemExit(code) from None
+    finally:
+        if not console:
+            sys.argv = saved_argv
+            interrupts.restore(handlers)
 
 
 if __name__ == "__main__":  # pragma: no cover

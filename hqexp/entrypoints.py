@@ -140,6 +140,13 @@ def diagnose_main(cfg: DictConfig):
     return _guard(run_diagnose, cfg)
 
 
+@hydra.main(config_path=_CONF, config_name="shots", version_base="1.3")
+def shots_main(cfg: DictConfig):
+    from hqexp.train.shots_curve import shots_curve
+
+    return _guard(shots_curve, cfg)
+
+
 @hydra.main(config_path=_CONF, config_name="runs", version_base="1.3")
 def runs_main(cfg: DictConfig):
     from hqexp.runs import run_runs
@@ -147,7 +154,14 @@ def runs_main(cfg: DictConfig):
     return _guard(run_runs, cfg)
 
 
-MAINS = {"train": train_main, "eval": eval_main, "bench": bench_main, "diagnose": diagnose_main, "runs": runs_main}
+MAINS = {
+    "train": train_main,
+    "eval": eval_main,
+    "bench": bench_main,
+    "diagnose": diagnose_main,
+    "shots": shots_main,
+    "runs": runs_main,
+}
 
 
 def dispatch(config_name: str) -> None:

@@ -36,14 +36,20 @@ def _handler(signum, frame) -> None:
     raise Interrupted(signum)
 
 
-def install() -> None:
-    """Route SIGINT, SIGTERM and SIGHUP through :class:`Interrupted` (main thread only)."""
+def install() -> dict:
+    """Route SIGINT, SIGTERM and SIGHUP through :class:`Interrupted` (main thread only); returns
+    the handlers it replaced, for :func:`restore`."""
     import threading
 
     if threading.current_thread() is not threading.main_thread():
-        return
-    for sig in SIGNALS:
-        signal.signal(sig, _handler)
+        return {}
+    return {sig: signal.signal(sig, _handler) for sig in SIGNALS}
+
+
+def restore(previous: dict) -> None:
+    """Put back the handlers :func:`install` replaced (a command run from Python, not a console)."""
+    for sig, handler in previous.items():
+        signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
 def received() -> int | None:

@@ -66,3 +66,38 @@ def error_line(out: subprocess.CompletedProcess) -> str:
     lines = [ln for ln in out.stderr.splitlines() if ln.startswith("hqexp: error:")]
     assert len(lines) == 1, out.stderr[-2000:]
     return lines[0]
+
+
+def hqexp_here(args, tmp: Path, check=True) -> subprocess.CompletedProcess:
+    """The CLI in this process: same arguments, exit codes and output as :func:`hqexp`, without
+    starting Python and importing torch, Lightning and MLflow again. For tests where the process
+    boundary is not what is tested (signals, DDP, servers and Flower keep :func:`hqexp`)."""
+    import contextlib
+    import io
+
+    from hqexp.cli import main
+
+    dirs = [
+        d
+        for d in (f"hydra.run.dir={tmp}/run_{time.time_ns()}", f"hydra.sweep.dir={tmp}/sweep_{time.time_ns()}")
+        if not any(a.startswith(d.split("=")[0] + "=") for a in args)
+    ]
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "HYDRA_FULL_ERROR")}
+    os.environ.update({"MLFLOW_TRACKING_URI": f"sqlite:///{tmp}/mlflow.db", "HYDRA_FULL_ERROR": "0"})
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main([*args, *dirs])
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    done = subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+    if check and code != 0:
+        raise AssertionError(f"hqexp {' '.join(args)} failed ({code}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return done

@@ -39,7 +39,8 @@ def run_bench(cfg: DictConfig) -> list[dict]:
         rows = suite.bench_backends(cfg)
         print(
             f"hqexp bench backends — torch {torch.__version__}, {torch.get_num_threads()} threads, "
-            f"device {cfg.device}, allocator {allocator.POLICY or 'system'}; ratio = backend time / "
+            f"device {cfg.device}, allocator {allocator.POLICY or 'system'}, shots {cfg.get('shots')}, "
+            f"grad {cfg.get('grad') or 'exact'}; ratio = backend time / "
             f"{cfg.backend.name} time (higher = {cfg.backend.name} faster)"
         )
     print(suite.table(rows))

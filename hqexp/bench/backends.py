@@ -63,7 +63,17 @@ def peer_configs(cfg: DictConfig) -> dict[str, dict]:
             )
         except Exception as exc:
             raise ConfigError(f"bench: unknown backend {name!r} ({str(exc).splitlines()[0]})") from None
+    sampling = device_mode(cfg)
+    if sampling:  # what a device does, the same on every backend: shots and the gradient rule
+        for bcfg in out.values():
+            bcfg["options"] = {**(bcfg.get("options") or {}), **sampling, "seed": 0}
     return out
+
+
+def device_mode(cfg: DictConfig) -> dict:
+    """``{shots, grad}`` the bench applies to every backend (empty for exact autograd)."""
+    shots, grad = cfg.get("shots"), cfg.get("grad") or "exact"
+    return {"shots": shots, "grad": grad} if shots is not None or grad != "exact" else {}
 
 
 def bench_backends(cfg: DictConfig) -> list[dict]:
@@ -102,6 +112,17 @@ def bench_backends(cfg: DictConfig) -> list[dict]:
                     row["torch_fwd_GBps"] = modelled_forward_bytes(n, L, B) / (row["fwd_ms"] / 1e3) / 1e9
             rows.append(_with_ratios(row, ref))
         for name in cfg.get("peers") or []:
+            if device_mode(cfg):
+                rows.append(
+                    {
+                        "n_qubits": n,
+                        "n_layers": L,
+                        "batch": B,
+                        "backend": name,
+                        "status": "skipped: outside simulators are timed exact (shots=null, grad=exact)",
+                    }
+                )
+                continue
             rows.append(_with_ratios(_time_peer(cfg, name, ansatz, x, w), ref))
     return rows
 

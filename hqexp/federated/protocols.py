@@ -115,6 +115,10 @@ class Protocol:
         """Everything that runs on the server (where ``time/server_quantum_s`` is measured)."""
         return []
 
+    def modules(self) -> list[nn.Module]:
+        """The global model and every client's and server's own module (each counts its circuits)."""
+        return [self.model, *(side.module for side in self._sides())]
+
     def optimizers(self) -> list[torch.optim.Optimizer]:
         return [side.opt for side in self._sides() if side.opt is not None]
 

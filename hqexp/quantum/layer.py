@@ -13,6 +13,8 @@ from torch import nn
 from hqexp.errors import BackendUnavailable, ConfigError, QuantumInputError, QuantumMemoryError
 from hqexp.quantum.ansatz import Ansatz
 from hqexp.quantum.backends import Backend, resolve_backend
+from hqexp.quantum.shift import shift_circuits
+from hqexp.quantum.tally import Tally
 
 log = logging.getLogger("hqexp")
 
@@ -44,19 +46,32 @@ def _check_finite(inputs: torch.Tensor, weights: torch.Tensor) -> None:
             raise QuantumInputError(f"{what} contain NaN or inf; refusing to produce a silent wrong answer")
 
 
+def _count(tally: Tally, be: Backend, ansatz: Ansatz, inputs: torch.Tensor, weights: torch.Tensor, out) -> None:
+    """The forward's circuits now; the gradient's shifted circuits when (if) the gradient is taken."""
+    B = inputs.shape[0]
+    tally.add(ansatz, B, be.shots)
+    if not out.requires_grad:
+        return
+    per = shift_circuits(ansatz, inputs.requires_grad, weights.requires_grad)
+    if per:
+        out.register_hook(lambda grad: tally.add(ansatz, B * per, be.shots))
+
+
 def expval(
     ansatz: Ansatz,
     inputs: torch.Tensor,
     weights: torch.Tensor,
     backend: str | Backend = "torch",
     fallback: Sequence[str] = (),
+    tally: Tally | None = None,
     **options,
 ) -> torch.Tensor:
     """Expectation values ``[B, ansatz.n_out]`` of ``ansatz`` for a batch of inputs.
 
     Differentiable w.r.t. ``inputs`` ``[B, ansatz.n_inputs]`` and ``weights``
     (``ansatz.weight_shape``, or ``[B, *weight_shape]`` for per-sample weights).
-    The result has the dtype of ``inputs``.
+    The result has the dtype of ``inputs``. The circuits a device would run for this call (and
+    for its gradient, when taken) are counted in ``tally`` (default: the backend's own).
     """
     _validate(ansatz, inputs, weights)
     be = backend if isinstance(backend, Backend) else resolve_backend(backend, fallback, options)
@@ -64,6 +79,7 @@ def expval(
     if not checked_after:
         _check_finite(inputs, weights)
     out = be.execute(ansatz, inputs, weights)
+    _count(tally if tally is not None else be.tally, be, ansatz, inputs, weights, out)
     # A NaN or inf in any input or weight makes this backend's whole output row non-finite, so
     # one reduction of the (smaller) output and one host read stand for the input check; the
     # exact check then names the culprit.
@@ -125,6 +141,8 @@ class QuantumLayer(nn.Module):
         self._failures = 0
         self.steps: dict[str, int] = {}
         self.events: list[str] = []
+        #: circuits and shots a device would have run for this layer (across backend switches)
+        self.tally = Tally()
         self.backend_requested = backend
         w = torch.empty(self.ansatz.weight_shape)
         if init == "uniform":
@@ -142,6 +160,12 @@ class QuantumLayer(nn.Module):
         """The backend object that runs this layer now (after any fallback or switch)."""
         return self._backend
 
+    def use_backend(self, backend: Backend) -> None:
+        """Run this layer's circuits on ``backend`` from now on (e.g. the same simulator with shots)."""
+        self._backend = backend
+        self._remaining = []
+        self._failures = 0
+
     @property
     def backend_used(self) -> str:
         return self._backend.name
@@ -157,7 +181,7 @@ class QuantumLayer(nn.Module):
             while True:
                 t0 = time.perf_counter()
                 try:
-                    out = expval(self.ansatz, xf, self.weights, self._backend)
+                    out = expval(self.ansatz, xf, self.weights, self._backend, tally=self.tally)
                 except (ConfigError, QuantumInputError, QuantumMemoryError):
                     raise  # the request is wrong, not the backend: retrying cannot help
                 except Exception as exc:

@@ -138,12 +138,35 @@ def simulate(
     return _run(ansatz, inputs, weights, dtype, measure=False)
 
 
+def probabilities(
+    ansatz: Ansatz,
+    inputs: torch.Tensor,
+    weights: torch.Tensor,
+    dtype: torch.dtype = torch.complex64,
+    pair_angles: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Basis probabilities ``[B, 2**n]`` (real) of the final states: what a Z-basis readout samples.
+
+    ``pair_angles`` ``[B, L, n_pairs]`` gives every layer its own learned-entanglement angles."""
+    check_memory(ansatz, inputs.shape[0], dtype, inputs.device, torch.is_grad_enabled())
+    psi = _run(ansatz, inputs, weights, dtype, measure=False, pair_angles=pair_angles)
+    return torch.view_as_real(psi).square().sum(-1)
+
+
 def _run(
-    ansatz: Ansatz, inputs: torch.Tensor, weights: torch.Tensor, dtype: torch.dtype, measure: bool, plain: bool = False
+    ansatz: Ansatz,
+    inputs: torch.Tensor,
+    weights: torch.Tensor,
+    dtype: torch.dtype,
+    measure: bool,
+    plain: bool = False,
+    pair_angles: torch.Tensor | None = None,
 ):
     """The circuit; with ``measure`` the last :class:`Passes` also measures
     (diagonal observables, ``n ≤ 16``, no ``pair_gate``) and expectation values are returned.
-    ``plain``: the passes as ordinary autograd ops (:meth:`Passes.run`), for ``torch.compile``."""
+    ``plain``: the passes as ordinary autograd ops (:meth:`Passes.run`), for ``torch.compile``.
+    ``pair_angles`` ``[B, L, n_pairs]``: each layer's own learned-entanglement angles instead of the
+    inputs' one set for every layer (what a parameter shift of one occurrence needs)."""
     passes = _plain_passes if plain else Passes.apply
     n = ansatz.n_qubits
     rdtype = REAL_OF[dtype]
@@ -160,9 +183,12 @@ def _run(
         if prog.runs[0]:
             psi = passes(psi, prog.runs[0], *stacks)
     else:  # one run per layer, each followed by the learned-entanglement fans
-        fans = pair_fans(n, rotation_matrix(ansatz.pair_gate[1:].upper(), inputs[:, n:].to(rdtype)))
+        gate = ansatz.pair_gate[1:].upper()
+        fans = None if pair_angles is not None else pair_fans(n, rotation_matrix(gate, inputs[:, n:].to(rdtype)))
         for layer, run in enumerate(prog.runs):
             mine = [st[..., layer - 1 : layer, :, :, :] for st in stacks] if layer > 0 else []
+            if pair_angles is not None:
+                fans = pair_fans(n, rotation_matrix(gate, pair_angles[:, layer].to(rdtype)))
             psi = apply_fans(passes(psi, run, *mine) if run else psi, n, fans)
     if not measure or prog.measured:
         return psi

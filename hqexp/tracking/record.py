@@ -22,7 +22,7 @@ CHOICE_GROUPS = ("model", "dataset", "backend", "hardware")
 #: a sweep's parent run id, written by the launching process and read by every job
 PARENT_FILE = "mlflow_parent_run_id.txt"
 #: metric name prefixes that are one value per epoch (rows of ``logs/epochs.csv``)
-EPOCH_PREFIXES = ("train/", "val/", "lr", "latency/", "energy/", "grad_norm_epoch/")
+EPOCH_PREFIXES = ("train/", "val/", "lr", "latency/", "energy/", "grad_norm_epoch/", "qpu/epoch/")
 #: the metrics the closing line of a run shows, when present
 HEADLINE = (
     "test/acc",

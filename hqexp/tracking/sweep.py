@@ -120,7 +120,7 @@ def summarize(recorder, metric: str) -> list[dict]:
                 **{
                     k: v
                     for k, v in sorted(run.data.metrics.items())
-                    if k.startswith(("test/", "params/", "bp/", "val/best"))
+                    if k.startswith(("test/", "params/", "bp/", "val/best", "qpu/"))
                 },
             }
         )
@@ -132,15 +132,23 @@ def summarize(recorder, metric: str) -> list[dict]:
     recorder.log_text(table.to_csv(index=False), "sweep/children.csv")
     common = set.intersection(*(set(r["overrides"].split()) for r in rows))
     groups: dict[str, list[float]] = {}
+    bills: dict[str, list[float]] = {}  # the hardware bill of each configuration (estimates)
     for r in rows:
         if r["status"] == "FINISHED" and metric in r:
-            groups.setdefault(_config_key(r["overrides"], common), []).append(float(r[metric]))
-    lines = [f"| configuration | n | mean {metric} | std |", "|---|---|---|---|"]
+            key = _config_key(r["overrides"], common)
+            groups.setdefault(key, []).append(float(r[metric]))
+            if "qpu/est_usd" in r and r["qpu/est_usd"] == r["qpu/est_usd"]:
+                bills.setdefault(key, []).append(float(r["qpu/est_usd"]))
+    lines = [
+        f"| configuration | n | mean {metric} | std | est. QPU USD per run (qpu/est_usd) |",
+        "|---|---|---|---|---|",
+    ]
     agg = {}
     for key, vals in sorted(groups.items()):
         mean = statistics.fmean(vals)
         std = statistics.stdev(vals) if len(vals) > 1 else 0.0
-        lines.append(f"| {key} | {len(vals)} | {mean:.4f} | {std:.4f} |")
+        usd = f"{statistics.fmean(bills[key]):,.0f}" if bills.get(key) else "– (no quantum layer)"
+        lines.append(f"| {key} | {len(vals)} | {mean:.4f} | {std:.4f} | {usd} |")
         agg[key] = (mean, std)
     recorder.log_text("\n".join(lines) + "\n", "sweep/summary.md")
     for i, (key, (mean, std)) in enumerate(sorted(agg.items())):

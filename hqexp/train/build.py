@@ -129,6 +129,15 @@ def energy_meter(cfg: DictConfig):
         raise ConfigError(f"callbacks.energy.meter: {exc}") from None
 
 
+def qpu_profile(cfg: DictConfig):
+    """The run's ``qpu`` provider profile (:mod:`hqexp.quantum.bill`), or None without a ``qpu`` group."""
+    if cfg.get("qpu") is None:
+        return None
+    from hqexp.quantum.bill import build_profile
+
+    return build_profile(OmegaConf.to_container(cfg.qpu, resolve=True), choice("qpu"))
+
+
 def build_callbacks(cfg: DictConfig, ckpt_dir: Path, meter=None) -> dict:
     """``{name: callback}`` for every enabled ``callbacks.<name>`` with a ``_target_``, plus the
     interrupt flag and (with a progress bar) the bar that shows latency and energy.
@@ -140,7 +149,11 @@ def build_callbacks(cfg: DictConfig, ckpt_dir: Path, meter=None) -> dict:
     from hqexp.callbacks.interrupt import InterruptFlag
     from hqexp.callbacks.progress import CostProgressBar, EpochLine
 
-    runtime = {"checkpoint": {"dirpath": str(ckpt_dir)}, "energy": {"meter": meter}}
+    runtime = {
+        "checkpoint": {"dirpath": str(ckpt_dir)},
+        "energy": {"meter": meter},
+        "qpu_bill": {"profile": qpu_profile(cfg)},
+    }
     out: dict = {}
     for name, spec in cfg.callbacks.items():
         if not isinstance(spec, DictConfig) or "_target_" not in spec or not spec.get("enabled", True):

@@ -92,8 +92,9 @@ def fetch_checkpoint(cfg: DictConfig, run_id: str) -> Path:
     return Path(retry(lambda: client.download_artifacts(run_id, pick, str(dest))))
 
 
-def evaluate(cfg: DictConfig) -> dict:
-    """Evaluate ``ckpt_path`` on the test split; the run is tagged with its source run."""
+def load_for_eval(cfg: DictConfig):
+    """The checkpoint of ``ckpt_path`` (or ``run_id``) rebuilt as it was trained, command-line
+    overrides applied: ``(task, dm, model, meta, path, given)``."""
     import torch
 
     validate(cfg)
@@ -114,14 +115,26 @@ def evaluate(cfg: DictConfig) -> dict:
     model = build_model(cfg, dm.info)
     task = build_task(cfg, model, dm)
     load_weights(task, ckpt["state_dict"], path)
+    return task, dm, model, meta, path, given
+
+
+def start_eval_run(cfg: DictConfig, kind: str, model, meta: dict, path: Path, given: set[str]):
+    """The MLflow run of an evaluation, tagged with the checkpoint's source run."""
     tags = {g: c for g, c in meta.get("choices", {}).items() if g not in given}
     rec = record.start_run(
-        cfg, "eval", {**tags, "source_run_id": meta.get("run_id", "unknown"), "source_checkpoint": str(path.resolve())}
+        cfg, kind, {**tags, "source_run_id": meta.get("run_id", "unknown"), "source_checkpoint": str(path.resolve())}
     )
     facts, used = model_facts(model)
     rec.set_tags({"backend_used": used})
     record.log_config(rec, cfg)
     rec.log_metrics(facts)
+    return rec
+
+
+def evaluate(cfg: DictConfig) -> dict:
+    """Evaluate ``ckpt_path`` on the test split; the run is tagged with its source run."""
+    task, dm, model, meta, path, given = load_for_eval(cfg)
+    rec = start_eval_run(cfg, "eval", model, meta, path, given)
     metrics = fit_and_test(cfg, rec, task, dm, None, do_fit=False)
     rec.terminate("FINISHED")
     record.headline(metrics, rec, "eval")

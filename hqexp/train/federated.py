@@ -15,7 +15,7 @@ from hqexp.config import choice, output_dir
 from hqexp.errors import ConfigError
 from hqexp.federated.config import FedConfig
 from hqexp.tracking import record
-from hqexp.train.build import build_datamodule, build_model, federated_loss
+from hqexp.train.build import build_datamodule, build_model, federated_loss, qpu_profile
 from hqexp.train.facts import backend_report, model_facts
 from hqexp.train.robustness import adversarial_scores
 
@@ -166,11 +166,22 @@ class FederatedRun:
                 **{f"federation/client_samples/{k}": n for k, n in enumerate(self.engine.partition.sizes("train"))},
             }
         )
+        from hqexp.models import quantum_layers
+        from hqexp.quantum.bill import BillMeter
+
+        layers = {id(q): q for m in self.protocol.modules() for q in quantum_layers(m).values()}
+        self.bill = BillMeter(layers.values(), qpu_profile(self.cfg))
+        self._round_mark = self.bill.snapshot()
         start = self._resume()
         t0 = time.perf_counter()
         self.engine.fit(start, self._on_round)
         elapsed = time.perf_counter() - t0
         metrics = self._test(elapsed)
+        if self.bill.layers:
+            bill = self.bill.metrics()
+            self.rec.log_metrics(bill, step=len(self.engine.history))
+            self.rec.set_tags(self.bill.tags())
+            metrics.update(bill)
         metrics.update({**facts, **sizes})
         backend_report(self.rec, self.model)
         self.rec.terminate("FINISHED")
@@ -189,6 +200,12 @@ class FederatedRun:
                 "time/round_comm_simulated_s": self.ledger.link_seconds(rnd, self.protocol.sequential),
             }
         )
+        if self.bill.layers:  # the round's circuits (training and validation), as a device would run them
+            done = self.bill.since(self._round_mark)
+            self._round_mark = self.bill.snapshot()
+            metrics.update(
+                {"qpu/epoch/circuits": float(done.circuits), "qpu/epoch/shots": float(self.bill.shots_of(done))}
+            )
         if self.privacy is not None:
             metrics.update(self.privacy.round())
         if self.defence is not None and self.defence.epsilon() is not None:
@@ -259,7 +276,12 @@ class FederatedRun:
 
         if self.best is not None:  # test the round with the best validation loss, as Lightning does
             self.model.load_state_dict(self.best[2])
+        mark = self.bill.snapshot()
         test, pred = self.engine.evaluate("test")
+        from hqexp.quantum.tally import difference
+
+        self.bill.test_counts = difference(self.bill.snapshot(), mark)
+        self.bill.test_samples = len(self.engine.data["test"])
         test.update(adversarial_scores(self.cfg, self.engine.protocol.eval_model(), self.dm, self.engine.loss_fn))
         if self.privacy is not None:
             t0 = time.perf_counter()

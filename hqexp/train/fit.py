@@ -62,6 +62,10 @@ def fit_and_test(cfg: DictConfig, rec, task, dm, ckpt: str | None, do_fit: bool,
         cost["time/epochs"] = trainer.current_epoch
         if ckpt_cb is not None and ckpt_cb.best_model_score is not None:
             cost["val/best"] = float(ckpt_cb.best_model_score)  # the monitored value of the kept epoch
+    bill = callbacks.get("qpu_bill")
+    if bill is not None:  # the hardware bill: counted circuits, estimated price
+        cost.update(bill.metrics())
+        rec.set_tags(bill.tags())
     rec.log_metrics(cost, step=trainer.global_step)  # test/* went through the logger already
     metrics.update(cost)
     logger.save()

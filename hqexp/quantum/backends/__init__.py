@@ -30,21 +30,18 @@ class BackendSpec:
 
 
 def _pennylane(device: str, name: str) -> Callable[..., Backend]:
-    def make(shots: int | None = None) -> Backend:
+    def make(shots: int | None = None, grad: str = "exact", seed: int | None = None) -> Backend:
         from hqexp.quantum.backends.pennylane import PennyLaneBackend
 
-        if device != "default.qubit" and shots is not None:
-            raise TypeError(f"{name} takes no shots option")
-        diff = "adjoint" if device != "default.qubit" else ("backprop" if shots is None else "parameter-shift")
-        return PennyLaneBackend(device, diff, name, shots)
+        return PennyLaneBackend(device, "backprop" if device == "default.qubit" else "adjoint", name, shots, grad, seed)
 
     return make
 
 
-def _aer(**kw) -> Backend:
+def _aer(shots: int | None = None, grad: str = "exact", seed: int | None = None) -> Backend:
     from hqexp.quantum.backends.aer import AerBackend
 
-    return AerBackend(**kw)
+    return AerBackend(shots=shots, grad=grad, seed=seed)
 
 
 REGISTRY: dict[str, BackendSpec] = {
@@ -72,10 +69,15 @@ def get_backend(name: str, **options) -> Backend:
     spec = REGISTRY.get(name)
     if spec is None:
         raise ConfigError(f"unknown backend {name!r}; choose one of: {', '.join(REGISTRY)}")
-    try:
-        return spec.factory(**options)
-    except TypeError as exc:
-        raise ConfigError(f"backend {name!r} does not take options {sorted(options)}: {exc}") from exc
+    import inspect
+
+    takes = [p for p in inspect.signature(spec.factory).parameters if p != "self"]
+    unknown = sorted(set(options) - set(takes))
+    if unknown:
+        raise ConfigError(
+            f"backend {name!r} does not take option(s) {', '.join(unknown)}; its options: {', '.join(takes) or 'none'}"
+        )
+    return spec.factory(**options)
 
 
 def resolve_backend(name: str, fallback: Sequence[str] = (), options: Mapping | None = None) -> Backend:

@@ -15,20 +15,22 @@ import math
 import numpy as np
 import torch
 
-from hqexp.errors import BackendUnavailable
 from hqexp.quantum.ansatz import Ansatz
-from hqexp.quantum.backends.base import Backend, need_module
+from hqexp.quantum.backends.base import Backend, check_grad, need_module
 from hqexp.quantum.memory import require_memory
+from hqexp.quantum.sampling import check_shots
 
 
 class AerBackend(Backend):
     name = "aer"
 
-    def __init__(self, shots: int | None = None, seed: int | None = None) -> None:
-        if shots is not None and (not isinstance(shots, int) or shots < 1):
-            raise BackendUnavailable(f"backend 'aer': shots must be a positive int or null, got {shots!r}")
-        self.shots, self.seed = shots, seed
-        self.exact = shots is None
+    def __init__(self, shots: int | None = None, seed: int | None = None, grad: str = "exact") -> None:
+        self.shots = check_shots(shots, "backend 'aer'")
+        self.grad = check_grad(grad, "aer")
+        # a run seeds torch's global generator before it builds the model: the simulator's seed
+        # drawn from it makes the run's shots reproducible; an explicit seed fixes them outright
+        self.seed = int(seed) if seed is not None else (int(torch.randint(0, 2**31, (1,))) if self.shots else None)
+        self.exact = self.shots is None
         self._circuits: dict = {}
         self._sim = None
 
@@ -36,8 +38,9 @@ class AerBackend(Backend):
         need_module("aer", "qiskit", "pip install 'hqexp[aer]' (qiskit, qiskit-aer)")
         need_module("aer", "qiskit_aer", "pip install 'hqexp[aer]' (qiskit, qiskit-aer)")
 
-    def _circuit(self, ansatz: Ansatz):
-        hit = self._circuits.get(ansatz)
+    def _circuit(self, ansatz: Ansatz, sampled: bool | None = None):
+        sampled = self.shots is not None if sampled is None else sampled
+        hit = self._circuits.get((ansatz, sampled))
         if hit is not None:
             return hit
         from qiskit import QuantumCircuit, transpile
@@ -81,41 +84,41 @@ class AerBackend(Backend):
             # Decompose controlled rotations first: Aer 0.18 mis-applies parameter-bound
             # crx/cry/crz (probabilities differ from qiskit.quantum_info.Statevector).
             qc = transpile(qc, basis_gates=["rx", "ry", "rz", "cx", "cz"], optimization_level=0)
-        if self.shots is None:
-            qc.save_probabilities()
-        else:
+        if sampled:
             qc.measure_all()
+        else:
+            qc.save_probabilities()
         if self._sim is None:
             self._sim = AerSimulator(method="statevector", seed_simulator=self.seed)
         tqc = transpile(qc, self._sim, optimization_level=0)
-        self._circuits[ansatz] = (tqc, list(params), src, controlled)
-        return self._circuits[ansatz]
+        self._circuits[(ansatz, sampled)] = (tqc, list(params), src, controlled)
+        return self._circuits[(ansatz, sampled)]
 
     def occurrences(self, ansatz: Ansatz) -> tuple[np.ndarray, np.ndarray]:
         """(source column, is-controlled) of every parametrised gate occurrence."""
         _, _, src, controlled = self._circuit(ansatz)
         return src, controlled
 
-    def probabilities(self, ansatz: Ansatz, values: np.ndarray) -> np.ndarray:
-        """Basis probabilities ``[M, 2**n]`` for ``M`` occurrence-angle vectors ``[M, n_occurrences]``."""
-        tqc, params, _, _ = self._circuit(ansatz)
+    def probabilities(self, ansatz: Ansatz, values: np.ndarray, sampled: bool | None = None) -> np.ndarray:
+        """Basis probabilities ``[M, 2**n]`` (shot frequencies when ``sampled``, default: when the
+        backend has shots) for ``M`` occurrence-angle vectors ``[M, n_occurrences]``."""
+        sampled = self.shots is not None if sampled is None else sampled
+        tqc, params, _, _ = self._circuit(ansatz, sampled)
         binds = [{p: values[:, j].tolist() for j, p in enumerate(params)}]
-        result = self._sim.run(tqc, parameter_binds=binds, shots=self.shots).result()
+        result = self._sim.run(tqc, parameter_binds=binds, shots=self.shots if sampled else None).result()
         dim = 2**ansatz.n_qubits
         out = np.zeros((values.shape[0], dim))
         for i in range(values.shape[0]):
-            if self.shots is None:
+            if not sampled:
                 out[i] = np.asarray(result.data(i)["probabilities"])
             else:
                 for key, count in result.get_counts(i).items():
                     out[i, int(key.replace(" ", ""), 2)] = count / self.shots
         return out
 
-    def expvals(self, ansatz: Ansatz, values: np.ndarray) -> np.ndarray:
-        from hqexp.quantum.statevector import measure_probs
-
-        probs = torch.from_numpy(self.probabilities(ansatz, values))
-        return measure_probs(ansatz, probs).numpy()
+    def expvals(self, ansatz: Ansatz, values: np.ndarray, sampled: bool | None = None) -> np.ndarray:
+        probs = torch.from_numpy(self.probabilities(ansatz, values, sampled))
+        return ansatz.observable.from_probs(probs, ansatz.n_qubits).numpy()
 
     def backward_cost(self, ansatz: Ansatz) -> float:
         src, controlled = self.occurrences(ansatz)
@@ -160,9 +163,13 @@ class _AerFunction(torch.autograd.Function):
             (4 if controlled.any() else 2) * B * P * 8 * 2**ansatz.n_qubits, "aer (parameter shift)", ansatz.n_qubits, B
         )
 
+        # grad=parameter_shift: every shifted circuit sampled with the backend's shots, as a device
+        # does; grad=exact: the shifted circuits exact, i.e. the analytic gradient
+        sampled = backend.shots is not None and backend.grad == "parameter_shift"
+
         def shifted(amount: float) -> np.ndarray:  # f with each occurrence shifted alone: [B, P, n_out]
             eye = np.eye(P)[None] * amount
-            return backend.expvals(ansatz, (values[:, None, :] + eye).reshape(-1, P)).reshape(B, P, -1)
+            return backend.expvals(ansatz, (values[:, None, :] + eye).reshape(-1, P), sampled).reshape(B, P, -1)
 
         jac = (shifted(math.pi / 2) - shifted(-math.pi / 2)) / 2  # exact for Pauli rotations
         if controlled.any():

@@ -6,8 +6,12 @@ import importlib.util
 
 import torch
 
-from hqexp.errors import BackendUnavailable
+from hqexp.errors import BackendUnavailable, ConfigError
 from hqexp.quantum.ansatz import Ansatz
+from hqexp.quantum.tally import Tally
+
+#: what ``backend.options.grad`` may be, on every backend
+GRADS = ("exact", "parameter_shift")
 
 
 class Backend:
@@ -20,6 +24,10 @@ class Backend:
 
     name: str = "?"
     exact: bool = True
+    #: shots per circuit (None: exact expectation values)
+    shots: int | None = None
+    #: ``exact`` (analytic gradient) or ``parameter_shift`` (shifted circuits, sampled with ``shots``)
+    grad: str = "exact"
 
     def check_available(self) -> None:
         """Raise :class:`BackendUnavailable` with an install hint if this cannot run here."""
@@ -45,8 +53,28 @@ class Backend:
             "use backend=torch or default_qubit for state-based diagnostics"
         )
 
+    @property
+    def tally(self) -> Tally:
+        """Circuits and shots this backend executed (or a device would have) through ``expval``."""
+        if "_tally" not in self.__dict__:
+            self._tally = Tally()
+        return self._tally
+
+    @property
+    def hardware_faithful(self) -> bool:
+        """False where a device could not produce this backend's numbers: a sampled forward value
+        with an analytic gradient (``shots`` set, ``grad=exact``)."""
+        return self.shots is None or self.grad == "parameter_shift"
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
+
+
+def check_grad(grad: object, backend: str) -> str:
+    """``grad`` as one of :data:`GRADS`; one line otherwise."""
+    if grad not in GRADS:
+        raise ConfigError(f"backend {backend!r}: options.grad must be one of {', '.join(GRADS)}, got {grad!r}")
+    return str(grad)
 
 
 def need_module(backend: str, module: str, hint: str) -> None:

@@ -11,21 +11,41 @@ from collections.abc import Callable
 
 import torch
 
-from hqexp.errors import BackendUnavailable
+from hqexp.errors import BackendUnavailable, ConfigError
 from hqexp.quantum.ansatz import Ansatz
-from hqexp.quantum.backends.base import Backend, need_module
+from hqexp.quantum.backends.base import Backend, check_grad, need_module
 from hqexp.quantum.memory import require_memory
+from hqexp.quantum.sampling import check_shots
 
 _ROT = {"angle_x": "X", "angle_y": "Y", "angle_z": "Z"}
 
 
 class PennyLaneBackend(Backend):
-    """A PennyLane ``device`` with ``diff_method``; ``shots`` samples instead of exact values."""
+    """A PennyLane ``device``; ``shots`` samples instead of exact values, ``grad`` picks the gradient.
 
-    def __init__(self, device: str, diff_method: str, name: str, shots: int | None = None) -> None:
-        self.device_name, self.diff_method, self.name = device, diff_method, name
-        self.shots = shots
-        self.exact = shots is None
+    ``grad=exact`` differentiates the exact circuit (backprop on default.qubit, adjoint on the
+    lightning devices); with ``shots`` the forward value is then sampled by a second, sampling
+    QNode (not what a device computes; tagged so). ``grad=parameter_shift`` uses PennyLane's own
+    parameter-shift rule, each shifted tape sampled with ``shots``. ``seed`` seeds the device's
+    sampler (None: drawn from torch's global generator, which the run seeds).
+    """
+
+    def __init__(
+        self,
+        device: str,
+        exact_diff: str,
+        name: str,
+        shots: int | None = None,
+        grad: str = "exact",
+        seed: int | None = None,
+    ) -> None:
+        self.device_name, self.name = device, name
+        self.grad = check_grad(grad, name)
+        self.shots = check_shots(shots, f"backend {name!r}")
+        self.exact = self.shots is None
+        self.exact_diff = exact_diff
+        self.diff_method = "parameter-shift" if self.grad == "parameter_shift" else exact_diff
+        self.seed = int(seed) if seed is not None else (int(torch.randint(0, 2**31, (1,))) if shots else None)
         self._qnodes: dict = {}
 
     def check_available(self) -> None:
@@ -53,21 +73,40 @@ class PennyLaneBackend(Backend):
             need, self.name, ansatz.n_qubits, batch, "cuda" if self.device_name == "lightning.gpu" else "cpu"
         )
 
-    def _qnode(self, ansatz: Ansatz) -> Callable:
-        hit = self._qnodes.get(ansatz)
+    def backward_cost(self, ansatz: Ansatz) -> float:
+        if self.grad == "parameter_shift":
+            from hqexp.quantum.shift import shift_circuits
+
+            return float(shift_circuits(ansatz, True, True))
+        return super().backward_cost(ansatz)
+
+    def _qnode(self, ansatz: Ansatz, diff_method: str | None = None, shots: int | None = -1) -> Callable:
+        diff = diff_method or self.diff_method
+        shots = self.shots if shots == -1 else shots
+        key = (ansatz, diff, shots)
+        hit = self._qnodes.get(key)
         if hit is None:
-            hit = build_qnode(ansatz, self.device_name, self.diff_method, self.shots)
-            self._qnodes[ansatz] = hit
+            hit = build_qnode(ansatz, self.device_name, diff, shots, seed=self.seed)
+            self._qnodes[key] = hit
         return hit
 
     def execute(self, ansatz, inputs, weights):
+        if self.shots is not None and self.grad == "exact":
+            # the analytic gradient of the exact circuit under the sampled value
+            exact = self._run(ansatz, inputs, weights, self._qnode(ansatz, self.exact_diff, None), self.exact_diff)
+            with torch.no_grad():
+                sampled = self._run(ansatz, inputs, weights, self._qnode(ansatz, "best", self.shots), "best")
+            return exact + (sampled - exact).detach()
+        return self._run(ansatz, inputs, weights, self._qnode(ansatz), self.diff_method)
+
+    def _run(self, ansatz, inputs, weights, qnode, diff_method: str):
         self._check_memory(ansatz, inputs.shape[0], torch.is_grad_enabled())
-        qnode = self._qnode(ansatz)
         x = inputs.to(torch.float64)
         w = weights.to(torch.float64)
         if w.dim() == len(ansatz.weight_shape):
-            if self.diff_method == "adjoint":
-                # Adjoint differentiation does not take broadcast tapes: one tape per sample.
+            if diff_method in ("adjoint", "parameter-shift"):
+                # Neither adjoint nor parameter-shift differentiation takes broadcast tapes
+                # (PennyLane #4462): one tape per sample.
                 out = torch.stack([_as_row(qnode(x[b], w), ansatz) for b in range(x.shape[0])])
             else:
                 out = _as_matrix(qnode(x, w), ansatz, x.shape[0])
@@ -76,6 +115,11 @@ class PennyLaneBackend(Backend):
         return out.to(inputs.dtype)
 
     def states(self, ansatz, inputs, weights):
+        if self.shots is not None:
+            raise ConfigError(
+                f"backend {self.name!r} samples (shots={self.shots}): state vectors come from exact "
+                "simulation; set backend.options.shots=null for state-based diagnostics"
+            )
         key = ("state", ansatz)
         qnode = self._qnodes.get(key)
         if qnode is None:
@@ -133,14 +177,19 @@ def _measure(ansatz: Ansatz, wires):
 
 
 def build_qnode(
-    ansatz: Ansatz, device: str, diff_method: str, shots: int | None = None, state: bool = False
+    ansatz: Ansatz,
+    device: str,
+    diff_method: str,
+    shots: int | None = None,
+    state: bool = False,
+    seed: int | None = None,
 ) -> Callable:
     """A torch-interface QNode ``f(inputs, weights)`` for ``ansatz`` on ``device`` (its final
     state instead of the measurement with ``state``)."""
     import pennylane as qml
 
     wires = list(range(ansatz.n_qubits))
-    dev = qml.device(device, wires=wires)
+    dev = qml.device(device, wires=wires, **({"seed": seed} if seed is not None and shots is not None else {}))
 
     @qml.qnode(dev, interface="torch", diff_method=diff_method)
     def circuit(inputs, weights):

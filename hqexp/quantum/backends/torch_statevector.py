@@ -5,15 +5,24 @@ from __future__ import annotations
 import torch
 
 from hqexp.errors import BackendUnavailable, ConfigError
-from hqexp.quantum.backends.base import Backend
+from hqexp.quantum.backends.base import Backend, check_grad
 from hqexp.quantum.compiled import CompiledSteps, compile_mode
-from hqexp.quantum.statevector import torch_expval
+from hqexp.quantum.sampling import ShotSampler
+from hqexp.quantum.shift import ShiftRule, shift_circuits
+from hqexp.quantum.statevector import probabilities, torch_expval
 
 DTYPES = {"complex64": torch.complex64, "complex128": torch.complex128}
 
 
 class TorchBackend(Backend):
-    """The fast path, on CPU or CUDA; ``dtype`` is ``complex64`` or ``complex128``."""
+    """The fast path, on CPU or CUDA; ``dtype`` is ``complex64`` or ``complex128``.
+
+    ``shots`` (None: exact) samples every circuit's readout (:mod:`hqexp.quantum.sampling`) from a
+    generator seeded by ``seed`` (None: drawn from torch's global generator, which the run seeds);
+    ``grad="parameter_shift"`` computes gradients from shifted circuits, each sampled with ``shots``
+    (:mod:`hqexp.quantum.shift`), as a device would; ``grad="exact"`` with shots keeps the analytic
+    gradient of the exact circuit under the sampled value (not what a device can do; tagged so).
+    """
 
     name = "torch"
 
@@ -24,6 +33,9 @@ class TorchBackend(Backend):
         dense_max_qubits: int | None = None,
         compile: bool | str = False,
         compile_backend: str = "inductor",
+        shots: int | None = None,
+        grad: str = "exact",
+        seed: int | None = None,
     ) -> None:
         if dtype not in DTYPES:
             raise ConfigError(f"torch backend dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
@@ -47,6 +59,16 @@ class TorchBackend(Backend):
                 )
         # the compiled path (hqexp.quantum.compiled): off by default, slower than eager on CPU
         self.compiled = CompiledSteps(mode, compile_backend) if mode is not None else None
+        self.grad = check_grad(grad, "torch")
+        self.sampler = ShotSampler(shots, seed, "backend 'torch'")
+        self.shots = self.sampler.shots
+        self.exact = self.shots is None
+        if self.compiled is not None and (self.shots is not None or self.grad != "exact"):
+            what = "shots" if self.shots is not None else "grad=parameter_shift"
+            raise ConfigError(
+                f"backend 'torch': {what} runs on the eager path, not the compiled one; "
+                "set backend.options.compile=false"
+            )
 
     @property
     def compile_s(self) -> float:
@@ -66,16 +88,43 @@ class TorchBackend(Backend):
         # which a projector measurement can read alone
         return not ansatz.pair_gate
 
+    def backward_cost(self, ansatz) -> float:
+        if self.grad == "parameter_shift":
+            return float(shift_circuits(ansatz, True, True))
+        return super().backward_cost(ansatz)
+
     def execute(self, ansatz, inputs, weights):
-        run = torch_expval if self.compiled is None else self.compiled
         if self.device is not None and inputs.device != torch.device(self.device):
-            out = run(ansatz, inputs.to(self.device), weights.to(self.device), self.dtype, self.dense_max_qubits)
-            return out.to(inputs.device)
-        return run(ansatz, inputs, weights, self.dtype, self.dense_max_qubits)
+            return self._execute(ansatz, inputs.to(self.device), weights.to(self.device)).to(inputs.device)
+        return self._execute(ansatz, inputs, weights)
+
+    def _execute(self, ansatz, inputs, weights):
+        if self.shots is None and self.grad == "exact":  # the fast path
+            run = torch_expval if self.compiled is None else self.compiled
+            return run(ansatz, inputs, weights, self.dtype, self.dense_max_qubits)
+
+        def probs(x, w, pair):
+            return probabilities(ansatz, x, w, self.dtype, pair)
+
+        def estimate(p):
+            return self.sampler.estimate(ansatz, p)
+
+        if self.grad == "parameter_shift":
+            itemsize = torch.empty((), dtype=self.dtype).element_size()
+            return ShiftRule.apply(inputs, weights, probs, estimate, ansatz, itemsize)
+        # shots with the analytic gradient: the sampled value, the exact circuit's gradient
+        p = probs(inputs, weights, None)
+        exact = ansatz.observable.from_probs(p, ansatz.n_qubits)
+        return exact + (estimate(p.detach()) - exact).detach()
 
     def states(self, ansatz, inputs, weights):
         from hqexp.quantum.statevector import simulate
 
+        if self.shots is not None:
+            raise ConfigError(
+                f"backend 'torch' samples (shots={self.shots}): state vectors come from exact simulation; "
+                "set backend.options.shots=null for state-based diagnostics"
+            )
         dev = self.device or inputs.device
         with torch.no_grad():
             psi = simulate(ansatz, inputs.to(dev), weights.to(dev), self.dtype)
