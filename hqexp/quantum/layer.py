@@ -64,6 +64,7 @@ def expval(
     backend: str | Backend = "torch",
     fallback: Sequence[str] = (),
     tally: Tally | None = None,
+    noise: Mapping | None = None,
     **options,
 ) -> torch.Tensor:
     """Expectation values ``[B, ansatz.n_out]`` of ``ansatz`` for a batch of inputs.
@@ -71,10 +72,12 @@ def expval(
     Differentiable w.r.t. ``inputs`` ``[B, ansatz.n_inputs]`` and ``weights``
     (``ansatz.weight_shape``, or ``[B, *weight_shape]`` for per-sample weights).
     The result has the dtype of ``inputs``. The circuits a device would run for this call (and
-    for its gradient, when taken) are counted in ``tally`` (default: the backend's own).
+    for its gradient, when taken) are counted in ``tally`` (default: the backend's own). ``noise``
+    (a ``conf/noise`` mapping, e.g. ``{"kind": "depolarizing", "p1": 0.001, "p2": 0.01}``) builds a
+    noisy backend from a name; a backend object carries its own.
     """
     _validate(ansatz, inputs, weights)
-    be = backend if isinstance(backend, Backend) else resolve_backend(backend, fallback, options)
+    be = backend if isinstance(backend, Backend) else resolve_backend(backend, fallback, options, noise)
     checked_after = be.nan_propagates(ansatz)
     if not checked_after:
         _check_finite(inputs, weights)
@@ -124,6 +127,7 @@ class QuantumLayer(nn.Module):
         init_scale: float = 0.1,
         retries: int = 0,
         step_timeout_s: float | None = None,
+        noise: Mapping | None = None,
     ) -> None:
         super().__init__()
         self.ansatz = Ansatz.from_config(ansatz)
@@ -134,7 +138,8 @@ class QuantumLayer(nn.Module):
         if step_timeout_s is not None and not step_timeout_s > 0:
             raise ConfigError(f"backend.step_timeout_s must be > 0 (or null), got {step_timeout_s!r}")
         chain = [backend, *fallback]
-        self._backend = resolve_backend(backend, list(fallback), dict(backend_options or {}))
+        self.noise = dict(noise) if noise else None
+        self._backend = resolve_backend(backend, list(fallback), dict(backend_options or {}), self.noise)
         # What is left to try after the backend in use, for run-time failures.
         self._remaining = chain[chain.index(self._backend.name) + 1 :] if self._backend.name in chain else []
         self.retries, self.step_timeout_s = retries, step_timeout_s
@@ -199,7 +204,7 @@ class QuantumLayer(nn.Module):
     @classmethod
     def from_config(cls, ansatz: Ansatz | Mapping, backend: Mapping, init: str = "uniform") -> QuantumLayer:
         """A layer for a ``conf/backend/*.yaml`` mapping: ``name``, ``fallback``, ``options``,
-        ``retries``, ``step_timeout_s`` (the last four optional) — how every model builds one."""
+        ``retries``, ``step_timeout_s``, ``noise`` (all but the name optional) — how every model builds one."""
         return cls(
             ansatz,
             backend=backend["name"],
@@ -208,6 +213,7 @@ class QuantumLayer(nn.Module):
             init=init,
             retries=int(backend.get("retries") or 0),
             step_timeout_s=backend.get("step_timeout_s"),
+            noise=backend.get("noise"),
         )
 
     def _fail(self, reason: str, raise_from: BaseException | None) -> None:
@@ -220,7 +226,7 @@ class QuantumLayer(nn.Module):
         while self._remaining:
             candidate = self._remaining.pop(0)
             try:
-                self._backend = resolve_backend(candidate)
+                self._backend = resolve_backend(candidate, noise=self.noise)
             except BackendUnavailable:
                 continue
             self._failures = 0

@@ -14,7 +14,7 @@ from hqexp.train.checks import validate
 from hqexp.train.facts import model_facts
 from hqexp.train.fit import fit_and_test
 
-RESTORED = ("model", "dataset", "backend", "optim", "scheduler", "seed", "twin", "loss")
+RESTORED = ("model", "dataset", "backend", "noise", "optim", "scheduler", "seed", "twin", "loss")
 
 
 def restore(cfg: DictConfig, saved: DictConfig) -> set[str]:
@@ -31,6 +31,11 @@ def restore(cfg: DictConfig, saved: DictConfig) -> set[str]:
         cfg.mlflow.experiment_name = saved.mlflow.experiment_name
     for key, value in sorted(mine.items(), key=lambda kv: kv[0].count(".")):  # groups before their keys
         OmegaConf.update(cfg, key, value, merge=False, force_add=True)
+    if "backend" in cfg and "noise" in cfg:  # the noise of the evaluation: the training's, or noise=… given here
+        from omegaconf import open_dict
+
+        with open_dict(cfg):
+            cfg.backend.noise = cfg.noise
     if "backend" in cfg.model:  # the circuits run where the (possibly overridden) backend says
         cfg.model.backend = cfg.backend
     return given

@@ -41,6 +41,16 @@ def backend_report(rec, model: nn.Module) -> None:
     for q in layers.values():
         for b, n in getattr(q, "steps", {}).items():
             steps[f"backend/forwards/{b}"] = steps.get(f"backend/forwards/{b}", 0) + n
+    noise_tags: dict[str, str] = {}
+    for q in layers.values():
+        spec = q.backend.noise
+        if spec.active:  # what the device did to the circuits: kind, layout, calibration, SWAPs
+            model = spec.model(q.ansatz.n_qubits)
+            noise_tags.update(model.tags())
+            swaps = float(model.swaps(q.ansatz))
+            steps["noise/swaps_per_circuit"] = max(steps.get("noise/swaps_per_circuit", 0.0), swaps)
+    if noise_tags:
+        rec.set_tags(noise_tags)
     compile_s = sum(getattr(q.backend, "compile_s", 0.0) for q in layers.values())
     if compile_s:  # the compiled path's first calls (tracing, code generation): part of time/fit_s
         steps["time/compile_s"] = compile_s

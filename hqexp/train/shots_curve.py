@@ -37,7 +37,8 @@ def _set_shots(cfg: DictConfig, layers: dict, shots: int | None, grad: str, seed
     opts = dict(OmegaConf.to_container(cfg.backend.options, resolve=True) or {})
     opts.update({"shots": shots, "grad": grad if shots is not None else "exact", "seed": seed})
     for i, q in enumerate(layers.values()):
-        q.use_backend(resolve_backend(cfg.backend.name, options={**opts, "seed": seed + 7919 * i}))
+        noise = OmegaConf.to_container(cfg.backend.noise, resolve=True) if cfg.backend.get("noise") else None
+        q.use_backend(resolve_backend(cfg.backend.name, options={**opts, "seed": seed + 7919 * i}, noise=noise))
 
 
 def _test_scores(task, dm) -> dict[str, float]:

@@ -30,18 +30,19 @@ class BackendSpec:
 
 
 def _pennylane(device: str, name: str) -> Callable[..., Backend]:
-    def make(shots: int | None = None, grad: str = "exact", seed: int | None = None) -> Backend:
+    def make(shots: int | None = None, grad: str = "exact", seed: int | None = None, noise=None) -> Backend:
         from hqexp.quantum.backends.pennylane import PennyLaneBackend
 
-        return PennyLaneBackend(device, "backprop" if device == "default.qubit" else "adjoint", name, shots, grad, seed)
+        diff = "backprop" if device == "default.qubit" else "adjoint"
+        return PennyLaneBackend(device, diff, name, shots, grad, seed, noise)
 
     return make
 
 
-def _aer(shots: int | None = None, grad: str = "exact", seed: int | None = None) -> Backend:
+def _aer(shots: int | None = None, grad: str = "exact", seed: int | None = None, noise=None) -> Backend:
     from hqexp.quantum.backends.aer import AerBackend
 
-    return AerBackend(shots=shots, grad=grad, seed=seed)
+    return AerBackend(shots=shots, grad=grad, seed=seed, noise=noise)
 
 
 REGISTRY: dict[str, BackendSpec] = {
@@ -80,15 +81,19 @@ def get_backend(name: str, **options) -> Backend:
     return spec.factory(**options)
 
 
-def resolve_backend(name: str, fallback: Sequence[str] = (), options: Mapping | None = None) -> Backend:
+def resolve_backend(
+    name: str, fallback: Sequence[str] = (), options: Mapping | None = None, noise: Mapping | None = None
+) -> Backend:
     """The first backend of ``[name, *fallback]`` that can run here.
 
-    ``options`` go to ``name`` only; fallbacks are built with their defaults. Raises
-    :class:`BackendUnavailable` listing every reason when none can run.
+    ``options`` go to ``name`` only; fallbacks are built with their defaults. ``noise`` (a
+    ``conf/noise`` mapping) is a property of the run: every candidate gets it, and one that cannot
+    apply it says so. Raises :class:`BackendUnavailable` listing every reason when none can run.
     """
     reasons = []
+    extra = {"noise": dict(noise)} if noise and noise.get("kind", "none") != "none" else {}
     for i, candidate in enumerate([name, *fallback]):
-        backend = get_backend(candidate, **(dict(options or {}) if i == 0 else {}))
+        backend = get_backend(candidate, **(dict(options or {}) if i == 0 else {}), **extra)
         try:
             backend.check_available()
         except BackendUnavailable as exc:
@@ -106,7 +111,9 @@ def from_config(cfg: Mapping) -> Backend:
     """The backend for a ``conf/backend/*.yaml`` mapping (``name``, ``fallback``, ``options``)."""
     if "name" not in cfg:
         raise ConfigError(f"a backend config needs a name; choose one of: {', '.join(REGISTRY)}")
-    return resolve_backend(cfg["name"], list(cfg.get("fallback") or []), dict(cfg.get("options") or {}))
+    return resolve_backend(
+        cfg["name"], list(cfg.get("fallback") or []), dict(cfg.get("options") or {}), cfg.get("noise")
+    )
 
 
 def available_backends() -> dict[str, str | None]:

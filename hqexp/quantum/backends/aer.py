@@ -1,6 +1,10 @@
 """``aer``: Qiskit Aer, the canonical gate list run on ``AerSimulator``.
 
-Exact by default (saved probabilities of the statevector); ``shots=N`` samples.
+Exact by default (saved probabilities of the statevector); ``shots=N`` samples. With ``noise``
+the circuit as the device runs it (routing included) goes to Aer's density-matrix method with
+the same noise built from Qiskit's own error constructors
+(:mod:`hqexp.quantum.noise.qiskit_model`). Aer applies a readout error to sampled counts only:
+exact probabilities get the same assignment matrices afterwards.
 Gradients use parameter-shift rules *per gate occurrence* (each parametrised gate
 gets its own circuit parameter; an input angle reused in several layers sums its
 occurrences): the two-term rule ``(f(θ+π/2) − f(θ−π/2))/2`` for Pauli rotations and
@@ -15,6 +19,7 @@ import math
 import numpy as np
 import torch
 
+from hqexp.errors import ConfigError
 from hqexp.quantum.ansatz import Ansatz
 from hqexp.quantum.backends.base import Backend, check_grad, need_module
 from hqexp.quantum.memory import require_memory
@@ -24,7 +29,10 @@ from hqexp.quantum.sampling import check_shots
 class AerBackend(Backend):
     name = "aer"
 
-    def __init__(self, shots: int | None = None, seed: int | None = None, grad: str = "exact") -> None:
+    def __init__(self, shots: int | None = None, seed: int | None = None, grad: str = "exact", noise=None) -> None:
+        from hqexp.quantum.noise import NoiseSpec
+
+        self.noise = NoiseSpec.from_config(noise)
         self.shots = check_shots(shots, "backend 'aer'")
         self.grad = check_grad(grad, "aer")
         # a run seeds torch's global generator before it builds the model: the simulator's seed
@@ -32,7 +40,6 @@ class AerBackend(Backend):
         self.seed = int(seed) if seed is not None else (int(torch.randint(0, 2**31, (1,))) if self.shots else None)
         self.exact = self.shots is None
         self._circuits: dict = {}
-        self._sim = None
 
     def check_available(self) -> None:
         need_module("aer", "qiskit", "pip install 'hqexp[aer]' (qiskit, qiskit-aer)")
@@ -48,7 +55,13 @@ class AerBackend(Backend):
         from qiskit_aer import AerSimulator
 
         n = ansatz.n_qubits
-        gates = ansatz.gates()
+        model = self.noise.model(n) if self.noise.active else None
+        if model is not None and ansatz.pair_gate:
+            raise ConfigError(
+                "backend 'aer' with noise: learned entanglement (pair_gate) is decomposed for Aer (it mis-applies "
+                "parameter-bound controlled rotations), which would move the noise; use backend=torch or default_qubit"
+            )
+        gates = model.steps(ansatz) if model is not None else ansatz.gates()
         occ = [g for g in gates if g.param is not None and g.param[0] in ("x", "w")]
         params = ParameterVector("p", len(occ))
         # Column of [inputs..., weights...] feeding each occurrence, and its shift rule.
@@ -88,24 +101,30 @@ class AerBackend(Backend):
             qc.measure_all()
         else:
             qc.save_probabilities()
-        if self._sim is None:
-            self._sim = AerSimulator(method="statevector", seed_simulator=self.seed)
-        tqc = transpile(qc, self._sim, optimization_level=0)
-        self._circuits[(ansatz, sampled)] = (tqc, list(params), src, controlled)
+        if model is None:
+            sim = AerSimulator(method="statevector", seed_simulator=self.seed)
+        else:
+            from hqexp.quantum.noise.qiskit_model import aer_noise_model
+
+            sim = AerSimulator(
+                method="density_matrix", noise_model=aer_noise_model(model, readout=sampled), seed_simulator=self.seed
+            )
+        tqc = transpile(qc, sim, optimization_level=0)
+        self._circuits[(ansatz, sampled)] = (tqc, list(params), src, controlled, sim)
         return self._circuits[(ansatz, sampled)]
 
     def occurrences(self, ansatz: Ansatz) -> tuple[np.ndarray, np.ndarray]:
         """(source column, is-controlled) of every parametrised gate occurrence."""
-        _, _, src, controlled = self._circuit(ansatz)
+        _, _, src, controlled, _ = self._circuit(ansatz)
         return src, controlled
 
     def probabilities(self, ansatz: Ansatz, values: np.ndarray, sampled: bool | None = None) -> np.ndarray:
         """Basis probabilities ``[M, 2**n]`` (shot frequencies when ``sampled``, default: when the
         backend has shots) for ``M`` occurrence-angle vectors ``[M, n_occurrences]``."""
         sampled = self.shots is not None if sampled is None else sampled
-        tqc, params, _, _ = self._circuit(ansatz, sampled)
+        tqc, params, _, _, sim = self._circuit(ansatz, sampled)
         binds = [{p: values[:, j].tolist() for j, p in enumerate(params)}]
-        result = self._sim.run(tqc, parameter_binds=binds, shots=self.shots if sampled else None).result()
+        result = sim.run(tqc, parameter_binds=binds, shots=self.shots if sampled else None).result()
         dim = 2**ansatz.n_qubits
         out = np.zeros((values.shape[0], dim))
         for i in range(values.shape[0]):
@@ -114,6 +133,10 @@ class AerBackend(Backend):
             else:
                 for key, count in result.get_counts(i).items():
                     out[i, int(key.replace(" ", ""), 2)] = count / self.shots
+        if not sampled and self.noise.active:  # Aer's readout error acts on counts only
+            from hqexp.quantum.noise.density import readout_probabilities
+
+            out = readout_probabilities(torch.from_numpy(out), self.noise.model(ansatz.n_qubits)).numpy()
         return out
 
     def expvals(self, ansatz: Ansatz, values: np.ndarray, sampled: bool | None = None) -> np.ndarray:

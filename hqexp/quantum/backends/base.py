@@ -8,6 +8,7 @@ import torch
 
 from hqexp.errors import BackendUnavailable, ConfigError
 from hqexp.quantum.ansatz import Ansatz
+from hqexp.quantum.noise.spec import NoiseSpec
 from hqexp.quantum.tally import Tally
 
 #: what ``backend.options.grad`` may be, on every backend
@@ -28,6 +29,8 @@ class Backend:
     shots: int | None = None
     #: ``exact`` (analytic gradient) or ``parameter_shift`` (shifted circuits, sampled with ``shots``)
     grad: str = "exact"
+    #: the run's noise (:class:`~hqexp.quantum.noise.NoiseSpec`); backends that apply one set their own
+    noise = NoiseSpec()
 
     def check_available(self) -> None:
         """Raise :class:`BackendUnavailable` with an install hint if this cannot run here."""

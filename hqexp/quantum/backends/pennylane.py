@@ -38,7 +38,18 @@ class PennyLaneBackend(Backend):
         shots: int | None = None,
         grad: str = "exact",
         seed: int | None = None,
+        noise=None,
     ) -> None:
+        from hqexp.quantum.noise import NoiseSpec
+
+        self.noise = NoiseSpec.from_config(noise)
+        if self.noise.active:
+            if device != "default.qubit":
+                raise ConfigError(
+                    f"backend {name!r} cannot apply noise={self.noise.kind} (the lightning devices simulate pure "
+                    "states); use backend=torch, default_qubit (default.mixed) or aer"
+                )
+            device, exact_diff = "default.mixed", "backprop"
         self.device_name, self.name = device, name
         self.grad = check_grad(grad, name)
         self.shots = check_shots(shots, f"backend {name!r}")
@@ -86,7 +97,12 @@ class PennyLaneBackend(Backend):
         key = (ansatz, diff, shots)
         hit = self._qnodes.get(key)
         if hit is None:
-            hit = build_qnode(ansatz, self.device_name, diff, shots, seed=self.seed)
+            if self.noise.active:
+                from hqexp.quantum.backends.pennylane_noise import build_noisy_qnode
+
+                hit = build_noisy_qnode(ansatz, self.noise.model(ansatz.n_qubits), diff, shots, self.seed)
+            else:
+                hit = build_qnode(ansatz, self.device_name, diff, shots, seed=self.seed)
             self._qnodes[key] = hit
         return hit
 
@@ -115,6 +131,11 @@ class PennyLaneBackend(Backend):
         return out.to(inputs.dtype)
 
     def states(self, ansatz, inputs, weights):
+        if self.noise.active:
+            raise ConfigError(
+                f"backend {self.name!r} with noise holds density matrices, not state vectors; "
+                "set noise=none for state-based diagnostics"
+            )
         if self.shots is not None:
             raise ConfigError(
                 f"backend {self.name!r} samples (shots={self.shots}): state vectors come from exact "

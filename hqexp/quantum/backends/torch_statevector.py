@@ -36,6 +36,7 @@ class TorchBackend(Backend):
         shots: int | None = None,
         grad: str = "exact",
         seed: int | None = None,
+        noise=None,
     ) -> None:
         if dtype not in DTYPES:
             raise ConfigError(f"torch backend dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
@@ -63,6 +64,14 @@ class TorchBackend(Backend):
         self.sampler = ShotSampler(shots, seed, "backend 'torch'")
         self.shots = self.sampler.shots
         self.exact = self.shots is None
+        from hqexp.quantum.noise import NoiseSpec
+
+        self.noise = NoiseSpec.from_config(noise)
+        if self.compiled is not None and self.noise.active:
+            raise ConfigError(
+                "backend 'torch': noise runs on the density-matrix path, not the compiled one; "
+                "set backend.options.compile=false"
+            )
         if self.compiled is not None and (self.shots is not None or self.grad != "exact"):
             what = "shots" if self.shots is not None else "grad=parameter_shift"
             raise ConfigError(
@@ -83,6 +92,8 @@ class TorchBackend(Backend):
             )
 
     def nan_propagates(self, ansatz):
+        if self.noise.active or self.shots is not None or self.grad != "exact":
+            return False  # sampled or noisy outputs: check the inputs before any work
         # every embedding and rotation is a full 2×2 on its wire, so a NaN angle reaches every
         # amplitude (NaN·0 is NaN); a controlled pair gate leaves the control-0 half untouched,
         # which a projector measurement can read alone
@@ -99,12 +110,30 @@ class TorchBackend(Backend):
         return self._execute(ansatz, inputs, weights)
 
     def _execute(self, ansatz, inputs, weights):
-        if self.shots is None and self.grad == "exact":  # the fast path
-            run = torch_expval if self.compiled is None else self.compiled
-            return run(ansatz, inputs, weights, self.dtype, self.dense_max_qubits)
+        noisy = self.noise.active
+        if self.shots is None and self.grad == "exact":
+            if not noisy:  # the fast path
+                run = torch_expval if self.compiled is None else self.compiled
+                return run(ansatz, inputs, weights, self.dtype, self.dense_max_qubits)
+            from hqexp.quantum.noise import density
 
-        def probs(x, w, pair):
-            return probabilities(ansatz, x, w, self.dtype, pair)
+            model = self.noise.model(ansatz.n_qubits)
+            if density.heisenberg_applies(ansatz, weights):
+                return density.expectations(ansatz, model, inputs, weights, self.dtype)
+            p = density.probabilities(ansatz, model, inputs, weights, self.dtype)
+            return ansatz.observable.from_probs(p, ansatz.n_qubits)
+
+        if noisy:
+            from hqexp.quantum.noise import density
+
+            model = self.noise.model(ansatz.n_qubits)
+
+            def probs(x, w, pair):
+                return density.probabilities(ansatz, model, x, w, self.dtype, pair)
+        else:
+
+            def probs(x, w, pair):
+                return probabilities(ansatz, x, w, self.dtype, pair)
 
         def estimate(p):
             return self.sampler.estimate(ansatz, p)
@@ -120,6 +149,11 @@ class TorchBackend(Backend):
     def states(self, ansatz, inputs, weights):
         from hqexp.quantum.statevector import simulate
 
+        if self.noise.active:
+            raise ConfigError(
+                f"backend 'torch' with noise={self.noise.kind} holds density matrices, not state vectors; "
+                "set noise=none for state-based diagnostics"
+            )
         if self.shots is not None:
             raise ConfigError(
                 f"backend 'torch' samples (shots={self.shots}): state vectors come from exact simulation; "
