@@ -11,7 +11,7 @@ from hqexp.errors import ConfigError
 from hqexp.tracking import record
 from hqexp.train.build import build_datamodule, build_model, build_task
 from hqexp.train.checks import validate
-from hqexp.train.facts import model_facts
+from hqexp.train.facts import backend_report, model_facts
 from hqexp.train.fit import fit_and_test
 
 RESTORED = ("model", "dataset", "backend", "noise", "optim", "scheduler", "seed", "twin", "loss")
@@ -141,6 +141,7 @@ def evaluate(cfg: DictConfig) -> dict:
     task, dm, model, meta, path, given = load_for_eval(cfg)
     rec = start_eval_run(cfg, "eval", model, meta, path, given)
     metrics = fit_and_test(cfg, rec, task, dm, None, do_fit=False)
+    backend_report(rec, model)
     rec.terminate("FINISHED")
     record.headline(metrics, rec, "eval")
     return metrics
