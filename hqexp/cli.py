@@ -23,13 +23,14 @@ SUBCOMMANDS = {
     "diagnose": (
         "diagnose",
         "barren plateaus, expressibility, entanglement of an ansatz over qubits x depths; "
-        "`hqexp diagnose shots ckpt_path=PATH`: a model's test metric and gradient noise against shots",
+        "`hqexp diagnose shots ckpt_path=PATH`: a model's test metric and gradient noise against shots; "
+        "`hqexp diagnose noise_bp`: gradients against depth under noise",
     ),
     "runs": ("runs", "runs left RUNNING by a process that is gone: hqexp runs stale | close-stale"),
 }
 
 #: ``hqexp diagnose <mode>``: analyses of a trained model, each with its own config
-DIAGNOSE_MODES = {"shots": "shots"}
+DIAGNOSE_MODES = {"shots": "shots", "noise_bp": "noise_bp"}
 
 USAGE = """usage: hqexp <command> [hydra overrides...]
 
@@ -45,6 +46,7 @@ examples:
   hqexp sweep sweep=hybrid_vs_classical hydra/launcher=joblib
   hqexp diagnose 'qubits=[2,4,6,8]' 'depths=[2,5n]'    # trainability scan
   hqexp diagnose shots ckpt_path=PATH            # test metric and gradient noise against shots
+  hqexp diagnose noise_bp 'noise_levels=[0.001,0.01]'  # noise-induced barren plateaus against depth
   hqexp train --cfg job                          # print the composed config
   hqexp train --help                             # config groups and their choices
 

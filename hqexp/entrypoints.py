@@ -147,6 +147,13 @@ def shots_main(cfg: DictConfig):
     return _guard(shots_curve, cfg)
 
 
+@hydra.main(config_path=_CONF, config_name="noise_bp", version_base="1.3")
+def noise_bp_main(cfg: DictConfig):
+    from hqexp.diagnostics.noise_bp import run_noise_bp
+
+    return _guard(run_noise_bp, cfg)
+
+
 @hydra.main(config_path=_CONF, config_name="runs", version_base="1.3")
 def runs_main(cfg: DictConfig):
     from hqexp.runs import run_runs
@@ -160,6 +167,7 @@ MAINS = {
     "bench": bench_main,
     "diagnose": diagnose_main,
     "shots": shots_main,
+    "noise_bp": noise_bp_main,
     "runs": runs_main,
 }
 

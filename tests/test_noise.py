@@ -357,3 +357,36 @@ def test_train_under_device_noise_then_score_the_checkpoint_under_another_noise(
     assert same.data.metrics["test/loss"] == pytest.approx(fit.data.metrics["test/loss"], rel=1e-6)
     assert "noise.kind" not in clean.data.tags and heavy.data.tags["noise.kind"] == "depolarizing"
     assert clean.data.metrics["test/loss"] != pytest.approx(heavy.data.metrics["test/loss"], rel=1e-3)
+
+
+def test_noise_induced_barren_plateau_decays_faster_with_more_noise_and_at_least_like_the_bound(tmp_path):
+    from omegaconf import OmegaConf
+
+    from hqexp.diagnostics.noise_bp import scan
+
+    cfg = OmegaConf.create(
+        {
+            "ansatz": {"template": "hardware_efficient", "embedding": "angle_x", "entangler": None, "pauli_seed": 0},
+            "cost": "local_projector",
+            "qubits": [4, 5],
+            "depths": [1, 3, 6],
+            "noise_levels": [0.02, 0.06],
+            "samples": 16,
+            "bootstrap": 200,
+            "seed": 0,
+        }
+    )
+    _, fits = scan(cfg)
+    for n in (4, 5):
+        f = {r["p"]: r for r in fits if r["n_qubits"] == n}
+        assert f[0.06]["slope"] < f[0.02]["slope"] < f[0.0]["slope"] + 0.05, f  # steeper for larger p
+        for p in (0.02, 0.06):
+            assert f[p]["slope"] <= f[p]["bound_slope"] + 1e-3, (n, p, f[p])  # at least as steep as the bound
+            assert f[p]["ci_high"] < 0  # the decay is resolved
+
+
+def test_the_contraction_per_layer_counts_each_qubits_noisy_gates():
+    from hqexp.diagnostics.noise_bp import layer_contraction
+
+    a = Ansatz(4, 1, template="hardware_efficient")  # RY, RZ per qubit; CNOT chain: the ends take one CNOT
+    assert layer_contraction(a, 0.03, 0.05) == pytest.approx((1 - 0.04) ** 2 * (1 - 16 * 0.05 / 15))
