@@ -24,7 +24,7 @@ ARGS ?=
 PYTEST_ARGS ?= -n 2
 
 .DEFAULT_GOAL := help
-.PHONY: help install lint format test test-all train sweep hqnn-study generations sfl-study privacy-study tune diagnose ui server superlink supernode bench clean
+.PHONY: help install lint format test test-all train sweep hqnn-study generations sfl-study privacy-study noise-study noise-bp tune diagnose ui server superlink supernode bench clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -69,6 +69,12 @@ sfl-study: install ## {none, fl, sl, sflv1, sflv2} x {quantum, classical} server
 
 privacy-study: install ## privacy-utility sweep (defences x server head x 3 seeds): ARGS="dataset.root=DIR"
 	$(BIN)/hqexp sweep sweep=privacy_study hydra/launcher=joblib hydra.launcher.n_jobs=2 $(ARGS)
+
+noise-study: install ## hybrid trained noiseless vs noise-aware (FakeManilaV2), tested exact / depolarizing / on the device, + twin, 3 seeds
+	$(BIN)/hqexp sweep sweep=noise_study hydra/launcher=joblib hydra.launcher.n_jobs=2 $(ARGS)
+
+noise-bp: install ## noise-induced barren plateaus: mean |dC/dθ| against depth at p = 0.001, 0.01, 0.05, 4-8 qubits
+	$(BIN)/hqexp diagnose noise_bp $(ARGS)
 
 tune: install ## Optuna search over optim.lr / weight_decay, scored on validation (ARGS="hydra.sweeper.n_trials=50")
 	$(BIN)/hqexp sweep sweep=tune $(ARGS)

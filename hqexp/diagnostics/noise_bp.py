@@ -47,9 +47,13 @@ def layer_contraction(ansatz, p1: float, p2: float) -> float:
     (the qubit with the fewest noisy gates in a layer bounds the decay)."""
     from hqexp.quantum import Ansatz
 
-    one = Ansatz.from_config({**{k: getattr(ansatz, k) for k in ("embedding", "template", "measurement",
-                                                                 "entangler", "pauli_seed")},
-                              "n_qubits": ansatz.n_qubits, "n_layers": 1})
+    one = Ansatz.from_config(
+        {
+            **{k: getattr(ansatz, k) for k in ("embedding", "template", "measurement", "entangler", "pauli_seed")},
+            "n_qubits": ansatz.n_qubits,
+            "n_layers": 1,
+        }
+    )
     n = one.n_qubits
     k1, k2 = [0] * n, [0] * n
     for g in one.gates():
@@ -122,14 +126,22 @@ def scan(cfg: DictConfig) -> tuple[list[dict], list[dict]]:
                 t0 = time.perf_counter()
                 g = mean_abs_gradient(a, noise, int(cfg.samples), int(cfg.seed) + 1000 * n + L)
                 per_depth.append(g)
-                rows.append({"n_qubits": n, "p": p, "layers": L, "mean_abs_grad": float(g.mean()),
-                             "sem": float(g.std(ddof=1) / math.sqrt(len(g))), "seconds": time.perf_counter() - t0})
+                rows.append(
+                    {
+                        "n_qubits": n,
+                        "p": p,
+                        "layers": L,
+                        "mean_abs_grad": float(g.mean()),
+                        "sem": float(g.std(ddof=1) / math.sqrt(len(g))),
+                        "seconds": time.perf_counter() - t0,
+                    }
+                )
                 print(f"[{done}/{total}] n={n} p={p:g} L={L}: mean |dC/dθ| = {g.mean():.3e}", flush=True)
             fit = fit_slope(depths, per_depth, int(cfg.bootstrap), int(cfg.seed))
-            q = layer_contraction(Ansatz.from_config({**base, "n_qubits": n, "n_layers": 1,
-                                                      "measurement": cfg.cost}), p, p)
-            fit.update({"n_qubits": n, "p": p, "q_layer": q,
-                        "bound_slope": B_EXPONENT * math.log(q) if p > 0 else 0.0})
+            q = layer_contraction(
+                Ansatz.from_config({**base, "n_qubits": n, "n_layers": 1, "measurement": cfg.cost}), p, p
+            )
+            fit.update({"n_qubits": n, "p": p, "q_layer": q, "bound_slope": B_EXPONENT * math.log(q) if p > 0 else 0.0})
             fits.append(fit)
     return rows, fits
 
@@ -170,26 +182,40 @@ def run_noise_bp(cfg: DictConfig) -> dict:
     pd.DataFrame(fits).to_csv(out / "noise_bp_fits.csv", index=False)
     fig = _plot(rows, fits, cfg.ansatz.template)
     fig.savefig(out / "noise_bp.png", dpi=120)
-    print(f"\nhqexp diagnose noise_bp — {cfg.ansatz.template}, cost {cfg.cost}, {cfg.samples} parameter sets, "
-          f"{elapsed:.1f} s; decay per layer of ln mean|∂C/∂θ| [95% bootstrap] against the bound's b·ln q:")
+    print(
+        f"\nhqexp diagnose noise_bp — {cfg.ansatz.template}, cost {cfg.cost}, {cfg.samples} parameter sets, "
+        f"{elapsed:.1f} s; decay per layer of ln mean|∂C/∂θ| [95% bootstrap] against the bound's b·ln q:"
+    )
     for f in fits:
         bound = "" if f["p"] == 0 else f"  bound {f['bound_slope']:.4f}  (q per layer {f['q_layer']:.4f})"
-        print(f"  n={f['n_qubits']} p={f['p']:<6g} slope {f['slope']:.4f} [{f['ci_low']:.4f}, {f['ci_high']:.4f}]{bound}")
+        ci = f"[{f['ci_low']:.4f}, {f['ci_high']:.4f}]"
+        print(f"  n={f['n_qubits']} p={f['p']:<6g} slope {f['slope']:.4f} {ci}{bound}")
     print(f"files: {out}")
     run_id = None
     if cfg.log_to_mlflow:
         from hqexp.config import project_root
         from hqexp.tracking.store import Recorder, flatten, git_sha
 
-        rec = Recorder.start(OmegaConf.to_container(cfg.mlflow, resolve=True),
-                             run_name=f"diagnose noise_bp {cfg.ansatz.template}",
-                             tags={"hqexp.command": "diagnose noise_bp", "template": cfg.ansatz.template,
-                                   "git_sha": git_sha(project_root())})
+        rec = Recorder.start(
+            OmegaConf.to_container(cfg.mlflow, resolve=True),
+            run_name=f"diagnose noise_bp {cfg.ansatz.template}",
+            tags={
+                "hqexp.command": "diagnose noise_bp",
+                "template": cfg.ansatz.template,
+                "git_sha": git_sha(project_root()),
+            },
+        )
         rec.log_params(flatten(OmegaConf.to_container(cfg, resolve=True)))
         for f in fits:
             key = f"noise_bp/n{f['n_qubits']}/p{f['p']:g}"
-            rec.log_metrics({f"{key}/slope": f["slope"], f"{key}/ci_low": f["ci_low"], f"{key}/ci_high": f["ci_high"],
-                             f"{key}/bound_slope": f["bound_slope"]})
+            rec.log_metrics(
+                {
+                    f"{key}/slope": f["slope"],
+                    f"{key}/ci_low": f["ci_low"],
+                    f"{key}/ci_high": f["ci_high"],
+                    f"{key}/bound_slope": f["bound_slope"],
+                }
+            )
         for name in ("noise_bp.csv", "noise_bp_fits.csv", "noise_bp.png"):
             rec.log_artifact(out / name, "diagnose")
         rec.log_metrics({"time/diagnose_s": elapsed})

@@ -27,6 +27,7 @@ STUDIES = {
     "generations": ("hqexp.tracking.generations", "record_generations"),
     "sfl": ("hqexp.tracking.sfl_study", "record_sfl_study"),
     "privacy": ("hqexp.tracking.privacy_study", "record_privacy_study"),
+    "noise": ("hqexp.tracking.noise_study", "record_noise_study"),
 }
 
 

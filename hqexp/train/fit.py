@@ -13,6 +13,7 @@ from hqexp.tracking import record
 from hqexp.train.build import build_callbacks, build_datamodule, build_model, build_task, build_trainer, energy_meter
 from hqexp.train.checks import device_of
 from hqexp.train.facts import backend_report, model_facts
+from hqexp.train.noise_eval import entries as noise_entries
 
 
 def fit_and_test(cfg: DictConfig, rec, task, dm, ckpt: str | None, do_fit: bool, out_dir: Path | None = None) -> dict:
@@ -156,6 +157,10 @@ def train_one(
     from hqexp.privacy import check as check_privacy
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
+    from hqexp.quantum.noise import NoiseSpec
+
+    for e in noise_entries(cfg):  # every noise_eval entry checked before any work
+        NoiseSpec.from_config({k: v for k, v in e.items() if k != "name"})
     dm = build_datamodule(cfg, fold)
     check_privacy(
         OmegaConf.to_container(cfg.privacy, resolve=True),
@@ -193,6 +198,13 @@ def train_one(
         rec.log_metrics(adv)
         metrics.update(adv)
     backend_report(rec, model)
+    wanted = noise_entries(cfg)
+    if wanted:  # the kept model scored again under each noise of noise_eval
+        from hqexp.train.noise_eval import evaluate_under_noise
+
+        extra = evaluate_under_noise(cfg, task, dm, wanted)
+        rec.log_metrics(extra)
+        metrics.update(extra)
     if cfg.quantize.int8:
         if task.__class__.__name__ != "ClassificationTask":
             raise ConfigError("quantize.int8 is measured with classification metrics; use a classification dataset")

@@ -18,8 +18,8 @@ from omegaconf import DictConfig, OmegaConf
 from hqexp.errors import ConfigError
 from hqexp.models import quantum_layers
 from hqexp.quantum import resolve_backend
-from hqexp.tracking.metrics import regression_metrics, task_scores
 from hqexp.train.evaluate import load_for_eval, start_eval_run
+from hqexp.train.scores import test_scores
 
 
 def _grid(cfg: DictConfig) -> list[int]:
@@ -39,28 +39,6 @@ def _set_shots(cfg: DictConfig, layers: dict, shots: int | None, grad: str, seed
     for i, q in enumerate(layers.values()):
         noise = OmegaConf.to_container(cfg.backend.noise, resolve=True) if cfg.backend.get("noise") else None
         q.use_backend(resolve_backend(cfg.backend.name, options={**opts, "seed": seed + 7919 * i}, noise=noise))
-
-
-def _test_scores(task, dm) -> dict[str, float]:
-    kind = dm.info.task
-    probs, targets = [], []
-    with torch.no_grad():
-        for x, y in dm.test_dataloader():
-            out = task.model(x).float()
-            if kind == "classification":
-                probs.append(out.softmax(-1))
-            elif kind == "multilabel":
-                probs.append(out.sigmoid())
-            else:
-                probs.append(task._units(out).flatten() if hasattr(task, "_units") else out.flatten())
-                y = task._units(y).flatten() if hasattr(task, "_units") else y.flatten()
-            targets.append(y)
-    p, t = torch.cat(probs), torch.cat(targets)
-    if kind == "regression":
-        m = regression_metrics()
-        m.update(p, t)
-        return {f"test/{k}": float(v) for k, v in m.compute().items()}
-    return {f"test/{k}": v for k, v in task_scores(kind, dm.info.n_classes, p, t).items()}
 
 
 def _quantum_grad(task, batch, layers: dict) -> torch.Tensor:
@@ -111,7 +89,7 @@ def shots_curve(cfg: DictConfig) -> dict:
     batch = next(iter(dm.train_dataloader()))
     rec = start_eval_run(cfg, "diagnose shots", model, meta, path, given)
     _set_shots(cfg, layers, None, "exact", int(cfg.seed))
-    exact = _test_scores(task, dm)
+    exact = test_scores(task, dm)
     if metric not in exact:
         raise ConfigError(f"shots_metric={metric} is not a test metric of this task; choose one of: {', '.join(exact)}")
     g_exact = _quantum_grad(task, batch, layers)
@@ -121,7 +99,7 @@ def shots_curve(cfg: DictConfig) -> dict:
         scores = []
         for r in range(cfg.repeats):
             _set_shots(cfg, layers, n, cfg.grad, int(cfg.seed) * 1000 + 100 * i + r)
-            scores.append(_test_scores(task, dm)[metric])
+            scores.append(test_scores(task, dm)[metric])
         _set_shots(cfg, layers, n, cfg.grad, int(cfg.seed) * 1000 + 100 * i + 99)
         gs = torch.stack([_quantum_grad(task, batch, layers) for _ in range(cfg.grad_repeats)])
         rows.append(

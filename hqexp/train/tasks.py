@@ -264,7 +264,8 @@ class RegressionTask(_Task):
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
 
-    def _units(self, t: torch.Tensor) -> torch.Tensor:
+    def units(self, t: torch.Tensor) -> torch.Tensor:
+        """Standardised targets or predictions back in the target's units."""
         return t.float() * self.target_std + self.target_mean
 
     def training_step(self, batch, batch_idx):
@@ -283,7 +284,7 @@ class RegressionTask(_Task):
         x, y = batch
         pred = self(x)
         self.log("val/loss", self.loss(pred, y), on_epoch=True, prog_bar=True, batch_size=len(y), sync_dist=True)
-        self.val_metrics.update(self._units(pred).flatten(), self._units(y).flatten())
+        self.val_metrics.update(self.units(pred).flatten(), self.units(y).flatten())
 
     def on_validation_epoch_end(self) -> None:
         self.log_dict(self.val_metrics.compute(), prog_bar=False, sync_dist=True)
@@ -293,7 +294,7 @@ class RegressionTask(_Task):
         x, y = batch
         pred = self(x)
         self.log("test/loss", self.loss(pred, y), on_epoch=True, batch_size=len(y), sync_dist=True)
-        p, t = self._units(pred).flatten(), self._units(y).flatten()
+        p, t = self.units(pred).flatten(), self.units(y).flatten()
         self.test_metrics.update(p, t)
         self._test_batches.append((p.detach().cpu(), t.detach().cpu()))
 
