@@ -67,7 +67,16 @@ def peer_configs(cfg: DictConfig) -> dict[str, dict]:
     if sampling:  # what a device does, the same on every backend: shots and the gradient rule
         for bcfg in out.values():
             bcfg["options"] = {**(bcfg.get("options") or {}), **sampling, "seed": 0}
+    noise = bench_noise(cfg)
+    for bcfg in out.values():  # the same noise on every backend, each in its own form
+        bcfg["noise"] = noise
     return out
+
+
+def bench_noise(cfg: DictConfig) -> dict | None:
+    """The bench's ``noise`` mapping (None without noise)."""
+    noise = OmegaConf.to_container(cfg.noise, resolve=True) if cfg.get("noise") is not None else None
+    return noise if noise and noise.get("kind", "none") != "none" else None
 
 
 def device_mode(cfg: DictConfig) -> dict:
@@ -112,6 +121,13 @@ def bench_backends(cfg: DictConfig) -> list[dict]:
                     row["torch_fwd_GBps"] = modelled_forward_bytes(n, L, B) / (row["fwd_ms"] / 1e3) / 1e9
             rows.append(_with_ratios(row, ref))
         for name in cfg.get("peers") or []:
+            from hqexp.bench.peers import NOISY_PEERS
+
+            noisy = bench_noise(cfg)
+            if (name in NOISY_PEERS) != (noisy is not None) or (noisy and noisy.get("kind") != "depolarizing"):
+                why = "noiseless simulator" if name not in NOISY_PEERS else "needs noise=depolarizing"
+                rows.append({"n_qubits": n, "n_layers": L, "batch": B, "backend": name, "status": f"skipped: {why}"})
+                continue
             if device_mode(cfg):
                 rows.append(
                     {
@@ -217,7 +233,7 @@ def _time_peer(cfg: DictConfig, name: str, ansatz, x, w) -> dict:
     with warnings.catch_warnings():  # the peers' own deprecation chatter would split the progress line
         warnings.simplefilter("ignore")
         logging.getLogger("tensorcircuit").setLevel(logging.ERROR)  # "optax not installed": not used here
-        return _check_and_time(cfg, peers.build(name, n, L, xn, wn), ansatz, x, w, xn, wn, base)
+        return _check_and_time(cfg, peers.build(name, n, L, xn, wn, bench_noise(cfg)), ansatz, x, w, xn, wn, base)
 
 
 def _check_and_time(cfg: DictConfig, peer, ansatz, x, w, xn, wn, base: dict) -> dict:
@@ -226,7 +242,7 @@ def _check_and_time(cfg: DictConfig, peer, ansatz, x, w, xn, wn, base: dict) -> 
     from hqexp.quantum import expval
 
     xx, ww = x.double().clone().requires_grad_(), w.double().clone().requires_grad_()
-    want = expval(ansatz, xx, ww, "torch", dtype="complex128")
+    want = expval(ansatz, xx, ww, "torch", dtype="complex128", noise=bench_noise(cfg))
     want.sum().backward()
     xp, wp = peer.native(xn, wn)
     got = peer.fwd_bwd(xp, wp)

@@ -23,8 +23,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-PEERS = ("pennylane_jax", "tensorcircuit", "qulacs")
-_NEEDS = {"pennylane_jax": ("jax", "pennylane"), "tensorcircuit": ("tensorcircuit", "jax"), "qulacs": ("qulacs",)}
+PEERS = ("pennylane_jax", "tensorcircuit", "qulacs", "tensorcircuit_dm")
+_NEEDS = {
+    "pennylane_jax": ("jax", "pennylane"),
+    "tensorcircuit": ("tensorcircuit", "jax"),
+    "qulacs": ("qulacs",),
+    "tensorcircuit_dm": ("tensorcircuit", "jax"),
+}
+#: peers that simulate noise (``hqexp bench backends noise=depolarizing``); the others are exact only
+NOISY_PEERS = ("tensorcircuit_dm",)
 
 
 def _same(x: np.ndarray, w: np.ndarray) -> tuple:
@@ -52,9 +59,13 @@ def missing(name: str) -> str | None:
     return f"not installed ({', '.join(absent)}): pip install 'hqexp[bench]'" if absent else None
 
 
-def build(name: str, n: int, layers: int, x: np.ndarray, w: np.ndarray) -> Peer:
-    """Peer ``name`` for ``n`` qubits × ``layers``; the first calls (compilation) are timed."""
-    peer = {"pennylane_jax": _pennylane_jax, "tensorcircuit": _tensorcircuit, "qulacs": _qulacs}[name](n, layers)
+def build(name: str, n: int, layers: int, x: np.ndarray, w: np.ndarray, noise: dict | None = None) -> Peer:
+    """Peer ``name`` for ``n`` qubits × ``layers`` (``noise``: the depolarizing mapping of a noisy
+    peer); the first calls (compilation) are timed."""
+    if name in NOISY_PEERS:
+        peer = _tensorcircuit_dm(n, layers, float(noise.get("p1", 0)), float(noise.get("p2", 0)))
+    else:
+        peer = {"pennylane_jax": _pennylane_jax, "tensorcircuit": _tensorcircuit, "qulacs": _qulacs}[name](n, layers)
     x, w = peer.native(x, w)
     t0 = time.perf_counter()
     peer.fwd(x, w)
@@ -178,3 +189,43 @@ def _qulacs(n: int, layers: int) -> Peer:
         return vals, gx, gw.reshape(w.shape)
 
     return Peer("qulacs", fwd, fwd_bwd)
+
+
+def _tensorcircuit_dm(n: int, layers: int, p1: float, p2: float) -> Peer:
+    """tensorcircuit-ng's ``DMCircuit`` (density matrix) with the same depolarizing noise after
+    every gate (its own single-qubit channel; the two-qubit one from its Kraus operators), ``vmap``
+    over the batch, ``jit``."""
+    import jax
+    import jax.numpy as jnp
+    import tensorcircuit as tc
+
+    from hqexp.quantum.noise.channels import depolarizing_kraus
+
+    K = tc.set_backend("jax")
+    ranges = _ranges(n, layers)
+    kraus2 = [tc.gates.Gate(jnp.asarray(k.reshape(2, 2, 2, 2))) for k in depolarizing_kraus(p2, 2)]
+
+    def one(x, w):
+        c = tc.DMCircuit(n)
+
+        def noisy1(i):
+            if p1 > 0:
+                c.depolarizing(i, px=p1 / 3, py=p1 / 3, pz=p1 / 3)
+
+        for i in range(n):
+            c.rx(i, theta=x[i])
+            noisy1(i)
+        for layer in range(layers):
+            for i in range(n):
+                for j, gate in enumerate((c.rz, c.ry, c.rz)):
+                    gate(i, theta=w[layer, i, j])
+                    noisy1(i)
+            if n > 1:
+                for i in range(n):
+                    t = (i + ranges[layer]) % n
+                    c.cnot(i, t)
+                    if p2 > 0:
+                        c.apply_general_kraus(kraus2, [(i, t)])
+        return jnp.stack([K.real(c.expectation_ps(z=[i])) for i in range(n)])
+
+    return _jax_peer("tensorcircuit_dm", jax.vmap(one, in_axes=(0, None)))

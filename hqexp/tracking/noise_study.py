@@ -139,14 +139,24 @@ def levels_of(children) -> dict[str, float | None]:
     return {}
 
 
-def record_noise_study(recorder, metric: str = "test/acc") -> list[dict]:
-    """Compute the noise table from the parent's children and log it on the parent."""
-    levels: dict = {}
+def record_noise_study(recorder, metrics: tuple[str, ...] = ("test/acc", "test/loss")) -> list[dict]:
+    """Compute the noise table of each metric from the parent's children and log it on the parent
+    (``study/noise_study.*`` for the first, ``study/noise_study_<metric>.*`` for the others)."""
+    out: list[dict] = []
+    for i, metric in enumerate(metrics):
+        levels: dict = {}
 
-    def rows_of(children):
-        levels.update(levels_of(children))
-        return study_rows(children, metric)
+        def rows_of(children, metric=metric, levels=levels):
+            levels.update(levels_of(children))
+            return study_rows(children, metric)
 
-    return study_table(
-        recorder, "noise_study", rows_of, lambda rows: markdown(rows, metric), lambda rows: plot(rows, metric, levels)
-    )
+        name = "noise_study" if i == 0 else f"noise_study_{metric.split('/')[-1]}"
+        rows = study_table(
+            recorder,
+            name,
+            rows_of,
+            lambda rows, metric=metric: markdown(rows, metric),
+            lambda rows, metric=metric, levels=levels: plot(rows, metric, levels),
+        )
+        out = out or rows
+    return out

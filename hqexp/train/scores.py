@@ -12,9 +12,12 @@ def test_scores(task, dm) -> dict[str, float]:
     """The test metrics of ``task``'s model as it is now (no Lightning loop, no logging)."""
     kind = dm.info.task
     probs, targets = [], []
+    loss_sum, count = 0.0, 0
     with torch.no_grad():
         for x, y in dm.test_dataloader():
             out = task.model(x).float()
+            loss_sum += float(task.loss(out, y)) * len(y)
+            count += len(y)
             if kind == "classification":
                 probs.append(out.softmax(-1))
             elif kind == "multilabel":
@@ -27,5 +30,7 @@ def test_scores(task, dm) -> dict[str, float]:
     if kind == "regression":
         m = regression_metrics()
         m.update(p, t)
-        return {f"test/{k}": float(v) for k, v in m.compute().items()}
-    return {f"test/{k}": v for k, v in task_scores(kind, dm.info.n_classes, p, t).items()}
+        out = {f"test/{k}": float(v) for k, v in m.compute().items()}
+    else:
+        out = {f"test/{k}": v for k, v in task_scores(kind, dm.info.n_classes, p, t).items()}
+    return {**out, "test/loss": loss_sum / max(count, 1)}
