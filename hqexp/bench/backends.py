@@ -188,6 +188,9 @@ def _time_backend(cfg: DictConfig, name: str, bcfg: dict, ansatz, x, w) -> dict:
     except QuantumMemoryError as exc:
         t_f = t_fb = None
         status = f"skipped: {exc}"
+    except MemoryError as exc:  # a peer backend's own allocation failure
+        t_f = t_fb = None
+        status = f"failed: out of memory ({exc})"
     row = {
         **base,
         "status": status,
@@ -233,7 +236,12 @@ def _time_peer(cfg: DictConfig, name: str, ansatz, x, w) -> dict:
     with warnings.catch_warnings():  # the peers' own deprecation chatter would split the progress line
         warnings.simplefilter("ignore")
         logging.getLogger("tensorcircuit").setLevel(logging.ERROR)  # "optax not installed": not used here
-        return _check_and_time(cfg, peers.build(name, n, L, xn, wn, bench_noise(cfg)), ansatz, x, w, xn, wn, base)
+        try:
+            return _check_and_time(cfg, peers.build(name, n, L, xn, wn, bench_noise(cfg)), ansatz, x, w, xn, wn, base)
+        except Exception as exc:  # noqa: BLE001 - an outside simulator that fails (e.g. out of memory) is a row
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+            print(f"failed: {first}", flush=True)
+            return {**base, "status": f"failed: {type(exc).__name__}: {first}"}
 
 
 def _check_and_time(cfg: DictConfig, peer, ansatz, x, w, xn, wn, base: dict) -> dict:

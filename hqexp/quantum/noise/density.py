@@ -51,9 +51,13 @@ class _Plan:
     sources: tuple  # per one-qubit gate: ("x", col) | ("w", k) | ("c", value)
     channels: np.ndarray  # [G, 4, 4] transfer matrix of the channel after each one-qubit gate
     prefix: tuple[tuple[int, ...], ...]  # per qubit: its one-qubit gates before its first two-qubit gate
-    ops: tuple  # the body: ("local", ((q, gate ids), ...)) | ("two", wires, key, step)
+    ops: tuple  # the body: ("local", ((q, segment), ...)) | ("two", wires, key, step)
     two: dict  # key -> [16, 16] transfer matrix (gate and channel) of a fixed two-qubit step
     x_gates: tuple[int, ...]  # one-qubit gates whose angle is an input (the embedding)
+    segments: np.ndarray  # [S, K] gate ids of each run of fused gates, time order, padded with G (identity)
+    tails: tuple  # per qubit: (its embedding gate or None, the segment of the rest of its prefix or None)
+    constants: np.ndarray  # the constant angles, then a 0 (the inputs' slot)
+    angle_index: np.ndarray  # [G] each gate's angle in [weights..., constants]
 
 
 @lru_cache(maxsize=128)
@@ -71,9 +75,15 @@ def plan(ansatz: Ansatz, model: NoiseModel) -> _Plan:
     two: dict = {}
     pending: dict[int, list[int]] = {}
 
+    segments: list[tuple[int, ...]] = []
+
+    def segment(ids) -> int:
+        segments.append(tuple(ids))
+        return len(segments) - 1
+
     def flush() -> None:
         if pending:
-            ops.append(("local", tuple((q, tuple(ids)) for q, ids in sorted(pending.items()))))
+            ops.append(("local", tuple((q, segment(ids)) for q, ids in sorted(pending.items()))))
             pending.clear()
 
     for i, s in enumerate(steps):
@@ -103,6 +113,31 @@ def plan(ansatz: Ansatz, model: NoiseModel) -> _Plan:
             ops.append(("two", s.wires, key, s))
     flush()
     x_gates = tuple(g for g, src in enumerate(sources) if src[0] == "x")
+    if any(g in x_gates for seg in segments for g in seg):
+        raise NotImplementedError("an input-angle gate after the embedding")  # no template has one
+    tails = []
+    for q in range(n):
+        ids = list(prefix[q])
+        emb = ids.pop(0) if ids and ids[0] in x_gates else None
+        if any(g in x_gates for g in ids):
+            raise NotImplementedError("two input-angle gates on one qubit before its first two-qubit gate")
+        tails.append((emb, segment(ids) if ids else None))
+    n_w = ansatz.n_weights
+    consts = [float(v) for kind, v in sources if kind == "c"]
+    index, c = [], 0
+    for kind, v in sources:
+        if kind == "w":
+            index.append(int(v))
+        elif kind == "c":
+            index.append(n_w + c)
+            c += 1
+        else:
+            index.append(n_w + len(consts))  # 0: an input angle, applied per sample instead
+    G = len(axes)
+    width = max((len(seg) for seg in segments), default=1)
+    padded = np.full((max(len(segments), 1), width), G, dtype=np.int64)
+    for i, seg in enumerate(segments):
+        padded[i, : len(seg)] = seg
     return _Plan(
         tuple(axes),
         tuple(sources),
@@ -111,6 +146,10 @@ def plan(ansatz: Ansatz, model: NoiseModel) -> _Plan:
         tuple(ops),
         two,
         x_gates,
+        padded,
+        tuple(tails),
+        np.asarray([*consts, 0.0]),
+        np.asarray(index, dtype=np.int64),
     )
 
 
@@ -126,22 +165,30 @@ class _Gates:
         G = len(p.axes)
         self.batched_w = weights.dim() > len(ansatz.weight_shape)
         w = weights.to(dtype).reshape(weights.shape[0], -1) if self.batched_w else weights.to(dtype).reshape(-1)
-        theta = []
-        for src in p.sources:
-            kind, v = src
-            if kind == "w":
-                theta.append(w[..., int(v)])
-            elif kind == "c":
-                theta.append(torch.full(w.shape[:-1], float(v), dtype=dtype, device=self.device))
-            else:
-                theta.append(torch.zeros(w.shape[:-1], dtype=dtype, device=self.device))  # replaced per sample
         chans = _const(p.channels, dtype, self.device) if G else None
         if G:
-            r = ptm.rotations(p.axes, torch.stack(theta, dim=-1))  # [(B,) G, 4, 4]
+            # every gate's angle in one gather from [weights..., constants..., 0 (inputs: set below)]
+            consts = _const(p.constants, dtype, self.device)
+            ext = torch.cat([w, consts.expand(*w.shape[:-1], -1)], dim=-1)
+            theta = ext[..., _const(p.angle_index, torch.int64, self.device)]
+            r = ptm.rotations(p.axes, theta)  # [(B,) G, 4, 4]
             self.shared = chans @ r
         else:
             self.shared = None
         self.chans = chans
+        # every run of fused gates at once: gather the runs' gates (identity as padding), multiply
+        eye = (
+            torch.eye(4, dtype=dtype, device=self.device).expand(*self.shared.shape[:-3], 1, 4, 4)
+            if self.shared is not None
+            else torch.eye(4, dtype=dtype, device=self.device)[None]
+        )
+        table = torch.cat([self.shared, eye], dim=-3) if self.shared is not None else eye
+        idx = _const(p.segments, torch.int64, self.device)
+        runs = table[..., idx, :, :]  # [(B,) S, K, 4, 4]
+        m = runs[..., 0, :, :]
+        for k in range(1, runs.shape[-3]):
+            m = runs[..., k, :, :] @ m
+        self.segments = m  # [(B,) S, 4, 4]
         x = inputs.to(dtype)
         self.per_sample = {}
         if p.x_gates:
@@ -156,12 +203,9 @@ class _Gates:
             return self.per_sample[g]
         return self.shared[..., g, :, :]
 
-    def fused(self, ids: tuple[int, ...]) -> torch.Tensor:
-        """The product of gates ``ids`` in time order (the last one leftmost)."""
-        m = self.get(ids[0])
-        for g in ids[1:]:
-            m = self.get(g) @ m
-        return m
+    def segment(self, i: int) -> torch.Tensor:
+        """The fused matrix of run ``i`` (its gates in time order, the last one leftmost)."""
+        return self.segments[..., i, :, :]
 
 
 def _const(array: np.ndarray, dtype, device) -> torch.Tensor:
@@ -283,15 +327,19 @@ def _check(ansatz: Ansatz) -> None:
 
 
 def _product_vectors(p: _Plan, gates: _Gates, n: int, B: int) -> torch.Tensor:
-    """``[B, n, 4]``: each qubit's Bloch vector before its first two-qubit gate."""
-    r0 = torch.zeros(4, dtype=gates.dtype, device=gates.device)
-    r0[0] = r0[3] = 1.0  # |0><0|
+    """``[B, n, 4]``: each qubit's Bloch vector before its first two-qubit gate — its embedding
+    (per sample) applied to |0⟩, then the fused rest of its prefix."""
     out = []
     for q in range(n):
-        v = r0.expand(B, 4)
-        for g in p.prefix[q]:
-            m = gates.get(g)
-            v = torch.einsum("bij,bj->bi" if m.dim() == 3 else "ij,bj->bi", m, v)
+        emb, tail = p.tails[q]
+        if emb is not None:
+            m = gates.get(emb)  # [B, 4, 4]
+            v = m[..., :, 0] + m[..., :, 3]  # applied to |0><0| = (1, 0, 0, 1)
+        else:
+            v = torch.tensor([1.0, 0.0, 0.0, 1.0], dtype=gates.dtype, device=gates.device).expand(B, 4)
+        if tail is not None:
+            t = gates.segment(tail)
+            v = torch.einsum("bij,bj->bi" if t.dim() == 3 else "ij,bj->bi", t, v)
         out.append(v)
     return torch.stack(out, dim=1)
 
@@ -340,7 +388,7 @@ def expectations(
     o[:, ptm.iz_positions(n, str(inputs.device))] = table.T @ ptm.walsh(n, str(inputs.device), dtype).T
     for op in reversed(p.ops):
         if op[0] == "local":
-            o = _apply_local(o, n, {q: gates.fused(ids) for q, ids in op[1]}, transpose=True)
+            o = _apply_local(o, n, {q: gates.segment(seg) for q, seg in op[1]}, transpose=True)
         else:
             o = _apply2(o, n, op[1], _two_op(p, op, {}, dtype, inputs.device, None).transpose(-1, -2))
     v = _product_vectors(p, gates, n, B)  # [B, n, 4]
@@ -381,7 +429,7 @@ def _evolve(ansatz, model, inputs, weights, dtype, pair_angles) -> torch.Tensor:
     angles = {"x": inputs}
     for op in p.ops:
         if op[0] == "local":
-            r = _apply_local(r, n, {q: gates.fused(ids) for q, ids in op[1]}, transpose=False)
+            r = _apply_local(r, n, {q: gates.segment(seg) for q, seg in op[1]}, transpose=False)
         else:
             r = _apply2(r, n, op[1], _two_op(p, op, angles, dtype, inputs.device, pair_angles))
     return r
