@@ -14,9 +14,8 @@ import torch
 from hqexp.errors import ConfigError
 from hqexp.quantum import EMBEDDINGS, MEASUREMENTS, TEMPLATES, Ansatz, expval
 from hqexp.quantum.backends import get_backend
-from hqexp.quantum.noise import NoiseSpec
+from hqexp.quantum.noise import NoiseSpec, density
 from hqexp.quantum.noise import channels as ch
-from hqexp.quantum.noise import density
 
 KINDS = {
     "depolarizing": {"kind": "depolarizing", "p1": 0.02, "p2": 0.06},
