@@ -63,6 +63,7 @@ def build(name: str, n: int, layers: int, x: np.ndarray, w: np.ndarray, noise: d
     """Peer ``name`` for ``n`` qubits × ``layers`` (``noise``: the depolarizing mapping of a noisy
     peer); the first calls (compilation) are timed."""
     if name in NOISY_PEERS:
+        noise = noise or {}  # without a noise mapping: the same density matrix, noiseless
         peer = _tensorcircuit_dm(n, layers, float(noise.get("p1", 0)), float(noise.get("p2", 0)))
     else:
         peer = {"pennylane_jax": _pennylane_jax, "tensorcircuit": _tensorcircuit, "qulacs": _qulacs}[name](n, layers)

@@ -19,6 +19,7 @@ normalisation statistics (BatchNorm running statistics are updated once, as in o
 from __future__ import annotations
 
 import io
+import json
 import time
 from collections.abc import Callable, Mapping
 
@@ -27,7 +28,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from hqexp.callbacks.gradnorm import grad_norms
+from hqexp.models import quantum_layers
 from hqexp.optim import build_optimizer, optimizer_spec
+from hqexp.quantum.tally import Counts, totals
 
 
 class _Positions(Dataset):
@@ -66,6 +69,8 @@ class ClientWorker:
         self.norms: list[float] = []  # per step of this round: the client side's gradient L2 norm
         self.step_seed = 0
         self.rounds = 0
+        # this round's circuits per quantum layer, as a device would run them: [circuits, shots, exact]
+        self.circuits: dict[str, list[int]] = {}
 
     # ------------------------------------------------------------ persistence
     def export(self) -> bytes:
@@ -82,6 +87,7 @@ class ClientWorker:
                 "norms": self.norms,
                 "step_seed": self.step_seed,
                 "rounds": self.rounds,
+                "circuits": self.circuits,
             },
             buf,
         )
@@ -97,6 +103,18 @@ class ClientWorker:
         self.gen.set_state(st["gen"])
         self.plan, self.t, self.client_s = st["plan"], st["t"], st["client_s"]
         self.norms, self.step_seed, self.rounds = st["norms"], st["step_seed"], st["rounds"]
+        self.circuits = st.get("circuits", {})
+
+    # ------------------------------------------------------------ the circuits it ran
+    def _mark(self) -> dict[str, Counts]:
+        return {n: totals(q.tally.snapshot()) for n, q in quantum_layers(self.module).items()}
+
+    def _count(self, start: dict[str, Counts]) -> None:
+        """Add what the quantum layers executed since ``start`` (a :meth:`_mark`)."""
+        for n, c in self._mark().items():
+            d = c - start.get(n, Counts())
+            old = self.circuits.get(n, [0, 0, 0])
+            self.circuits[n] = [old[0] + d.circuits, old[1] + d.shots, old[2] + d.exact_circuits]
 
     # ------------------------------------------------------------ a round
     def _optimizer(self, lr: float) -> torch.optim.Optimizer:
@@ -111,7 +129,7 @@ class ClientWorker:
             g["lr"] = lr
         loader = DataLoader(_Positions(len(self.data)), batch_size=self.batch_size, shuffle=True, generator=self.gen)
         self.plan = [b.tolist() for _ in range(local_epochs) for b in loader]
-        self.t, self.client_s, self.norms = 0, 0.0, []
+        self.t, self.client_s, self.norms, self.circuits = 0, 0.0, [], {}
         self.rounds += 1
         self.module.train()
 
@@ -124,7 +142,7 @@ class ClientWorker:
 
     def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Activations at the cut and labels of the current batch (split protocols)."""
-        t0 = time.perf_counter()
+        t0, mark = time.perf_counter(), self._mark()
         x, y = self._batch()
         self.step_seed = (
             (self.k + 1) * 1_000_003 + self.rounds * 10_007 + self.t
@@ -132,6 +150,7 @@ class ClientWorker:
         with torch.no_grad(), torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.step_seed)
             a = self.module(x)
+        self._count(mark)
         self.client_s += time.perf_counter() - t0
         return a, y
 
@@ -148,7 +167,9 @@ class ClientWorker:
         with torch.no_grad():  # the first pass already moved the running statistics
             for n, b in self.module.named_buffers():
                 b.copy_(kept[n])
+        mark = self._mark()  # the recomputed forward is the simulation's, not a device's: not counted
         a.backward(grad)
+        self._count(mark)
         self._record_norm()
         opt.step()
         self.t += 1
@@ -156,7 +177,7 @@ class ClientWorker:
 
     def train_whole(self) -> tuple[float, int]:
         """Every planned batch through the whole model (FL): ``(loss sum, samples)``."""
-        loss_sum, n = 0.0, 0
+        loss_sum, n, mark = 0.0, 0, self._mark()
         opt = self._optimizer(0.0)
         while not self.done:
             t0 = time.perf_counter()
@@ -170,11 +191,28 @@ class ClientWorker:
             n += len(y)
             self.t += 1
             self.client_s += time.perf_counter() - t0
+        self._count(mark)
         return loss_sum, n
 
     def _record_norm(self) -> None:
         """This step's client-side gradient L2 norm (0 without gradients), for the diagnostics."""
         self.norms.append(float(grad_norms([("client", self.module)]).get("client", torch.tensor(0.0))))
 
+    def circuits_json(self) -> str:
+        """This round's circuits, for the server's bill (:func:`add_circuits`)."""
+        return json.dumps(self.circuits, sort_keys=True)
+
     def state(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().clone() for k, v in self.module.state_dict().items()}
+
+
+def add_circuits(module: nn.Module, circuits_json: str) -> None:
+    """Count a remote client's circuits (:meth:`ClientWorker.circuits_json`) on the same-named
+    quantum layers of the server's copy of its side, so the run's bill includes them."""
+    counts = json.loads(circuits_json) if circuits_json else {}
+    layers = quantum_layers(module)
+    if unknown := sorted(set(counts) - set(layers)):
+        raise RuntimeError(f"a client reported circuits of quantum layers the server does not have: {unknown}")
+    for name, (circuits, shots, exact) in counts.items():
+        q = layers[name]
+        q.tally.add_counts(q.ansatz, Counts(int(circuits), int(shots), int(exact)))

@@ -54,6 +54,11 @@ class Tally:
             else:
                 c.shots += int(circuits) * int(shots)
 
+    def add_counts(self, ansatz: Ansatz, counts: Counts) -> None:
+        """Add executions counted elsewhere (a remote client's, for the run's bill)."""
+        with self._lock:
+            self.by_ansatz[ansatz] = self.by_ansatz.get(ansatz, Counts()) + counts
+
     def snapshot(self) -> dict[Ansatz, Counts]:
         with self._lock:
             return {a: Counts(c.circuits, c.shots, c.exact_circuits) for a, c in self.by_ansatz.items()}

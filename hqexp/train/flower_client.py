@@ -82,7 +82,8 @@ def _final(msg, context, w: ClientWorker, conf: dict):
     """The round's end: the client's weights (``state.<name>``), per-step gradient norms, time."""
     arrays = {f"state.{k}": v for k, v in w.state().items()}
     arrays["norms"] = torch.tensor(w.norms, dtype=torch.float64)
-    return _reply(msg, context, w, arrays, {"done": True, "client_s": w.client_s, **conf})
+    conf = {"done": True, "client_s": w.client_s, "circuits": w.circuits_json(), **conf}
+    return _reply(msg, context, w, arrays, conf)
 
 
 def _next_batch(msg, context, w: ClientWorker):

@@ -15,6 +15,7 @@ from hqexp.callbacks.gradnorm import grad_norms
 from hqexp.errors import HqexpError
 from hqexp.federated.parts import detached_state, fedavg
 from hqexp.federated.protocols import SFLV1, SFLV2, Protocol, RoundStats, Setup
+from hqexp.federated.remote import add_circuits
 from hqexp.models import quantum_layers
 
 
@@ -142,6 +143,7 @@ class FlowerFL(Protocol):
         for k in selected:
             arrays, conf = out[k]
             states.append(ch.send_state(_model(arrays), client=k, direction="up", kind="model"))
+            add_circuits(self.model, conf.get("circuits", ""))
             st.loss_sum += float(conf["loss_sum"])
             st.samples += int(conf["samples"])
             st.steps += len(arrays["norms"])
@@ -181,6 +183,7 @@ class _FlowerSplit:
             for k, (arrays, conf) in replies.items():
                 if conf["done"]:
                     done[k] = ch.send_state(_model(arrays), client=k, direction="up")
+                    add_circuits(self._client_global(), conf.get("circuits", ""))
                     _steps(st, conf, arrays["norms"], steps[k], self.s.on_step)
                     continue
                 pending[k] = ({"grad": self._serve(k, server_of(k), arrays, st, steps[k])}, {})
