@@ -27,3 +27,7 @@ class QuantumMemoryError(HqexpError, MemoryError):
 
 class DataError(HqexpError, ValueError):
     """A dataset file is missing, malformed, or disagrees with its header."""
+
+
+class UnsafeCheckpoint(HqexpError, ValueError):
+    """A checkpoint or state blob holds something other than tensors and plain values."""

@@ -371,5 +371,5 @@ def test_ctrl_c_mid_round_marks_killed_and_keeps_the_last_round(tmp_path):
     assert proc.returncode == 130
     (run,) = runs(tmp_path)
     assert run.info.status == "KILLED"
-    ckpt = torch.load(last, weights_only=False)
+    ckpt = torch.load(last, weights_only=True)
     assert ckpt["federation"]["round"] >= 1 and ckpt["hqexp"]["run_id"] == run.info.run_id

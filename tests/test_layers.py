@@ -26,7 +26,15 @@ LAYERS = [
     ("hqexp.data",),
     ("hqexp.quantum",),
     ("hqexp.tracking",),
-    ("hqexp.energy", "hqexp.errors", "hqexp.config", "hqexp.interrupts", "hqexp.allocator", "hqexp.optim"),
+    (
+        "hqexp.energy",
+        "hqexp.errors",
+        "hqexp.config",
+        "hqexp.interrupts",
+        "hqexp.allocator",
+        "hqexp.optim",
+        "hqexp.safeload",
+    ),
 ]
 
 

@@ -217,7 +217,7 @@ def test_an_interrupted_run_resumed_reproduces_the_uninterrupted_one(tmp_path):
 
     def past_epoch_3() -> bool:
         try:
-            return torch.load(last, weights_only=False)["epoch"] >= 3
+            return torch.load(last, weights_only=True)["epoch"] >= 3
         except Exception:
             return False
 
@@ -227,11 +227,11 @@ def test_an_interrupted_run_resumed_reproduces_the_uninterrupted_one(tmp_path):
         proc.wait(timeout=60)
     finally:
         proc.kill()
-    stopped = torch.load(last, weights_only=False)["epoch"]
+    stopped = torch.load(last, weights_only=True)["epoch"]
     assert proc.returncode == 130 and stopped < 11
     hqexp([*base, f"ckpt_path={last}", f"hydra.run.dir={tmp_path}/c"], tmp_path)
-    a = torch.load(tmp_path / "a/checkpoints/last.ckpt", weights_only=False)["state_dict"]
-    c = torch.load(tmp_path / "c/checkpoints/last.ckpt", weights_only=False)["state_dict"]
+    a = torch.load(tmp_path / "a/checkpoints/last.ckpt", weights_only=True)["state_dict"]
+    c = torch.load(tmp_path / "c/checkpoints/last.ckpt", weights_only=True)["state_dict"]
     assert all(torch.equal(a[k], c[k]) for k in a)  # bit for bit
     resumed = next(r for r in runs(tmp_path) if r.data.tags.get("resumed_from"))
     import pandas as pd

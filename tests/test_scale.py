@@ -11,7 +11,7 @@ import time
 import urllib.request
 
 import pytest
-from helpers import TINY, client, free_port, hqexp
+from helpers import TINY, client, error_line, free_port, hqexp
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +94,24 @@ def test_a_sweep_records_parent_children_and_artifacts_on_a_server(tmp_path, ser
     assert ev[0].data.metrics["test/acc"] == pytest.approx(children[0].data.metrics["test/acc"], abs=1e-6)
     out = hqexp(["eval", "run_id=nope", f"mlflow.tracking_uri={server}"], tmp_path, check=False)
     assert out.returncode == 2 and "run_id 'nope': no such run" in out.stderr
+
+
+def test_a_crafted_checkpoint_on_the_server_runs_no_code_where_it_is_evaluated(tmp_path, server):
+    """Anyone who can write an artifact to the team's server could plant a checkpoint; every machine
+    that evaluates it by run id reads it as data and refuses it."""
+    from mlflow.tracking import MlflowClient
+    from test_safeload import craft
+
+    c = MlflowClient(server)
+    exp = c.get_experiment_by_name("planted") or c.get_experiment(c.create_experiment("planted"))
+    run = c.create_run(exp.experiment_id)
+    marker = tmp_path / "ran"
+    c.log_artifact(run.info.run_id, str(craft(tmp_path / "best.ckpt", marker)), "checkpoints")
+    c.set_terminated(run.info.run_id)
+    out = hqexp(["eval", f"run_id={run.info.run_id}", f"mlflow.tracking_uri={server}"], tmp_path, check=False)
+    assert out.returncode == 2 and not marker.exists()
+    line = error_line(out)
+    assert "holds posix.system" in line and "refused, nothing in it was run" in line
 
 
 def test_ddp_on_cpu_is_one_process_with_the_global_batch_and_records_once(tmp_path):

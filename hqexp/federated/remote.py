@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, default_collate
 
+from hqexp import safeload
 from hqexp.callbacks.gradnorm import grad_norms
 from hqexp.models import quantum_layers
 from hqexp.optim import build_optimizer, optimizer_spec
@@ -96,7 +97,7 @@ class ClientWorker:
     def restore(self, blob: bytes | None) -> None:
         if not blob:
             return
-        st = torch.load(io.BytesIO(blob), weights_only=False)
+        st = safeload.load(blob, f"client {self.k}'s saved state")
         self.module.load_state_dict(st["module"])
         if st["opt"] is not None:
             self._optimizer(0.0).load_state_dict(st["opt"])

@@ -6,8 +6,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from hqexp import safeload
 from hqexp.config import task_overrides
 from hqexp.errors import ConfigError
+from hqexp.safeload import trust_tag, trusted
 from hqexp.tracking import record
 from hqexp.train.build import build_datamodule, build_model, build_task
 from hqexp.train.checks import validate
@@ -100,18 +102,13 @@ def fetch_checkpoint(cfg: DictConfig, run_id: str) -> Path:
 def load_for_eval(cfg: DictConfig):
     """The checkpoint of ``ckpt_path`` (or ``run_id``) rebuilt as it was trained, command-line
     overrides applied: ``(task, dm, model, meta, path, given)``."""
-    import torch
-
     validate(cfg)
     if cfg.ckpt_path is None and cfg.get("run_id") is None:
         raise ConfigError("missing required config value: ckpt_path (hqexp eval ckpt_path=PATH, or run_id=ID)")
     path = Path(cfg.ckpt_path) if cfg.ckpt_path is not None else fetch_checkpoint(cfg, str(cfg.run_id))
     if not path.is_file():
         raise ConfigError(f"ckpt_path {str(path)!r} does not exist")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:
-        raise ConfigError(f"ckpt_path {str(path)!r} is not a readable checkpoint: {exc}") from None
+    ckpt = safeload.load(path, f"ckpt_path {str(path)!r}", trusted(cfg))
     meta = ckpt.get("hqexp") if isinstance(ckpt, dict) else None
     if not meta or "state_dict" not in ckpt:
         raise ConfigError(f"ckpt_path {str(path)!r} is not an hqexp checkpoint (no 'hqexp' metadata)")
@@ -127,7 +124,14 @@ def start_eval_run(cfg: DictConfig, kind: str, model, meta: dict, path: Path, gi
     """The MLflow run of an evaluation, tagged with the checkpoint's source run."""
     tags = {g: c for g, c in meta.get("choices", {}).items() if g not in given}
     rec = record.start_run(
-        cfg, kind, {**tags, "source_run_id": meta.get("run_id", "unknown"), "source_checkpoint": str(path.resolve())}
+        cfg,
+        kind,
+        {
+            **tags,
+            "source_run_id": meta.get("run_id", "unknown"),
+            "source_checkpoint": str(path.resolve()),
+            **trust_tag(cfg),
+        },
     )
     facts, used = model_facts(model)
     rec.set_tags({"backend_used": used})

@@ -5,14 +5,17 @@ ordinary run plus the communication ledger."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from hqexp import safeload
 from hqexp.config import choice, output_dir
 from hqexp.errors import ConfigError
+from hqexp.federated.channel import Transfer
 from hqexp.federated.config import FedConfig
 from hqexp.tracking import record
 from hqexp.train.build import build_datamodule, build_model, federated_loss, qpu_profile
@@ -238,7 +241,7 @@ class FederatedRun:
             "federation": {
                 "round": rnd,
                 "protocol": self.protocol.state_dict(),
-                "ledger": self.ledger.transfers,
+                "ledger": [dataclasses.asdict(t) for t in self.ledger.transfers],  # plain values: data
                 "history": self.engine.history,
                 "link_s": self.link_s,
                 "reached": self.reached,
@@ -259,15 +262,17 @@ class FederatedRun:
         path = self.cfg.ckpt_path
         if path is None:
             return 0
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        ckpt = safeload.load(path, f"ckpt_path {path!r}", safeload.trusted(self.cfg))
         fed = ckpt.get("federation") if isinstance(ckpt, dict) else None
-        if fed is None or ckpt["hqexp"]["federation"]["mode"] != self.fed.mode:
+        if fed is None or ckpt.get("hqexp", {}).get("federation", {}).get("mode") != self.fed.mode:
             raise ConfigError(f"ckpt_path {path!r} is not a checkpoint of a federation={self.fed.mode} run")
         self.protocol.load_state_dict(fed["protocol"])
-        self.ledger.transfers = list(fed["ledger"])
+        self.ledger.transfers = [t if isinstance(t, Transfer) else Transfer(**t) for t in fed["ledger"]]
         self.engine.history = list(fed["history"])
         self.link_s, self.reached = fed["link_s"], fed["reached"]
-        self.rec.set_tags({"resumed_from": str(path), "resumed_round": str(fed["round"])})
+        self.rec.set_tags(
+            {"resumed_from": str(path), "resumed_round": str(fed["round"]), **safeload.trust_tag(self.cfg)}
+        )
         return int(fed["round"])
 
     # ------------------------------------------------------------ the end

@@ -7,8 +7,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from hqexp import safeload
 from hqexp.config import choice, output_dir
 from hqexp.errors import ConfigError
+from hqexp.safeload import trust_tag, trusted
 from hqexp.tracking import record
 from hqexp.train.build import build_callbacks, build_datamodule, build_model, build_task, build_trainer, energy_meter
 from hqexp.train.checks import device_of
@@ -38,7 +40,7 @@ def fit_and_test(cfg: DictConfig, rec, task, dm, ckpt: str | None, do_fit: bool,
     phases = {"time/startup_s": started - hqexp.STARTED}  # imports, composing, data, model, store
     with PeakMemory(device_of(cfg)) as peak:
         try:
-            phases["time/test_s"] = _fit_then_test(trainer, task, dm, do_fit, ckpt, flag, ckpt_cb)
+            phases["time/test_s"] = _fit_then_test(trainer, task, dm, do_fit, ckpt, flag, ckpt_cb, trusted(cfg))
         except (SystemExit, KeyboardInterrupt) as exc:
             # Lightning turns an interrupt inside fit into SystemExit after its own clean-up;
             # the signal that caused it is known to hqexp.interrupts.
@@ -85,12 +87,12 @@ def fit_and_test(cfg: DictConfig, rec, task, dm, ckpt: str | None, do_fit: bool,
     return metrics
 
 
-def _fit_then_test(trainer, task, dm, do_fit: bool, ckpt: str | None, flag, ckpt_cb) -> float:
+def _fit_then_test(trainer, task, dm, do_fit: bool, ckpt: str | None, flag, ckpt_cb, trust: bool) -> float:
     """Fit (resuming from ``ckpt``) unless ``do_fit`` is False, then test the best kept epoch;
     returns the test's seconds."""
     best = None
     if do_fit:
-        trainer.fit(task, datamodule=dm, ckpt_path=ckpt)
+        trainer.fit(task, datamodule=dm, ckpt_path=ckpt, weights_only=not trust)
         if flag.interrupted:
             raise KeyboardInterrupt
         best = (ckpt_cb.best_model_path or None) if ckpt_cb is not None else None
@@ -98,7 +100,7 @@ def _fit_then_test(trainer, task, dm, do_fit: bool, ckpt: str | None, flag, ckpt
     if best is None:
         trainer.test(task, datamodule=dm, verbose=False)
     else:
-        trainer.test(task, datamodule=dm, ckpt_path=best, weights_only=False, verbose=False)
+        trainer.test(task, datamodule=dm, ckpt_path=best, weights_only=True, verbose=False)  # this run's own
     return time.perf_counter() - t_test
 
 
@@ -113,15 +115,11 @@ def _record_outputs(rec, logger, task, dm, metrics: dict, elapsed: float, epochs
         rec.log_artifact(best, "checkpoints")
 
 
-def completed_epochs(path: str, max_epochs: int) -> int:
+def completed_epochs(path: str, max_epochs: int, trust: bool = False) -> int:
     """Epochs the Lightning checkpoint at ``path`` has trained; one line when there is nothing left
-    to train (a finished run resumed to the same ``trainer.max_epochs`` would silently do nothing)."""
-    import torch
-
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:
-        raise ConfigError(f"ckpt_path {path!r} is not a readable checkpoint: {exc}") from None
+    to train (a finished run resumed to the same ``trainer.max_epochs`` would silently do nothing).
+    Read as data (:mod:`hqexp.safeload`) before Lightning sees it."""
+    ckpt = safeload.load(path, f"ckpt_path {path!r}", trust)
     if not isinstance(ckpt, dict) or "epoch" not in ckpt:
         raise ConfigError(f"ckpt_path {path!r} is not a Lightning training checkpoint (use last.ckpt of a run)")
     done = int(ckpt["epoch"]) + 1  # saved when epoch `epoch` (0-based) had trained and validated
@@ -172,9 +170,9 @@ def train_one(
     )
     model = build_model(cfg, dm.info)
     task = build_task(cfg, model, dm)
-    tags = {"federation": "none", **({"resumed_from": cfg.ckpt_path} if cfg.ckpt_path else {})}
+    tags = {"federation": "none", **({"resumed_from": cfg.ckpt_path} if cfg.ckpt_path else {}), **trust_tag(cfg)}
     if cfg.ckpt_path:
-        task.resumed_epochs = completed_epochs(cfg.ckpt_path, cfg.trainer.max_epochs)
+        task.resumed_epochs = completed_epochs(cfg.ckpt_path, cfg.trainer.max_epochs, trusted(cfg))
         task.resume_schedule = cfg.get("resume_schedule", "stretch")
         tags["resumed_epoch"] = str(task.resumed_epochs)
     if fold is not None:
