@@ -20,6 +20,11 @@ NODE_PORT ?= $(shell echo $$((9094 + $(K))))
 # A team tracking server's stores: SERVER_STORE may be postgresql://user:pw@host/db too.
 SERVER_DIR ?= $(CURDIR)/outputs/server
 SERVER_STORE ?= sqlite:///$(SERVER_DIR)/mlflow.db
+# AUTH=1: MLflow's basic-auth app (users, per-experiment permissions); a non-loopback HOST needs it
+# (or OPEN=1 on a network you trust). What a logged-in user may do with others' experiments:
+AUTH ?= 0
+OPEN ?= 0
+AUTH_DEFAULT_PERMISSION ?= READ
 ARGS ?=
 PYTEST_ARGS ?= -n 2
 
@@ -85,10 +90,9 @@ diagnose: install ## barren-plateau / expressibility scan (ARGS="ansatz.template
 ui: install ## open the MLflow UI on the default store (http://127.0.0.1:$(PORT))
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/outputs/mlflow.db --host 127.0.0.1 --port $(PORT)
 
-server: install ## an MLflow tracking server for a team (HOST=0.0.0.0 PORT=5000 SERVER_STORE=postgresql://…)
-	mkdir -p $(SERVER_DIR)/artifacts
-	$(BIN)/mlflow server --backend-store-uri $(SERVER_STORE) --artifacts-destination $(SERVER_DIR)/artifacts \
-		--serve-artifacts --host $(HOST) --port $(PORT)
+server: install ## a team's MLflow tracking server: AUTH=1 HOST=0.0.0.0 (logins; admin password from MLFLOW_AUTH_ADMIN_PASSWORD)
+	$(BIN)/python -m hqexp.tracking.server --dir $(SERVER_DIR) --store $(SERVER_STORE) --host $(HOST) --port $(PORT) \
+		$(if $(filter 1,$(AUTH)),--auth) $(if $(filter 1,$(OPEN)),--open-network) --default-permission $(AUTH_DEFAULT_PERMISSION)
 
 superlink: install ## a Flower SuperLink for federation.engine=flower (HOST=0.0.0.0 FLOWER_PORT=9091)
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/flower-superlink --insecure --host $(HOST) --port $(FLOWER_PORT) \

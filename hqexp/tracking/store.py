@@ -88,20 +88,48 @@ def _inside(path: Path, root: Path) -> bool:
 
 
 def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
-    """One line, within ``timeout_s``, when an ``http(s)://`` tracking server does not answer."""
+    """One line, within ``timeout_s``, when an ``http(s)://`` tracking server does not answer or
+    refuses this client's credentials (``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD``,
+    MLflow's own variables, for a server started with ``make server AUTH=1``)."""
     import urllib.error
     import urllib.request
 
+    base = uri.rstrip("/")
     try:
-        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s).close()
+        urllib.request.urlopen(base + "/health", timeout=timeout_s).close()
     except urllib.error.HTTPError:
-        return  # it answered (perhaps without /health): reachable
+        pass  # it answered (perhaps without /health): reachable
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise ConfigError(
             f"cannot reach the MLflow tracking server {uri} within {timeout_s:g} s ({reason}); "
             "start it (make server) or check mlflow.tracking_uri"
         ) from None
+    check_credentials(base, timeout_s)
+
+
+def check_credentials(uri: str, timeout_s: float = 5.0) -> None:
+    """One line when the server wants a login this client does not have (HTTP 401)."""
+    import base64
+    import urllib.error
+    import urllib.request
+
+    user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    req = urllib.request.Request(f"{uri}/api/2.0/mlflow/experiments/search?max_results=1")
+    if user or password:
+        token = base64.b64encode(f"{user or ''}:{password or ''}".encode()).decode()
+        req.add_header("Authorization", f"Basic {token}")
+    try:
+        urllib.request.urlopen(req, timeout=timeout_s).close()
+    except urllib.error.HTTPError as exc:
+        if exc.code == 401:
+            who = f"user {user!r} and this password" if user else "no credentials"
+            raise ConfigError(
+                f"the MLflow tracking server {uri} refused {who} (HTTP 401); set MLFLOW_TRACKING_USERNAME "
+                "and MLFLOW_TRACKING_PASSWORD to an account the server's admin created"
+            ) from None
+    except (urllib.error.URLError, OSError):
+        pass  # reachable a moment ago: MLflow's own retries and messages take over
 
 
 def open_store(
