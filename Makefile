@@ -16,6 +16,11 @@ HOST ?= 127.0.0.1
 FLOWER_PORT ?= 9091
 SUPERLINK ?= 127.0.0.1:9091
 K ?= 0
+# Flower over TLS (the default): the CA, the SuperLink's certificate and the SuperNodes' keys
+CERTS ?= $(CURDIR)/certs
+HOSTS ?=
+NODES ?= 2
+INSECURE ?= 0
 NODE_PORT ?= $(shell echo $$((9094 + $(K))))
 # A team tracking server's stores: SERVER_STORE may be postgresql://user:pw@host/db too.
 SERVER_DIR ?= $(CURDIR)/outputs/server
@@ -29,7 +34,7 @@ ARGS ?=
 PYTEST_ARGS ?= -n 2
 
 .DEFAULT_GOAL := help
-.PHONY: help install lint format test test-all train sweep hqnn-study generations sfl-study privacy-study noise-study noise-bp tune diagnose ui server superlink supernode bench clean
+.PHONY: help install lint format test test-all train sweep hqnn-study generations sfl-study privacy-study noise-study noise-bp tune diagnose ui server superlink supernode certs register bench clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -94,13 +99,24 @@ server: install ## a team's MLflow tracking server: AUTH=1 HOST=0.0.0.0 (logins;
 	$(BIN)/python -m hqexp.tracking.server --dir $(SERVER_DIR) --store $(SERVER_STORE) --host $(HOST) --port $(PORT) \
 		$(if $(filter 1,$(AUTH)),--auth) $(if $(filter 1,$(OPEN)),--open-network) --default-permission $(AUTH_DEFAULT_PERMISSION)
 
-superlink: install ## a Flower SuperLink for federation.engine=flower (HOST=0.0.0.0 FLOWER_PORT=9091)
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/flower-superlink --insecure --host $(HOST) --port $(FLOWER_PORT) \
-		--disable-runtime-dependency-installation
+superlink: install ## a Flower SuperLink over TLS, admitting registered SuperNodes only (certs from make certs; INSECURE=1: plain HTTP)
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/flower-superlink $(if $(filter 1,$(INSECURE)),--insecure,--ssl-ca-certfile \
+		$(CERTS)/ca.crt --ssl-certfile $(CERTS)/server.pem --ssl-keyfile $(CERTS)/server.key --enable-supernode-auth) \
+		--host $(HOST) --port $(FLOWER_PORT) --disable-runtime-dependency-installation
 
-supernode: install ## a Flower SuperNode for client K of a run (K=0 SUPERLINK=host:9091 NODE_PORT=9094)
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/flower-supernode --insecure --superlink $(SUPERLINK) --port $(NODE_PORT) \
-		--node-config "partition-id=$(K)"
+supernode: install ## a Flower SuperNode for client K (K=0 SUPERLINK=host:9091; its key certs/supernode_K; INSECURE=1: plain HTTP)
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/flower-supernode $(if $(filter 1,$(INSECURE)),--insecure,--root-certificates \
+		$(CERTS)/ca.crt --auth-supernode-private-key $(CERTS)/supernode_$(K)) --superlink $(SUPERLINK) \
+		--port $(NODE_PORT) --node-config "partition-id=$(K)"
+
+certs: install ## a local test CA, the SuperLink's certificate (HOSTS="server.lan 10.0.0.5") and NODES SuperNode key pairs in certs/
+	$(BIN)/python scripts/flower_certs.py --out $(CERTS) $(foreach h,$(HOSTS),--host $(h)) --supernodes $(NODES)
+
+register: install ## admit SuperNode K to the SuperLink: registers certs/supernode_K.pub (SUPERLINK=host:9091)
+	mkdir -p $(CERTS)/flwr_home
+	printf '[superlink]\ndefault = "hqexp"\n\n[superlink.hqexp]\naddress = "%s"\nroot-certificates = "%s"\n' \
+		"$(SUPERLINK)" "$(abspath $(CERTS))/ca.crt" > $(CERTS)/flwr_home/config.toml
+	FLWR_HOME=$(CERTS)/flwr_home $(BIN)/flwr supernode register $(CERTS)/supernode_$(K).pub hqexp
 
 bench: install ## time every available backend against torch (ARGS="grid=[[8,3,64]]")
 	$(BIN)/hqexp bench backends $(ARGS)

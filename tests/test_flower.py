@@ -59,7 +59,12 @@ def test_simulation_equals_the_inprocess_engine(tmp_path, args):
         (["federation=sflv1", "federation.flower.superlink=nowhere"], "must be host:port"),
         (["federation=fl", "federation.flower.timeout_s=0"], "timeout_s must be > 0"),
         (["federation=none"], "federation=none trains centrally"),
-        (["federation=fl", "federation.flower.superlink=127.0.0.1:1"], "Connection to the SuperLink is unavailable"),
+        (
+            ["federation=fl", "federation.flower.superlink=127.0.0.1:1", "federation.flower.insecure=true"],
+            "Connection to the SuperLink is unavailable",
+        ),
+        (["federation=fl", "federation.flower.insecure=maybe"], "insecure must be true or false"),
+        (["federation=fl", "federation.flower.root_certificates=/no/ca.crt"], "is not a file"),
     ],
 )
 def test_what_flower_does_not_run_is_one_line(tmp_path, args, message):
@@ -70,9 +75,11 @@ def test_what_flower_does_not_run_is_one_line(tmp_path, args, message):
 
 
 # ------------------------------------------------------------------ the Deployment Engine
-@pytest.fixture(scope="module")
-def superlink(tmp_path_factory):
-    """A SuperLink and two SuperNodes (partition-id 0 and 1), each its own OS process."""
+def _federation(tmp, tls: bool):
+    """A SuperLink and two SuperNodes (partition-id 0 and 1), each its own OS process; with
+    ``tls``: HTTPS from a test CA (scripts/flower_certs.py) and only registered SuperNodes
+    admitted (``--enable-supernode-auth``, their keys registered with ``flwr supernode register``).
+    Yields ``(address, start, certs)``."""
     import os
     import signal
     import subprocess
@@ -81,14 +88,12 @@ def superlink(tmp_path_factory):
     import urllib.request
     from pathlib import Path
 
-    tmp = tmp_path_factory.mktemp("flower")
     bindir = Path(sys.executable).parent
-    port = free_port()
-    procs = []
+    port, procs, certs = free_port(), [], tmp / "certs"
 
-    def start(name: str, args: list[str]) -> None:
+    def start(name: str, args: list[str]) -> subprocess.Popen:
         home = tmp / name
-        home.mkdir()
+        home.mkdir(exist_ok=True)
         log = open(tmp / f"{name}.log", "w")
         env = {**os.environ, "FLWR_HOME": str(home), "PATH": f"{bindir}:{os.environ['PATH']}"}  # its helpers
         procs.append(
@@ -100,54 +105,78 @@ def superlink(tmp_path_factory):
                 start_new_session=True,
             )
         )
+        return procs[-1]
 
-    start("link", ["flower-superlink", "--insecure", "--port", str(port), "--disable-runtime-dependency-installation"])
+    if tls:
+        root = Path(__file__).resolve().parents[1]
+        subprocess.run(
+            [sys.executable, str(root / "scripts" / "flower_certs.py"), "--out", str(certs), "--supernodes", "3"],
+            check=True,
+            capture_output=True,
+        )
+        link = ["--ssl-ca-certfile", f"{certs}/ca.crt", "--ssl-certfile", f"{certs}/server.pem"]
+        link += ["--ssl-keyfile", f"{certs}/server.key", "--enable-supernode-auth"]
+    else:
+        link = ["--insecure"]
+    start("link", ["flower-superlink", *link, "--port", str(port), "--disable-runtime-dependency-installation"])
+    scheme = "https" if tls else "http"
+    ctx = __import__("ssl").create_default_context(cafile=str(certs / "ca.crt")) if tls else None
     deadline = time.time() + 60
     while True:
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
+            urllib.request.urlopen(f"{scheme}://127.0.0.1:{port}/", timeout=1, context=ctx)
             break
         except urllib.error.HTTPError:
             break  # it answers
         except OSError:
             assert time.time() < deadline and procs[0].poll() is None, (tmp / "link.log").read_text()[-2000:]
             time.sleep(0.3)
-    for k in (0, 1):
-        start(
-            f"node{k}",
-            [
-                "flower-supernode",
-                "--insecure",
-                "--superlink",
-                f"127.0.0.1:{port}",
-                "--port",
-                str(free_port()),
-                "--node-config",
-                f"partition-id={k}",
-            ],
+    if tls:  # the SuperLink admits only these two
+        cli = tmp / "cli"
+        cli.mkdir()
+        (cli / "config.toml").write_text(
+            f'[superlink]\ndefault = "t"\n\n[superlink.t]\naddress = "127.0.0.1:{port}"\n'
+            f'root-certificates = "{certs}/ca.crt"\n'
         )
-    yield f"127.0.0.1:{port}"
+        for k in (0, 1):
+            subprocess.run(
+                [str(bindir / "flwr"), "supernode", "register", f"{certs}/supernode_{k}.pub", "t"],
+                env={**os.environ, "FLWR_HOME": str(cli)},
+                check=True,
+                capture_output=True,
+                timeout=120,
+            )
+    for k in (0, 1):
+        auth = ["--root-certificates", f"{certs}/ca.crt", "--auth-supernode-private-key", f"{certs}/supernode_{k}"]
+        node = ["flower-supernode", *(auth if tls else ["--insecure"]), "--superlink", f"127.0.0.1:{port}"]
+        start(f"node{k}", [*node, "--port", str(free_port()), "--node-config", f"partition-id={k}"])
+    yield f"127.0.0.1:{port}", start, certs
     for p in procs:
-        os.killpg(p.pid, signal.SIGTERM)
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGTERM)
     for p in procs:
         p.wait(timeout=30)
 
 
-@pytest.mark.parametrize(
-    "args",
-    [[*VQC, "federation=fl"], [*VQC, "federation=sflv1", "trainer.max_epochs=1", "dataset.batch_size=64"]],
-    ids=["fl", "sflv1"],
-)
-def test_deployment_engine_equals_the_inprocess_engine(tmp_path, superlink, args):
+@pytest.fixture(scope="module")
+def superlink(tmp_path_factory):
+    """A plain-HTTP federation (``federation.flower.insecure=true``)."""
+    gen = _federation(tmp_path_factory.mktemp("flower"), tls=False)
+    address, _, _ = next(gen)
+    yield address
+    next(gen, None)  # the processes end
+
+
+@pytest.fixture(scope="module")
+def tls_superlink(tmp_path_factory):
+    """A federation over TLS with authenticated SuperNodes: ``(address, start, certs)``."""
+    yield from _federation(tmp_path_factory.mktemp("flower_tls"), tls=True)
+
+
+def _deployed_equals_inprocess(tmp_path, args: list[str], link: list[str]) -> None:
     args = [*args, "federation.n_clients=2"]
     out = hqexp(
-        [
-            "train",
-            *args,
-            "federation.engine=flower",
-            f"federation.flower.superlink={superlink}",
-            "federation.flower.timeout_s=300",
-        ],
+        ["train", *args, "federation.engine=flower", *link, "federation.flower.timeout_s=300"],
         tmp_path / "flower",
         timeout=900,
     )
@@ -160,6 +189,62 @@ def test_deployment_engine_equals_the_inprocess_engine(tmp_path, superlink, args
             tol = 2e-2 if k.startswith("privacy/") else 1e-4
             assert b.data.metrics[k] == pytest.approx(v, rel=tol, abs=1e-5), k
     assert _ledger(tmp_path / "flower", b) == _ledger(tmp_path / "inprocess", a)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [[*VQC, "federation=fl"], [*VQC, "federation=sflv1", "trainer.max_epochs=1", "dataset.batch_size=64"]],
+    ids=["fl", "sflv1"],
+)
+def test_deployment_engine_equals_the_inprocess_engine(tmp_path, superlink, args):
+    link = [f"federation.flower.superlink={superlink}", "federation.flower.insecure=true"]
+    _deployed_equals_inprocess(tmp_path, args, link)
+
+
+def test_a_tls_federation_equals_the_inprocess_run_and_admits_only_registered_supernodes(tmp_path, tls_superlink):
+    address, start, certs = tls_superlink
+    link = [f"federation.flower.superlink={address}", f"federation.flower.root_certificates={certs}/ca.crt"]
+    _deployed_equals_inprocess(tmp_path, [*VQC, "federation=fl"], link)
+    # a SuperNode whose key was never registered is turned away
+    stranger = start(
+        "stranger",
+        [
+            "flower-supernode",
+            "--root-certificates",
+            f"{certs}/ca.crt",
+            "--auth-supernode-private-key",
+            f"{certs}/supernode_2",
+            "--superlink",
+            address,
+            "--port",
+            str(free_port()),
+            "--max-retries",
+            "1",
+            "--node-config",
+            "partition-id=1",
+        ],
+    )
+    assert stranger.wait(timeout=120) != 0
+    log = (certs.parent / "stranger.log").read_text()
+    assert "Failed to activate SuperNode" in log, log[-2000:]
+    # TLS is the default: the same SuperLink without the CA, or a client that insists on plain HTTP, fails in one line
+    for extra, said in [
+        ([], "over TLS: federation.flower.root_certificates must be the CA"),
+        (["federation.flower.insecure=true"], "over plain HTTP"),
+    ]:
+        out = hqexp(
+            [
+                "train",
+                *VQC,
+                "federation=fl",
+                "federation.engine=flower",
+                f"federation.flower.superlink={address}",
+                *extra,
+            ],
+            tmp_path / "refused",
+            check=False,
+        )
+        assert out.returncode == 2 and said in error_line(out), out.stderr[-2000:]
 
 
 def test_ctrl_c_during_a_simulation_ends_the_run_killed_and_the_process(tmp_path):

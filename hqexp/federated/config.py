@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
@@ -12,7 +13,13 @@ from hqexp.federated.partition import SCHEMES, Partition
 from hqexp.federated.protocols import MODES
 
 ENGINES = ("inprocess", "flower")
-FLOWER_KEYS = {"superlink": None, "timeout_s": 120.0, "cpus_per_client": 1.0}
+FLOWER_KEYS = {
+    "superlink": None,
+    "timeout_s": 120.0,
+    "cpus_per_client": 1.0,
+    "insecure": False,
+    "root_certificates": None,
+}
 
 
 @dataclass(frozen=True)
@@ -91,6 +98,20 @@ class FedConfig:
             raise ConfigError(
                 f"federation.flower.superlink must be host:port (the SuperLink's control API) or null, got {sl!r}"
             )
+        if not isinstance(fl["insecure"], bool):
+            raise ConfigError(f"federation.flower.insecure must be true or false, got {fl['insecure']!r}")
+        root = fl["root_certificates"]
+        if root is not None:
+            if fl["insecure"]:
+                raise ConfigError(
+                    "federation.flower.root_certificates is for TLS; federation.flower.insecure=true turns TLS off"
+                )
+            if not (isinstance(root, str) and Path(root).is_file()):
+                raise ConfigError(
+                    f"federation.flower.root_certificates={root!r} is not a file (the PEM of the CA that signed the "
+                    "SuperLink's certificate; make certs writes certs/ca.crt)"
+                )
+            fl["root_certificates"] = str(Path(root).resolve())
         object.__setattr__(self, "flower", fl)
 
     def clients(self, dm, seed: int) -> Partition:

@@ -127,7 +127,7 @@ def run(cfg: DictConfig, fed, setup: Setup, execute: Callable[[Protocol], dict])
             logging.getLogger(name).setLevel(logging.WARNING)
         return body(_GRID[0])
     if opts["superlink"] is not None:
-        return submit(cfg, str(opts["superlink"]))
+        return submit(cfg, opts)
     return simulate(setup.n_clients, body, float(opts["cpus_per_client"]))
 
 
@@ -154,9 +154,19 @@ overrides = ""
 """
 
 
-def submit(cfg: DictConfig, superlink: str) -> dict:
-    """Submit this job to the SuperLink at ``superlink`` (its Control API) with ``flwr run``, and
-    stream its log here until it ends. The ServerApp process records the MLflow run."""
+def flwr_config(superlink: str, flower: dict) -> str:
+    """The ``flwr`` CLI's ``config.toml`` for the SuperLink: TLS (with ``root_certificates``, or the
+    system's CAs) unless ``insecure``."""
+    tls = "insecure = true" if flower.get("insecure") else ""
+    if not flower.get("insecure") and flower.get("root_certificates"):
+        tls = f'root-certificates = "{flower["root_certificates"]}"'
+    return f'[superlink]\ndefault = "hqexp"\n\n[superlink.hqexp]\naddress = "{superlink}"\n{tls}\n'
+
+
+def submit(cfg: DictConfig, flower: dict) -> dict:
+    """Submit this job to the SuperLink at ``flower["superlink"]`` (its Control API, over TLS unless
+    ``insecure``) with ``flwr run``, and stream its log here until it ends. The ServerApp process
+    records the MLflow run."""
     import base64
     import json
     import os
@@ -178,11 +188,11 @@ def submit(cfg: DictConfig, superlink: str) -> dict:
     app.mkdir(parents=True, exist_ok=True)
     home.mkdir(parents=True, exist_ok=True)
     (app / "pyproject.toml").write_text(APP_TOML)
-    (home / "config.toml").write_text(
-        f'[superlink]\ndefault = "hqexp"\n\n[superlink.hqexp]\naddress = "{superlink}"\ninsecure = true\n'
-    )
+    superlink = str(flower["superlink"])
+    (home / "config.toml").write_text(flwr_config(superlink, flower))
+    local = ("federation.flower.root_certificates=", "federation.flower.insecure=")  # this machine's link only
     overrides = [
-        *HydraConfig.get().overrides.task,
+        *(o for o in HydraConfig.get().overrides.task if not o.lstrip("+~").startswith(local)),
         f"hydra.run.dir={here / 'server'}",
         f"mlflow.tracking_uri={cfg.mlflow.tracking_uri}",
     ]
@@ -216,6 +226,13 @@ def submit(cfg: DictConfig, superlink: str) -> dict:
             print(f"hqexp: stopped Flower run {run_id} on {superlink}", file=sys.stderr)
         raise
     if proc.returncode != 0 or not finished:
+        if "unavailable" in last.lower():  # TLS on one side only, or the wrong CA, reads the same
+            last += (
+                " (over plain HTTP: federation.flower.insecure=true; a SuperLink with TLS needs that off)"
+                if flower.get("insecure")
+                else " (over TLS: federation.flower.root_certificates must be the CA of the SuperLink's certificate; "
+                "federation.flower.insecure=true for a SuperLink started --insecure)"
+            )
         raise FlowerError(f"the run on SuperLink {superlink} did not finish: {last}")
     return {}
 
