@@ -17,7 +17,7 @@ import hydra
 from omegaconf import DictConfig
 
 from hqexp.config import config_dir, is_multirun, register_resolvers
-from hqexp.errors import HqexpError
+from hqexp.errors import HqexpError, storage_full
 from hqexp.interrupts import describe, shielded
 
 log = logging.getLogger("hqexp")
@@ -75,7 +75,13 @@ def _guard(work: Callable[[DictConfig], object], cfg: DictConfig):
 
     outer = {r.run_id for r in open_runs()}
     try:
-        return work(cfg)
+        try:
+            return work(cfg)
+        except OSError as exc:  # a full disk anywhere (logs, plots, artifacts): one line, the run FAILED
+            full = storage_full(exc)
+            if full is None or isinstance(exc, HqexpError):
+                raise
+            raise full from None
     except HqexpError as exc:
         _record_failure(cfg, "FAILED", str(exc), outer)
         if is_multirun():

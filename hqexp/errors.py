@@ -31,3 +31,20 @@ class DataError(HqexpError, ValueError):
 
 class UnsafeCheckpoint(HqexpError, ValueError):
     """A checkpoint or state blob holds something other than tensors and plain values."""
+
+
+class StorageFull(HqexpError, OSError):
+    """The disk (or quota) holding an output ran out while writing it."""
+
+
+def storage_full(exc: OSError, path: object = None) -> StorageFull | None:
+    """One line for a write that failed because the device is full (ENOSPC, EDQUOT, EFBIG), else None."""
+    import errno
+
+    if not isinstance(exc, OSError) or exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return None
+    where = path or exc.filename2 or exc.filename
+    return StorageFull(
+        f"no space left on the device {f'writing {where} ' if where else ''}({exc.strerror}): free space, or "
+        "write elsewhere (hydra.run.dir=…, mlflow.tracking_uri=…); checkpoints are whole or absent, never half-written"
+    )

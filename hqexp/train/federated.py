@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from hqexp import safeload
 from hqexp.config import choice, output_dir
-from hqexp.errors import ConfigError
+from hqexp.errors import ConfigError, storage_full
 from hqexp.federated.channel import Transfer
 from hqexp.federated.config import FedConfig
 from hqexp.tracking import record
@@ -253,8 +253,15 @@ class FederatedRun:
         from hqexp.interrupts import deferred
 
         tmp = self.ckpt_dir / f".{name}.{os.getpid()}.tmp"
-        with deferred():  # a Ctrl-C never leaves half a checkpoint
-            torch.save(state, tmp)
+        with deferred():  # a Ctrl-C never leaves half a checkpoint, nor does a full disk
+            try:
+                torch.save(state, tmp)
+            except BaseException as exc:
+                tmp.unlink(missing_ok=True)
+                full = storage_full(exc, self.ckpt_dir / name) if isinstance(exc, OSError) else None
+                if full is not None:
+                    raise full from None
+                raise
             os.replace(tmp, self.ckpt_dir / name)
 
     def _resume(self) -> int:

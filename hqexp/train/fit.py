@@ -9,7 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from hqexp import safeload
 from hqexp.config import choice, output_dir
-from hqexp.errors import ConfigError
+from hqexp.errors import ConfigError, HqexpError
 from hqexp.safeload import trust_tag, trusted
 from hqexp.tracking import record
 from hqexp.train.build import build_callbacks, build_datamodule, build_model, build_task, build_trainer, energy_meter
@@ -56,8 +56,14 @@ def fit_and_test(cfg: DictConfig, rec, task, dm, ckpt: str | None, do_fit: bool,
             raise Interrupted(received() or signal.SIGINT) from None  # the CLI guard ends the run KILLED
         except BaseException as exc:
             logger.save()
-            rec.terminate("FAILED")
-            raise monitor_error(exc) or exc from None
+            err = monitor_error(exc) or exc
+            why = str(err) if isinstance(err, HqexpError) else f"{type(err).__name__}: {err}"
+            try:  # recording the failure must not hide it (the store may be on the full disk)
+                rec.set_tags({"hqexp.error": why[:5000]})
+                rec.terminate("FAILED")
+            except Exception:  # noqa: BLE001
+                pass
+            raise err from None
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
     elapsed = time.perf_counter() - started
     cost = {"time/fit_s": elapsed, **phases, **peak.metrics()}
