@@ -26,7 +26,11 @@ SUBCOMMANDS = {
         "`hqexp diagnose shots ckpt_path=PATH`: a model's test metric and gradient noise against shots; "
         "`hqexp diagnose noise_bp`: gradients against depth under noise",
     ),
-    "runs": ("runs", "runs left RUNNING by a process that is gone: hqexp runs stale | close-stale"),
+    "runs": (
+        "runs",
+        "runs left RUNNING by a process that is gone: hqexp runs stale | close-stale; "
+        "a record kept while the server was gone: hqexp runs sync DIR",
+    ),
 }
 
 #: ``hqexp diagnose <mode>``: analyses of a trained model, each with its own config
@@ -234,6 +238,8 @@ def main(argv: list[str] | None = None) -> None:
         and (not rest[0].startswith("-") or rest[0] in ("--stale", "--close-stale"))
     ):
         rest = [f"action={rest[0].lstrip('-')}", *rest[1:]]  # `hqexp runs stale`, `hqexp runs --stale`
+        if rest[0] == "action=sync" and len(rest) > 1 and "=" not in rest[1]:
+            rest = [rest[0], f"path={rest[1]}", *rest[2:]]  # `hqexp runs sync DIR`
     config = SUBCOMMANDS[sub][0]
     if sub == "diagnose" and rest and rest[0] in DIAGNOSE_MODES:
         config, rest = DIAGNOSE_MODES[rest[0]], rest[1:]  # `hqexp diagnose shots ckpt_path=…`

@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from hqexp.errors import ConfigError
 
-ACTIONS = ("stale", "close-stale")
+ACTIONS = ("stale", "close-stale", "sync")
 
 
 def why_stale(tags: dict, start_ms: int, stale_after_s: float, now: float | None = None) -> str | None:
@@ -45,6 +45,8 @@ def run_runs(cfg: DictConfig) -> list[dict]:
 
     if cfg.action not in ACTIONS:
         raise ConfigError(f"unknown runs action {cfg.action!r}; choose one of: {', '.join(ACTIONS)}")
+    if cfg.action == "sync":
+        return sync(cfg.get("path"), float(cfg.mlflow.get("connect_timeout_s", 5)))
     mcfg = OmegaConf.to_container(cfg.mlflow, resolve=True)
     client, _ = open_store(
         mcfg["tracking_uri"],
@@ -81,4 +83,38 @@ def run_runs(cfg: DictConfig) -> list[dict]:
         print(f"  {r['run_id']}  exp {r['experiment']}  {r['name'][:50]:<50}  {r['reason']}")
     if rows and cfg.action == "stale":
         print("close them with: hqexp runs close-stale")
+    return rows
+
+
+def sync(path: str | None, timeout_s: float = 5.0) -> list[dict]:
+    """Upload every offline journal under ``path`` to the server its run lives on (once)."""
+    from pathlib import Path
+
+    from hqexp.tracking import offline
+    from hqexp.tracking.store import check_reachable, open_client
+
+    if not path:
+        raise ConfigError("hqexp runs sync needs the folder: hqexp runs sync DIR (a run's outputs or mlflow_offline/)")
+    root = Path(path)
+    if not root.exists():
+        raise ConfigError(f"hqexp runs sync: {path} does not exist")
+    folders = sorted(p.parent for p in root.rglob(offline.JOURNAL))
+    if not folders:
+        raise ConfigError(f"hqexp runs sync: no {offline.JOURNAL} under {path} (nothing was kept offline)")
+    rows = []
+    for folder in folders:
+        entries = offline.read(folder)
+        if (folder / offline.SYNCED).exists() or not entries:
+            print(f"  {folder}: already uploaded")
+            continue
+        uri = entries[0]["tracking_uri"]
+        check_reachable(uri, timeout_s)
+        counts = offline.replay(folder, open_client(uri), entries)
+        offline.mark_synced(folder, counts)
+        rows.append({"run_id": entries[0]["run_id"], "folder": str(folder), **counts})
+        print(
+            f"  run {entries[0]['run_id']} -> {uri}: {counts['metrics']} metric values, {counts['params']} params, "
+            f"{counts['tags']} tags, {counts['artifacts']} artifacts" + (", closed" if counts["status"] else "")
+        )
+    print(f"hqexp runs sync: {len(rows)} run(s) uploaded")
     return rows

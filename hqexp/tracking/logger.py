@@ -55,12 +55,8 @@ class RecorderLogger(Logger):
     def save(self) -> None:
         if not self._buffer:
             return
-        from hqexp.tracking.store import retry
-
         chunk, self._buffer = self._buffer, []
-        for i in range(0, len(chunk), 1000):
-            part = chunk[i : i + 1000]
-            retry(lambda part=part: self.recorder.client.log_batch(self.recorder.run_id, metrics=part), "log metrics")
+        self.recorder.log_metric_values(chunk)
 
     @rank_zero_only
     def finalize(self, status: str) -> None:

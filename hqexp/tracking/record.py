@@ -80,7 +80,11 @@ def start_run(
     mcfg = OmegaConf.to_container(cfg.mlflow, resolve=True)
     name = (mcfg.get("run_name") or run_name(kind)) + name_suffix
     return Recorder.start(
-        mcfg, run_name=name, tags=all_tags, parent_run_id=parent or (parent_run_id() if is_multirun() else None)
+        mcfg,
+        run_name=name,
+        tags=all_tags,
+        parent_run_id=parent or (parent_run_id() if is_multirun() else None),
+        offline_dir=output_dir() / "mlflow_offline",
     )
 
 

@@ -258,12 +258,44 @@ def heartbeat_seconds() -> float:
 
 class Recorder:
     """One MLflow run, written through a client with retries; while it is open a daemon thread
-    writes the ``hqexp.heartbeat`` tag, so a run whose process died can be found later."""
+    writes the ``hqexp.heartbeat`` tag, so a run whose process died can be found later.
 
-    def __init__(self, client, run_id: str, experiment_id: str, tracking_uri: str = "") -> None:
+    With ``offline_dir``, a tracking server that stays unreachable past MLflow's own retries does
+    not end the run: the rest of its record goes to a :class:`~hqexp.tracking.offline.Journal`
+    there, for ``hqexp runs sync``."""
+
+    def __init__(
+        self, client, run_id: str, experiment_id: str, tracking_uri: str = "", offline_dir: Path | None = None
+    ) -> None:
         self.client, self.run_id, self.experiment_id = client, run_id, experiment_id
-        self.tracking_uri = tracking_uri
+        self.tracking_uri, self.offline_dir = tracking_uri, offline_dir
+        self.journal = None
         self._stop = None
+
+    def _send(self, what: str, call: Callable[[], Any], keep: Callable[[], None]) -> Any:
+        """``call`` the store (with retries); once the server is gone for good, ``keep`` it on disk."""
+        from hqexp.tracking.offline import Journal, unreachable
+
+        if self.journal is None:
+            try:
+                return retry(call, what)
+            except Exception as exc:
+                if self.offline_dir is None or not unreachable(exc):
+                    raise
+                self.journal = Journal(self.offline_dir, self.run_id, self.tracking_uri)
+                if self._stop is not None:
+                    self._stop.set()  # no heartbeats into the void
+                first = str(exc).strip().splitlines()[0][:300]
+                log.warning(
+                    "the tracking server %s is unreachable (%s): this run goes on, recorded in %s "
+                    "(upload it later: hqexp runs sync %s)",
+                    self.tracking_uri,
+                    first,
+                    self.offline_dir,
+                    self.offline_dir,
+                )
+        keep()
+        return None
 
     def __getstate__(self) -> dict:  # a sweep's callbacks travel to joblib workers: not the thread
         return {k: v for k, v in self.__dict__.items() if k != "_stop"}
@@ -292,6 +324,7 @@ class Recorder:
         run_name: str | None = None,
         tags: Mapping[str, str] | None = None,
         parent_run_id: str | None = None,
+        offline_dir: Path | None = None,
     ) -> Recorder:
         client, exp_id = open_store(
             mlflow_cfg["tracking_uri"],
@@ -306,7 +339,9 @@ class Recorder:
             all_tags["mlflow.parentRunId"] = parent_run_id
         all_tags.update({**process_tags(), "hqexp.heartbeat": str(int(time.time()))})
         run = retry(lambda: client.create_run(exp_id, run_name=run_name, tags=all_tags), "create run")
-        rec = cls(client, run.info.run_id, exp_id, mlflow_cfg["tracking_uri"])
+        remote = str(mlflow_cfg["tracking_uri"]).startswith(("http://", "https://"))
+        kept = Path(offline_dir) / run.info.run_id if remote and offline_dir is not None else None
+        rec = cls(client, run.info.run_id, exp_id, mlflow_cfg["tracking_uri"], kept)
         _OPEN[rec.run_id] = rec
         rec._beat()
         return rec
@@ -321,40 +356,76 @@ class Recorder:
         items = [Param(k, str(v)[:6000]) for k, v in params.items()]
         for i in range(0, len(items), 100):  # MLflow takes at most 100 params per batch
             chunk = items[i : i + 100]
-            retry(lambda chunk=chunk: self.client.log_batch(self.run_id, params=chunk), "log params")
+            self._send(
+                "log params",
+                lambda chunk=chunk: self.client.log_batch(self.run_id, params=chunk),
+                lambda chunk=chunk: self.journal.add("params", items={p.key: p.value for p in chunk}),
+            )
 
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        items = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+        self.log_metric_values([Metric(k, float(v), now, step) for k, v in metrics.items()])
+
+    def log_metric_values(self, items: list) -> None:
+        """MLflow ``Metric`` objects as they are (each with its own step and timestamp)."""
         for i in range(0, len(items), 1000):
             chunk = items[i : i + 1000]
-            retry(lambda chunk=chunk: self.client.log_batch(self.run_id, metrics=chunk), "log metrics")
+            self._send(
+                "log metrics",
+                lambda chunk=chunk: self.client.log_batch(self.run_id, metrics=chunk),
+                lambda chunk=chunk: self.journal.metrics([(m.key, m.value, m.timestamp, m.step) for m in chunk]),
+            )
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         from mlflow.entities import RunTag
 
         items = [RunTag(k, str(v)) for k, v in tags.items()]
-        retry(lambda: self.client.log_batch(self.run_id, tags=items), "set tags")
+        self._send(
+            "set tags",
+            lambda: self.client.log_batch(self.run_id, tags=items),
+            lambda: self.journal.add("tags", items={t.key: t.value for t in items}),
+        )
 
     def log_text(self, text: str, path: str) -> None:
-        retry(lambda: self.client.log_text(self.run_id, text, path), "log text")
+        self._send(
+            "log text", lambda: self.client.log_text(self.run_id, text, path), lambda: self.journal.text(text, path)
+        )
 
     def log_figure(self, fig, path: str) -> None:
         import matplotlib.pyplot as plt
 
-        retry(lambda: self.client.log_figure(self.run_id, fig, path), "log figure")
+        self._send(
+            "log figure", lambda: self.client.log_figure(self.run_id, fig, path), lambda: self.journal.figure(fig, path)
+        )
         plt.close(fig)
 
     def log_artifact(self, local: str | os.PathLike, artifact_dir: str | None = None) -> None:
-        retry(lambda: self.client.log_artifact(self.run_id, str(local), artifact_dir), "log artifact")
+        self._send(
+            "log artifact",
+            lambda: self.client.log_artifact(self.run_id, str(local), artifact_dir),
+            lambda: self.journal.artifact(str(local), artifact_dir),
+        )
 
     def terminate(self, status: str = "FINISHED") -> None:
         if self._stop is not None:
             self._stop.set()
-        retry(lambda: self.client.set_terminated(self.run_id, status), "end run")
+        end = int(time.time() * 1000)
+        self._send(
+            "end run",
+            lambda: self.client.set_terminated(self.run_id, status, end_time=end),
+            lambda: self.journal.add("terminate", status=status, end_time=end),
+        )
         _OPEN.pop(self.run_id, None)
+        if self.journal is not None:
+            import sys
+
+            print(
+                f"hqexp: the tracking server {self.tracking_uri} did not come back: run {self.run_id} ({status}) "
+                f"is kept in {self.offline_dir}; upload it with: hqexp runs sync {self.offline_dir}",
+                file=sys.stderr,
+            )
 
     def status(self) -> str:
         return retry(lambda: self.client.get_run(self.run_id)).info.status
@@ -373,6 +444,9 @@ class MutedRecorder(Recorder):
         pass
 
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
+        pass
+
+    def log_metric_values(self, items: list) -> None:
         pass
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
