@@ -519,6 +519,21 @@ def test_ecg_ablation_sweep_compares_models_on_the_parent(tmp_path):
     assert sorted(ch.data.tags["model"] for ch in children) == ["ecg_cnn_small", "snn_ecg"]
     assert all(ch.info.status == "FINISHED" and "test/auroc_macro" in ch.data.metrics for ch in children)
     assert {"sweep/summary.md", "sweep/children.csv"} <= artifacts(tmp_path, parent.info.run_id)
+    # the wearable table: each row is its model's child, energy as an estimate beside the budget
+    assert {"study/wearable.md", "study/wearable.csv", "study/wearable.png"} <= artifacts(tmp_path, parent.info.run_id)
+    import pandas as pd
+
+    path = client(tmp_path).download_artifacts(parent.info.run_id, "study/wearable.csv", str(tmp_path))
+    table = pd.read_csv(path).set_index("model")
+    for ch in children:
+        row, m = table.loc[ch.data.tags["model"]], ch.data.metrics
+        assert row["auroc"] == pytest.approx(m["test/auroc_macro"])
+        assert row["est_mj"] == pytest.approx(m["energy_est/j_per_inference"] * 1e3)
+        assert row["macs"] == pytest.approx(m["ops/macs"]) and row["weight_bytes"] == pytest.approx(
+            m["ops/weight_bytes"]
+        )
+    assert table.loc["snn_ecg", "acs"] > 0 and table.loc["ecg_cnn_small", "acs"] == 0  # spikes vs dense
+    assert table.loc["snn_ecg", "energy_est_source"] == "ops:horowitz45nm"
 
 
 GEN_TINY = ["dataset=iris_binary", "trainer.max_epochs=2", "trainer.enable_progress_bar=false"]

@@ -11,6 +11,7 @@ from hydra.utils import get_class, instantiate
 from omegaconf import OmegaConf, open_dict
 
 from hqexp.config import config_dir, group_choices, register_resolvers
+from hqexp.energy.ops import OpCounter, uncountable
 from hqexp.errors import BackendUnavailable
 
 register_resolvers()
@@ -56,7 +57,10 @@ def test_every_model_builds_and_runs_a_forward(model):
         extra = {"input_length": 1000 if kind == "multilabel" else None} if "input_length" in cfg.model else {}
         net = instantiate(cfg.model, **SIZES[kind], **extra, _convert_="all")
         x = torch.randn(2, 12, 1000) if kind == "multilabel" else torch.randn(2, SIZES[kind]["n_features"])
+        counter = OpCounter(net)  # and every model's operations can be counted (callbacks.ops)
         assert net(x).shape == (2, SIZES[kind].get("n_classes", 1))
+        counter.close()
+        assert uncountable(net) is None and counter.per_sample(2).metrics()["ops/macs"] > 0
 
 
 @pytest.mark.parametrize("dataset", group_choices("dataset"))

@@ -16,6 +16,7 @@ class EnergyCallback(L.Callback):
         self.meter = meter
         self.poll_every = max(1, poll_every_n_batches)
         self.samples = 0
+        self.test_samples = 0
         self.last_mj_per_sample: float | None = None
 
     @property
@@ -31,6 +32,31 @@ class EnergyCallback(L.Callback):
         self.samples += int(x.shape[0]) if hasattr(x, "shape") else 1
         if self.meter.available and batch_idx % self.poll_every == 0:
             self.meter.poll()
+
+    def on_test_epoch_start(self, trainer, pl_module) -> None:
+        self.test_samples = 0
+        self.meter.start()  # the model is warm: the test follows training (or eval's first batches)
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        x = batch[0] if isinstance(batch, (list, tuple)) else batch
+        self.test_samples += int(x.shape[0]) if hasattr(x, "shape") else 1
+        if self.meter.available and batch_idx % self.poll_every == 0:
+            self.meter.poll()
+
+    def on_test_epoch_end(self, trainer, pl_module) -> None:
+        """``energy/j_per_inference``: the test's measured joules per classified sample (when the window
+        was long enough for the counter; single process only)."""
+        reading = self.meter.elapsed()
+        if reading is None or not self.test_samples or trainer.world_size > 1:
+            return
+        pl_module.log_dict(
+            {
+                "energy/j_per_inference": reading.joules / self.test_samples,
+                "energy/test_watts": reading.joules / reading.seconds,
+            },
+            on_epoch=True,
+            on_step=False,
+        )
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         reading = self.meter.elapsed()

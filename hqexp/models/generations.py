@@ -81,6 +81,11 @@ class LoRALinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.base(x) + self.scale * (x @ self.A.t()) @ self.B.t()
 
+    def extra_macs(self, x: torch.Tensor) -> float:
+        """Multiply-accumulates of the adapter (the base layer counts its own): ``rows × rank × (in + out)``."""
+        rows = x.numel() // self.base.in_features
+        return float(rows * self.A.shape[0] * (self.base.in_features + self.base.out_features))
+
     def merged(self) -> nn.Linear:
         """A plain ``nn.Linear`` with the adapter folded in (for export and INT8)."""
         out = nn.Linear(self.base.in_features, self.base.out_features, bias=self.base.bias is not None)

@@ -28,6 +28,7 @@ STUDIES = {
     "sfl": ("hqexp.tracking.sfl_study", "record_sfl_study"),
     "privacy": ("hqexp.tracking.privacy_study", "record_privacy_study"),
     "noise": ("hqexp.tracking.noise_study", "record_noise_study"),
+    "wearable": ("hqexp.tracking.wearable_study", "record_wearable_study"),
 }
 
 

@@ -138,6 +138,24 @@ def qpu_profile(cfg: DictConfig):
     return build_profile(OmegaConf.to_container(cfg.qpu, resolve=True), choice("qpu"))
 
 
+def ops_profile(cfg: DictConfig):
+    """The run's ``ops_energy`` per-operation energy table (:class:`hqexp.energy.ops.OpEnergy`), or None."""
+    if cfg.get("ops_energy") is None:
+        return None
+    from hydra.utils import instantiate
+
+    spec = OmegaConf.to_container(cfg.ops_energy, resolve=True)
+    if not isinstance(spec, dict) or spec.get("_target_") != "hqexp.energy.ops.OpEnergy":
+        raise ConfigError(f"ops_energy={choice('ops_energy')}: _target_ must be hqexp.energy.ops.OpEnergy")
+    try:
+        return instantiate(spec)
+    except Exception as exc:
+        cause = exc.__cause__ or exc
+        if isinstance(cause, ConfigError):
+            raise cause from None
+        raise ConfigError(f"ops_energy={choice('ops_energy')}: {str(cause).splitlines()[0]}") from None
+
+
 def build_callbacks(cfg: DictConfig, ckpt_dir: Path, meter=None) -> dict:
     """``{name: callback}`` for every enabled ``callbacks.<name>`` with a ``_target_``, plus the
     interrupt flag and (with a progress bar) the bar that shows latency and energy.
@@ -153,6 +171,7 @@ def build_callbacks(cfg: DictConfig, ckpt_dir: Path, meter=None) -> dict:
         "checkpoint": {"dirpath": str(ckpt_dir)},
         "energy": {"meter": meter},
         "qpu_bill": {"profile": qpu_profile(cfg)},
+        "ops": {"profile": ops_profile(cfg)},
     }
     out: dict = {}
     for name, spec in cfg.callbacks.items():

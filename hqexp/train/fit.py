@@ -75,6 +75,10 @@ def fit_and_test(cfg: DictConfig, rec, task, dm, ckpt: str | None, do_fit: bool,
     if bill is not None:  # the hardware bill: counted circuits, estimated price
         cost.update(bill.metrics())
         rec.set_tags(bill.tags())
+    ops = callbacks.get("ops")
+    if ops is not None:  # operations per classification and their named energy estimate
+        cost.update(ops.metrics())
+        rec.set_tags(ops.tags())
     rec.log_metrics(cost, step=trainer.global_step)  # test/* went through the logger already
     metrics.update(cost)
     logger.save()
