@@ -134,3 +134,26 @@ def test_measured_inference_energy_is_the_test_windows_joules_per_classification
     # start read 100, polls at 103, 106, 109, the window's end 112: 12 J over 12 classifications
     assert logged["energy/j_per_inference"] == pytest.approx(12.0 / 12)
     assert "energy_est/j_per_inference" not in logged
+
+
+@pytest.mark.parametrize("model", ["ecg_cnn_small", "fcn_wang"])
+def test_dense_counts_agree_with_torchs_flop_counter(model):
+    """On models without spikes, our MACs are torch.utils.flop_counter's FLOPs / 2 (it counts the
+    same convolutions and matrix products; spikes and bit widths are what it cannot see)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.utils import instantiate
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from hqexp.config import config_dir
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        cfg = compose("train", overrides=[f"model={model}", "dataset=synthetic_ecg"])
+    GlobalHydra.instance().clear()
+    net = instantiate(cfg.model, n_features=12, n_classes=5, _convert_="all").eval()
+    x = torch.randn(2, 12, 1000)
+    ours = _count(net, x).macs["fp32"]
+    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+        net(x)
+    assert ours == pytest.approx(fc.get_total_flops() / 2 / 2, rel=1e-9)  # per sample, FLOPs = 2 MACs
