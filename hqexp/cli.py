@@ -141,8 +141,7 @@ def check_keys(config_name: str, args: list[str], fail=None) -> None:
     try:
         with initialize_config_dir(str(config_dir()), version_base="1.3"):
             try:
-                compose(config_name, overrides=overrides)
-                return
+                cfg = compose(config_name, overrides=overrides)
             except Exception as exc:  # noqa: BLE001 - every composition error becomes one line
                 msg = str(exc)
                 m = re.search(r"Could not override '([^']+)'", msg)
@@ -156,8 +155,29 @@ def check_keys(config_name: str, args: list[str], fail=None) -> None:
                 near = difflib.get_close_matches(key, keys, n=1, cutoff=0.6)
                 hint = f"; did you mean {near[0]!r}?" if near else ""
                 _fail(f"unknown config key {key!r}{hint} (to add a new key: +{key}=…)")
+            else:
+                _check_compare(cfg, _fail)
     finally:
         GlobalHydra.instance().clear()
+
+
+def _check_compare(cfg, fail) -> None:
+    """A sweep's ``compare`` (its baseline must exist) checked before any job runs."""
+    spec = cfg.get("compare") if hasattr(cfg, "get") else None
+    if spec is None:
+        return
+    from omegaconf import OmegaConf
+
+    from hqexp.config import group_choices
+    from hqexp.errors import ConfigError
+    from hqexp.tracking.compare import check_spec
+
+    raw = OmegaConf.to_container(spec, resolve=True) if OmegaConf.is_config(spec) else spec
+    by = raw.get("by") if isinstance(raw, dict) else None
+    try:
+        check_spec(raw, {by: group_choices(by)} if by and (config_dir() / str(by)).is_dir() else {})
+    except ConfigError as exc:
+        fail(str(exc))
 
 
 def _flat_keys(d, prefix: str = "") -> list[str]:

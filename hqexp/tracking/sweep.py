@@ -32,6 +32,12 @@ STUDIES = {
 }
 
 
+def _is_group(name: str) -> bool:
+    from hqexp.config import config_dir
+
+    return (config_dir() / name).is_dir()
+
+
 def _mlflow_cfg(config: DictConfig) -> dict | None:
     if "mlflow" not in config:
         return None
@@ -41,6 +47,7 @@ def _mlflow_cfg(config: DictConfig) -> dict | None:
 class MlflowSweepCallback(Callback):
     def __init__(self) -> None:
         self.recorder = None
+        self.compare: tuple[str, str] | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from hqexp.tracking.record import write_parent_file
@@ -49,6 +56,13 @@ class MlflowSweepCallback(Callback):
         mcfg = _mlflow_cfg(config)
         if mcfg is None:
             return
+        from hqexp.config import group_choices
+        from hqexp.tracking.compare import check_spec
+
+        spec = OmegaConf.select(config, "compare", default=None)
+        spec = OmegaConf.to_container(spec, resolve=True) if isinstance(spec, DictConfig) else spec
+        by = spec.get("by") if isinstance(spec, dict) else None
+        self.compare = check_spec(spec, {by: group_choices(by)} if by and _is_group(by) else {})
         sweep_dir = Path(config.hydra.sweep.dir)
         overrides = list(config.hydra.overrides.task)
         raw = OmegaConf.select(config, "hydra.sweeper.params", default=None)
@@ -85,6 +99,10 @@ class MlflowSweepCallback(Callback):
 
             module, fn = STUDIES[study]
             getattr(importlib.import_module(module), fn)(self.recorder)
+        if self.compare is not None and rows:  # the paired verdict: this side against its baseline
+            from hqexp.tracking.compare import record_verdicts
+
+            record_verdicts(self.recorder, metric, *self.compare)
         tuned = Path(config.hydra.sweep.dir) / "optimization_results.yaml"
         if tuned.is_file():  # a tuning sweeper's verdict (Optuna): best value and parameters
             best = OmegaConf.to_container(OmegaConf.load(tuned), resolve=True)
