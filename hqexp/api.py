@@ -59,3 +59,14 @@ def run(
     with open_dict(job):
         del job["hydra"]
     return train(job)
+
+
+def benchmark_data(family: str, value: int):
+    """``((X_train, y_train), (X_test, y_test))`` of a Bowles–Ahmed–Schuld benchmark file, as the
+    paper's generation script writes it (labels −1 / +1); ``value`` is the family's difficulty
+    parameter (``n_features`` for linearly_separable, hidden_manifold, two_curves; the manifold
+    dimension, degree, number of hyperplanes or image size for the others)."""
+    from hqexp.data.qml_benchmark import generate
+
+    X_tr, X_te, y_tr, y_te = generate(family, value)
+    return (X_tr, y_tr), (X_te, y_te)

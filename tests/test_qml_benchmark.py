@@ -111,3 +111,12 @@ def test_a_hybrid_trains_on_a_benchmark_family(tmp_path):
 def test_bad_benchmark_settings_are_one_line(tmp_path, args, message):
     out = hqexp_here(["train", "dataset=qml_benchmark", *TINY, *args], tmp_path, check=False)
     assert out.returncode == 2 and message in error_line(out)
+
+
+def test_the_python_api_returns_the_papers_arrays():
+    from hqexp.api import benchmark_data
+
+    (X_tr, y_tr), (X_te, y_te) = benchmark_data("linearly_separable", 3)
+    train, test = _pair("linearly_separable_3d")
+    np.testing.assert_array_equal(np.c_[X_tr, y_tr], train)
+    np.testing.assert_array_equal(np.c_[X_te, y_te], test)

@@ -88,7 +88,7 @@ def check_spec(spec, groups: dict[str, list[str]]) -> tuple[str, str] | None:
 
 def _cell(overrides: str, by: str) -> str:
     parts = [p for p in overrides.split() if not re.match(rf"^\+?(seed|{re.escape(by)}|cv\.fold)=", p)]
-    return " ".join(parts) or "(base)"
+    return " ".join(parts) or "(all jobs)"
 
 
 def verdict_rows(children, metric: str, by: str, baseline: str) -> list[dict]:
@@ -96,14 +96,15 @@ def verdict_rows(children, metric: str, by: str, baseline: str) -> list[dict]:
     from hqexp.tracking.study import t_interval
 
     cells: dict[str, dict[str, dict[str, float]]] = {}
-    for run in children:
-        if run.info.status != "FINISHED" or metric not in run.data.metrics:
-            continue
+    done = [r for r in children if r.info.status == "FINISHED" and metric in r.data.metrics]
+    common = set.intersection(*(set(r.data.tags.get("hqexp.overrides", "").split()) for r in done)) if done else set()
+    for run in done:
         side = run.data.tags.get(by) or run.data.params.get(by)
         seed = run.data.params.get("seed")
         if side is None or seed is None:
             continue
-        cell = _cell(run.data.tags.get("hqexp.overrides", ""), by)
+        mine = " ".join(o for o in run.data.tags.get("hqexp.overrides", "").split() if o not in common)
+        cell = _cell(mine, by)
         cells.setdefault(cell, {}).setdefault(side, {})[str(seed)] = float(run.data.metrics[metric])
     rows = []
     sign = 1.0 if higher_is_better(metric) else -1.0
