@@ -8,7 +8,9 @@ Bottom layer: imports no hqexp module.
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable
 from contextlib import contextmanager
+from pathlib import Path
 
 SIGNALS = tuple(s for s in (getattr(signal, n, None) for n in ("SIGINT", "SIGTERM", "SIGHUP")) if s is not None)
 _state: dict = {"signum": None, "shielded": False, "deferring": 0, "pending": None}
@@ -76,6 +78,31 @@ def deferred():
         if not _state["deferring"] and _state["pending"] is not None and not _state["shielded"]:
             signum, _state["pending"] = _state["pending"], None
             raise Interrupted(signum)
+
+
+def write_atomically(path, write: Callable[[Path], None], publish: bool = True) -> None:
+    """``write(tmp)`` to a temporary file beside ``path``, then rename it to ``path``: the file is
+    whole or absent — a signal waits for the write (:func:`deferred`), and a failed write (a full
+    disk, say) leaves no temporary file, a full disk answered by one line
+    (:func:`hqexp.errors.storage_full`). ``publish=False``: write only (a rank that does not own
+    the file)."""
+    import os
+
+    from hqexp.errors import storage_full
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with deferred():
+        try:
+            write(tmp)
+        except BaseException as exc:
+            tmp.unlink(missing_ok=True)
+            full = storage_full(exc, path) if isinstance(exc, OSError) else None
+            if full is not None:
+                raise full from None
+            raise
+        if publish and tmp.exists():
+            os.replace(tmp, path)
 
 
 @contextmanager

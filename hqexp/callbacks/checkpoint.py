@@ -3,29 +3,15 @@ held back meanwhile, so Ctrl-C or SIGTERM never leaves half a ``last.ckpt`` to r
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from hqexp.errors import storage_full
-from hqexp.interrupts import deferred
+from hqexp.interrupts import write_atomically
 
 
 class AtomicCheckpoint(ModelCheckpoint):
     """Lightning's ``ModelCheckpoint``, saving atomically (same arguments)."""
 
     def _save_checkpoint(self, trainer, filepath: str) -> None:
-        tmp = Path(filepath).with_name(f".{Path(filepath).name}.{os.getpid()}.tmp")
-        with deferred():
-            try:
-                super()._save_checkpoint(trainer, str(tmp))
-            except BaseException as exc:  # a full disk, say: no half-written file is left behind
-                tmp.unlink(missing_ok=True)
-                full = storage_full(exc, filepath) if isinstance(exc, OSError) else None
-                if full is not None:
-                    raise full from None
-                raise
-            if trainer.is_global_zero and tmp.exists():
-                os.replace(tmp, filepath)
-            self._last_checkpoint_saved = filepath
+        save = super()._save_checkpoint
+        write_atomically(filepath, lambda tmp: save(trainer, str(tmp)), publish=trainer.is_global_zero)
+        self._last_checkpoint_saved = filepath

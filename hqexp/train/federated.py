@@ -6,7 +6,6 @@ ordinary run plus the communication ledger."""
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 
 import torch
@@ -14,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from hqexp import safeload
 from hqexp.config import choice, output_dir
-from hqexp.errors import ConfigError, storage_full
+from hqexp.errors import ConfigError
 from hqexp.federated.channel import Transfer
 from hqexp.federated.config import FedConfig
 from hqexp.tracking import record
@@ -250,19 +249,9 @@ class FederatedRun:
         }
         if name == "best.ckpt" and self.best is not None:
             state["state_dict"] = {f"model.{k}": v for k, v in self.best[2].items()}
-        from hqexp.interrupts import deferred
+        from hqexp.interrupts import write_atomically
 
-        tmp = self.ckpt_dir / f".{name}.{os.getpid()}.tmp"
-        with deferred():  # a Ctrl-C never leaves half a checkpoint, nor does a full disk
-            try:
-                torch.save(state, tmp)
-            except BaseException as exc:
-                tmp.unlink(missing_ok=True)
-                full = storage_full(exc, self.ckpt_dir / name) if isinstance(exc, OSError) else None
-                if full is not None:
-                    raise full from None
-                raise
-            os.replace(tmp, self.ckpt_dir / name)
+        write_atomically(self.ckpt_dir / name, lambda tmp: torch.save(state, tmp))
 
     def _resume(self) -> int:
         """With ``ckpt_path`` of a federated checkpoint: continue after its round."""
