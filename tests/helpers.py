@@ -101,3 +101,22 @@ def hqexp_here(args, tmp: Path, check=True) -> subprocess.CompletedProcess:
     if check and code != 0:
         raise AssertionError(f"hqexp {' '.join(args)} failed ({code}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     return done
+
+
+def wait_until_up(uri: str, proc: subprocess.Popen | None = None, timeout_s: float = 120.0) -> None:
+    """Until ``uri``/health answers (an MLflow server a test started); fails the test when ``proc``
+    exits first or nothing answers within ``timeout_s``."""
+    import urllib.request
+
+    import pytest
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(uri + "/health", timeout=1).close()
+            return
+        except OSError:
+            if proc is not None and proc.poll() is not None:
+                pytest.fail(f"the server exited ({proc.returncode}) before answering")
+            time.sleep(0.25)
+    pytest.fail(f"no server answered at {uri} within {timeout_s:.0f} s")

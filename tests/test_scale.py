@@ -8,10 +8,9 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 
 import pytest
-from helpers import TINY, client, error_line, free_port, hqexp
+from helpers import TINY, client, error_line, free_port, hqexp, wait_until_up
 
 
 @pytest.fixture(scope="module")
@@ -39,14 +38,7 @@ def server(tmp_path_factory):
     )
     uri = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(uri + "/health", timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("mlflow server did not start")
+        wait_until_up(uri, proc)
         yield uri
     finally:
         proc.terminate()

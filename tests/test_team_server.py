@@ -5,13 +5,13 @@ network without logins does not start."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
-import urllib.request
 
 import pytest
-from helpers import TINY, error_line, free_port, hqexp
+from helpers import TINY, error_line, free_port, hqexp, wait_until_up
 
 from hqexp.tracking.server import ServerSetupError, command
 
@@ -26,21 +26,13 @@ def auth_server(tmp_path_factory):
     env = {"MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN_PASSWORD}
     proc = subprocess.Popen(
         [sys.executable, "-m", "hqexp.tracking.server", "--dir", str(tmp), "--port", str(port), "--auth"],
-        env={**__import__("os").environ, **env},
+        env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     uri = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(uri + "/health", timeout=1).close()
-                break
-            except OSError:
-                assert proc.poll() is None, "the server exited"
-                time.sleep(0.5)
-        else:
-            pytest.fail("mlflow server did not start")
+        wait_until_up(uri, proc)
         yield uri, tmp
     finally:
         proc.terminate()

@@ -9,10 +9,9 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 
 import pytest
-from helpers import HQEXP, free_port, hqexp
+from helpers import HQEXP, free_port, hqexp, wait_until_up
 
 EPOCHS = 40
 
@@ -29,13 +28,7 @@ class Server:
         cmd += ["--artifacts-destination", str(self.tmp / "artifacts"), "--serve-artifacts"]
         cmd += ["--host", "127.0.0.1", "--port", str(self.port)]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        for _ in range(240):
-            try:
-                urllib.request.urlopen(self.uri + "/health", timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.25)
-        pytest.fail("mlflow server did not start")
+        wait_until_up(self.uri, self.proc)
 
     def kill(self) -> None:
         os.killpg(self.proc.pid, signal.SIGKILL)
