@@ -34,7 +34,7 @@ ARGS ?=
 PYTEST_ARGS ?= -n 2
 
 .DEFAULT_GOAL := help
-.PHONY: help install lint format test test-all train sweep hqnn-study generations sfl-study privacy-study noise-study noise-bp tune diagnose ui server superlink supernode certs register bench clean
+.PHONY: help install lint format test test-all train sweep qml-benchmark hqnn-study generations sfl-study privacy-study noise-study noise-bp tune diagnose ui server superlink supernode certs register bench clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -67,6 +67,10 @@ train: install ## train the default hybrid (ARGS="model=mlp_classifier dataset=w
 
 sweep: install ## hybrid vs classical twin x 3 seeds, 2 jobs in parallel (ARGS for more overrides)
 	$(BIN)/hqexp sweep sweep=hybrid_vs_classical hydra/launcher=joblib hydra.launcher.n_jobs=2 $(ARGS)
+
+qml-benchmark: install ## Bowles et al. 2024 with its best hyperparameters: QMLB_RESULTS=<qml-benchmarks clone>/paper/results
+	@test -n "$(QMLB_RESULTS)" || { echo "make qml-benchmark: set QMLB_RESULTS=<dir>/paper/results of a clone of https://github.com/XanaduAI/qml-benchmarks"; exit 2; }
+	$(BIN)/hqexp sweep sweep=qml_benchmark best_hyperparams=$(QMLB_RESULTS) hydra/launcher=joblib hydra.launcher.n_jobs=2 $(ARGS)
 
 hqnn-study: install ## HQNN regressor vs classical twin: 54 runs, study table on the parent (~15 min, 2 cores)
 	$(BIN)/hqexp sweep sweep=hqnn_study hydra/launcher=joblib hydra.launcher.n_jobs=2 $(ARGS)

@@ -88,7 +88,7 @@ def check_overrides(args: list[str], fail=None) -> None:
         gdir = conf / group
         if not gdir.is_dir() or group.startswith("hydra"):
             continue
-        choices = sorted(p.stem for p in gdir.glob("*.yaml"))
+        choices = sorted(p.relative_to(gdir).with_suffix("").as_posix() for p in gdir.rglob("*.yaml"))
         values = list(ov.sweep_string_iterator()) if ov.is_sweep_override() else [ov.value()]
         for v in values:
             if v is None or str(v) == "null":

@@ -55,8 +55,10 @@ def sweep_stamp() -> str:
 
 
 def group_choices(group: str) -> list[str]:
-    """The options of config group ``group`` (the YAML files of ``conf/<group>/``)."""
-    return sorted(p.stem for p in (config_dir() / group).glob("*.yaml"))
+    """The options of config group ``group`` (the YAML files of ``conf/<group>/``; a nested one
+    as ``sub/name``, e.g. ``sweep=qml_search/svc``)."""
+    folder = config_dir() / group
+    return sorted(p.relative_to(folder).with_suffix("").as_posix() for p in folder.rglob("*.yaml"))
 
 
 def _hydra():

@@ -11,7 +11,7 @@ import pytest
 from helpers import TINY, artifacts, client, error_line, hqexp_here, runs
 from scipy import stats
 
-from hqexp.tracking.compare import holm, paired_stats, verdict_rows
+from hqexp.tracking.compare import holm, markdown, paired_stats, verdict_rows
 
 
 def test_holm_is_the_step_down_correction():
@@ -96,3 +96,33 @@ def test_a_baseline_that_does_not_exist_is_one_line(tmp_path):
         check=False,
     )
     assert out.returncode == 2 and "compare.baseline=nope is not a model" in error_line(out)
+
+
+def test_baseline_twin_pairs_each_model_with_the_twin_it_declares():
+    def declared(run, twin):
+        run.data.params["model.compare_to"] = twin
+        return run
+
+    rng = np.random.default_rng(1)
+    children = [_run("separable_kernel", s, 0.9 + 0.01 * rng.standard_normal()) for s in range(6)]
+    children += [
+        declared(_run("iqp_kernel", s, 0.8 + 0.01 * rng.standard_normal()), "separable_kernel") for s in range(6)
+    ]
+    children += [_run("svc", s, 0.99) for s in range(6)]  # declares no twin: compared with nothing
+    children += [declared(_run("vqc_classifier", s, 0.7), "mlp_classifier") for s in range(6)]  # twin not swept
+    (row,) = verdict_rows(children, "test/acc", "model", "twin")
+    assert (row["side"], row["baseline"], row["n_pairs"]) == ("iqp_kernel", "separable_kernel", 6)
+    assert row["diff_mean"] < 0
+    assert "| separable_kernel |" in markdown([row])
+
+
+def test_twin_needs_by_model_and_a_model_config_declares_it(tmp_path):
+    from hqexp.errors import ConfigError
+    from hqexp.tracking.compare import check_spec
+
+    with pytest.raises(ConfigError, match="set compare.by=model"):
+        check_spec({"by": "dataset", "baseline": "twin"}, {})
+    assert check_spec({"by": "model", "baseline": "twin"}, {"model": ["vqc_classifier"]}) == ("model", "twin")
+    hqexp_here(["train", "dataset=iris", *TINY], tmp_path)  # compare_to is config, not a class argument
+    (run,) = runs(tmp_path)
+    assert run.data.params["model.compare_to"] == "mlp_classifier"

@@ -3,6 +3,7 @@ callbacks instantiate from it — in-process, in seconds, without training anyth
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
@@ -51,11 +52,20 @@ def test_top_level_configs_compose(name):
 
 @pytest.mark.parametrize("model", group_choices("model"))
 def test_every_model_builds_and_runs_a_forward(model):
+    from hqexp.train.build import model_arguments
+
     cfg = _compose("train", f"model={model}")
-    kinds = getattr(get_class(cfg.model._target_), "task", "classification")
+    cls = get_class(cfg.model._target_)
+    if getattr(cls, "fitted", False):  # a kernel method or scikit-learn baseline: fit, then predict
+        est = instantiate(model_arguments(cfg), n_features=4, n_classes=2, random_state=0, _convert_="all")
+        X = np.random.default_rng(0).uniform(-1, 1, size=(40, 4))
+        y = (X.sum(1) > 0).astype(int)
+        assert est.fit(X, y).predict_proba(X).shape == (40, 2)
+        return
+    kinds = getattr(cls, "task", "classification")
     for kind in (kinds,) if isinstance(kinds, str) else kinds:
         extra = {"input_length": 1000 if kind == "multilabel" else None} if "input_length" in cfg.model else {}
-        net = instantiate(cfg.model, **SIZES[kind], **extra, _convert_="all")
+        net = instantiate(model_arguments(cfg), **SIZES[kind], **extra, _convert_="all")
         x = torch.randn(2, 12, 1000) if kind == "multilabel" else torch.randn(2, SIZES[kind]["n_features"])
         counter = OpCounter(net)  # and every model's operations can be counted (callbacks.ops)
         assert net(x).shape == (2, SIZES[kind].get("n_classes", 1))

@@ -263,6 +263,18 @@ def read(root: str | Path, family: str, value: int) -> tuple[np.ndarray, np.ndar
     return X_tr, X_te, y_tr, y_te
 
 
+def family_value(family: str, given: dict) -> int:
+    """The difficulty value a data module of ``family`` uses: the one its key names in ``given``
+    (``dataset.*`` values), else the family's default (4 features; bars and stripes 4 x 4); checked."""
+    if family not in FAMILIES:
+        raise ConfigError(f"unknown dataset.family {family!r}; choose one of: {', '.join(FAMILIES)}")
+    fam = FAMILIES[family]
+    value = given.get(fam.key)
+    value = value if value is not None else fam.values[0 if fam.key == "size" else 2]
+    check(family, value)
+    return value
+
+
 # ------------------------------------------------------------------ the data module
 class QMLBenchmarkDataModule(SplitDataModule):
     """``dataset=qml_benchmark``: one file pair of a family (generated, or read from ``root``).
@@ -292,8 +304,7 @@ class QMLBenchmarkDataModule(SplitDataModule):
         if family not in FAMILIES:
             raise ConfigError(f"unknown dataset.family {family!r}; choose one of: {', '.join(FAMILIES)}")
         fam = FAMILIES[family]
-        value = given[fam.key] if given[fam.key] is not None else fam.values[0 if fam.key == "size" else 2]
-        check(family, value)
+        value = family_value(family, given)
         stray = sorted(k for k, v in given.items() if v is not None and k != fam.key)
         if stray:
             raise ConfigError(

@@ -26,6 +26,8 @@ from collections.abc import Sequence
 import numpy as np
 
 ALPHA = 0.05
+#: ``compare.baseline=twin``: each model against the twin its config declares (``compare_to``)
+TWIN = "twin"
 _LOWER_IS_BETTER = ("loss", "rmse", "mae", "mse", "error")
 
 
@@ -81,6 +83,12 @@ def check_spec(spec, groups: dict[str, list[str]]) -> tuple[str, str] | None:
             "compare must be {by: <group or tag>, baseline: <its value>}, e.g. {by: model, baseline: mlp_classifier}"
         )
     by, baseline = str(spec["by"]), str(spec["baseline"])
+    if baseline == TWIN:
+        if by != "model":
+            raise ConfigError(
+                f"compare.baseline=twin pairs each model with the twin it declares: set compare.by=model, not {by}"
+            )
+        return by, baseline
     if by in groups and baseline not in groups[by]:
         raise ConfigError(f"compare.baseline={baseline} is not a {by} (choose one of: {', '.join(groups[by])})")
     return by, baseline
@@ -96,6 +104,7 @@ def verdict_rows(children, metric: str, by: str, baseline: str) -> list[dict]:
     from hqexp.tracking.study import t_interval
 
     cells: dict[str, dict[str, dict[str, float]]] = {}
+    twin_of: dict[str, str] = {}  # side -> its declared twin (baseline=twin)
     done = [r for r in children if r.info.status == "FINISHED" and metric in r.data.metrics]
     common = set.intersection(*(set(r.data.tags.get("hqexp.overrides", "").split()) for r in done)) if done else set()
     for run in done:
@@ -103,16 +112,20 @@ def verdict_rows(children, metric: str, by: str, baseline: str) -> list[dict]:
         seed = run.data.params.get("seed")
         if side is None or seed is None:
             continue
+        twin = run.data.params.get("model.compare_to")
+        if twin not in (None, "None"):
+            twin_of[side] = twin
         mine = " ".join(o for o in run.data.tags.get("hqexp.overrides", "").split() if o not in common)
         cell = _cell(mine, by)
         cells.setdefault(cell, {}).setdefault(side, {})[str(seed)] = float(run.data.metrics[metric])
     rows = []
     sign = 1.0 if higher_is_better(metric) else -1.0
     for cell, sides in sorted(cells.items()):
-        base = sides.get(baseline, {})
         for side, by_seed in sorted(sides.items()):
-            if side == baseline:
-                continue
+            against = twin_of.get(side) if baseline == TWIN else baseline
+            if against is None or side == against or (baseline == TWIN and against not in sides):
+                continue  # twin mode: a model without a declared twin in this sweep is not compared
+            base = sides.get(against, {})
             seeds = sorted(set(by_seed) & set(base))
             diffs = [by_seed[s] - base[s] for s in seeds]
             (m1, h1), (m0, h0) = t_interval(list(by_seed.values())), t_interval(list(base.values()) or [math.nan])
@@ -120,7 +133,7 @@ def verdict_rows(children, metric: str, by: str, baseline: str) -> list[dict]:
                 {
                     "cell": cell,
                     "side": side,
-                    "baseline": baseline,
+                    "baseline": against,
                     "metric": metric,
                     "side_mean": m1,
                     "side_ci95": h1,
@@ -149,13 +162,14 @@ def _f(v, spec: str = ".4f") -> str:
 def markdown(rows: list[dict]) -> str:
     metric = rows[0]["metric"]
     lines = [
-        f"| cell | {rows[0]['baseline']} (baseline) | side | side's {metric} | paired difference [95 % bootstrap] | "
+        f"| cell | baseline | baseline's {metric} | side | side's {metric} | paired difference [95 % bootstrap] | "
         "Wilcoxon p | Holm p | detectable difference | verdict |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['cell']} | {_f(r['baseline_mean'])} ± {_f(r['baseline_ci95'], '.3f')} | {r['side']} | "
+            f"| {r['cell']} | {r['baseline']} | {_f(r['baseline_mean'])} ± {_f(r['baseline_ci95'], '.3f')} | "
+            f"{r['side']} | "
             f"{_f(r['side_mean'])} ± {_f(r['side_ci95'], '.3f')} | {_f(r['diff_mean'], '+.4f')} "
             f"[{_f(r['diff_ci_low'], '+.4f')}, {_f(r['diff_ci_high'], '+.4f')}] (n={r['n_pairs']}) | "
             f"{_f(r['p_wilcoxon'], '.3g')} | {_f(r['p_holm'], '.3g')} | {_f(r['mde'], '.4f')} | {r['verdict']} |"

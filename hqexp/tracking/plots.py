@@ -169,3 +169,20 @@ def lines(series: dict[str, tuple], title: str, xlabel: str, ylabel: str, logx: 
         ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def gram_heatmap(K: np.ndarray, labels: np.ndarray, name: str):
+    """A Gram matrix with its rows and columns ordered by class (a good kernel shows blocks)."""
+    order = np.argsort(np.asarray(labels), kind="stable")
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    im = ax.imshow(K[np.ix_(order, order)], cmap="viridis", vmin=0.0, vmax=1.0)
+    edges = np.flatnonzero(np.diff(np.asarray(labels)[order])) + 0.5
+    for e in edges:
+        ax.axhline(e, color="white", lw=0.8)
+        ax.axvline(e, color="white", lw=0.8)
+    ax.set_title(f"{name}: training Gram matrix (sorted by class)")
+    ax.set_xlabel("training sample")
+    ax.set_ylabel("training sample")
+    fig.colorbar(im, ax=ax)
+    fig.tight_layout()
+    return fig

@@ -29,6 +29,8 @@ STUDIES = {
     "privacy": ("hqexp.tracking.privacy_study", "record_privacy_study"),
     "noise": ("hqexp.tracking.noise_study", "record_noise_study"),
     "wearable": ("hqexp.tracking.wearable_study", "record_wearable_study"),
+    "qml_benchmark": ("hqexp.tracking.qml_benchmark_study", "record_qml_benchmark_study"),
+    "qml_search": ("hqexp.tracking.qml_search_study", "record_qml_search_study"),
 }
 
 

@@ -61,6 +61,19 @@ def model_tasks(cfg: DictConfig) -> tuple[str, ...]:
     return (kind,) if isinstance(kind, str) else tuple(kind)
 
 
+#: keys of a model config that describe the model to hqexp, not arguments of its class
+MODEL_META = ("compare_to",)
+
+
+def model_arguments(cfg: DictConfig) -> DictConfig:
+    """``cfg.model`` without :data:`MODEL_META` keys (``compare_to``: the twin a paired verdict
+    with ``compare.baseline=twin`` sets it against), ready for ``instantiate``."""
+    if not any(k in cfg.model for k in MODEL_META):
+        return cfg.model
+    resolved = OmegaConf.to_container(cfg.model, resolve=True)  # interpolations need the whole config
+    return OmegaConf.create({k: v for k, v in resolved.items() if k not in MODEL_META})
+
+
 def build_model(cfg: DictConfig, info):
     """The model for the data described by ``info`` (a :class:`~hqexp.data.base.DataInfo`)."""
     from hydra.utils import instantiate
@@ -79,7 +92,7 @@ def build_model(cfg: DictConfig, info):
     if "input_length" in cfg.model.keys():  # the model asks for the window length the data gives
         size["input_length"] = info.length
     try:
-        return instantiate(cfg.model, n_features=info.n_features, **size, _convert_="all")
+        return instantiate(model_arguments(cfg), n_features=info.n_features, **size, _convert_="all")
     except Exception as exc:
         raise unwrap(exc, "model") from None
 

@@ -17,6 +17,14 @@ def train(cfg: DictConfig) -> dict:
     """One training run — or a k-fold parent with a child per fold, or a federated run."""
     validate(cfg)
     hardware(cfg)
+    from hqexp.train.fitted import is_fitted, train_fitted
+    from hqexp.train.paper_settings import apply_best_hyperparams
+
+    paper = apply_best_hyperparams(cfg)
+    if is_fitted(cfg):  # a kernel method or scikit-learn baseline: fitted, not trained by Lightning
+        return train_fitted(cfg, *paper)
+    if paper[0]:  # pragma: no cover - only fitted models declare paper_keys so far
+        raise ConfigError(f"best_hyperparams= sets fitted models only so far, not model={cfg.model._target_}")
     check_distributed(cfg)
     if cfg.ckpt_path is not None and not Path(cfg.ckpt_path).is_file():
         raise ConfigError(f"ckpt_path {cfg.ckpt_path!r} does not exist")
