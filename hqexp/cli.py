@@ -156,7 +156,10 @@ def check_keys(config_name: str, args: list[str], fail=None) -> None:
                 hint = f"; did you mean {near[0]!r}?" if near else ""
                 _fail(f"unknown config key {key!r}{hint} (to add a new key: +{key}=…)")
             else:
+                multirun = any(a in ("-m", "--multirun") for a in args)
                 _check_compare(cfg, _fail)
+                if multirun and cfg.get("compare") is not None:
+                    _check_compare_seeds(config_name, overrides, args, _fail)
     finally:
         GlobalHydra.instance().clear()
 
@@ -178,6 +181,25 @@ def _check_compare(cfg, fail) -> None:
         check_spec(raw, {by: group_choices(by)} if by and (config_dir() / str(by)).is_dir() else {})
     except ConfigError as exc:
         fail(str(exc))
+
+
+def _check_compare_seeds(config_name: str, first: list[str], args: list[str], fail) -> None:
+    """A paired comparison needs at least two seeds per side: one line before any job runs."""
+    from hydra import compose
+    from omegaconf import OmegaConf
+
+    from hqexp.tracking.sweep import seed_count
+
+    hcfg = compose(config_name, overrides=first, return_hydra_config=True)
+    raw = OmegaConf.select(hcfg, "hydra.sweeper.params", default=None)
+    params = OmegaConf.to_container(raw, resolve=True) if raw is not None else {}
+    n = seed_count([a for a in args if not a.startswith("-")], params or {})
+    if n < 2:
+        spec = OmegaConf.to_container(hcfg.compare, resolve=True)
+        fail(
+            f"compare={{by: {spec.get('by')}, baseline: {spec.get('baseline')}}} pairs runs by seed and needs at "
+            f"least 2 seeds per side; this sweep runs {n} (sweep them, e.g. seed=1,2,3,4,5,6)"
+        )
 
 
 def _flat_keys(d, prefix: str = "") -> list[str]:
@@ -263,11 +285,11 @@ def main(argv: list[str] | None = None) -> None:
     config = SUBCOMMANDS[sub][0]
     if sub == "diagnose" and rest and rest[0] in DIAGNOSE_MODES:
         config, rest = DIAGNOSE_MODES[rest[0]], rest[1:]  # `hqexp diagnose shots ckpt_path=…`
+    if sub == "sweep" and not any(a in ("-m", "--multirun") for a in rest):
+        rest = ["--multirun", *rest]
     if not any(a in ("--help", "-h", "--hydra-help") for a in rest):
         check_overrides(rest)
         check_keys(config, rest)
-    if sub == "sweep" and not any(a in ("-m", "--multirun") for a in rest):
-        rest = ["--multirun", *rest]
 
     from hqexp import entrypoints, interrupts
 

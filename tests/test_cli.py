@@ -414,9 +414,9 @@ def test_hqnn_study_sweep_writes_the_study_table(tmp_path):
     (parent,) = runs(tmp_path, "tags.`hqexp.command` = 'sweep'")
     children = runs(tmp_path, f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
     assert len(children) == 4 and all(ch.info.status == "FINISHED" for ch in children)
-    assert {"study/hqnn_study.md", "study/hqnn_study.csv", "study/hqnn_study.png"} <= artifacts(
+    assert {"study/hqnn_study.md", "study/hqnn_study.csv", "study/hqnn_study.png", "study/verdict.md"} <= artifacts(
         tmp_path, parent.info.run_id
-    )
+    )  # the preset's paired verdict: the hybrid against its twin per cell
     assert "study/qc/n40_q2" in parent.data.metrics
 
 

@@ -126,3 +126,16 @@ def test_twin_needs_by_model_and_a_model_config_declares_it(tmp_path):
     hqexp_here(["train", "dataset=iris", *TINY], tmp_path)  # compare_to is config, not a class argument
     (run,) = runs(tmp_path)
     assert run.data.params["model.compare_to"] == "mlp_classifier"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["sweep=hybrid_vs_classical", "seed=1"],  # the preset's seeds replaced by one
+        ["model=vqc_classifier,mlp_classifier", "compare={by: model, baseline: mlp_classifier}"],  # none swept
+    ],
+)
+def test_a_comparison_with_fewer_than_two_seeds_is_one_line(tmp_path, args):
+    out = hqexp_here(["sweep", "dataset=iris", *TINY, *args], tmp_path, check=False)
+    assert out.returncode == 2 and "needs at least 2 seeds per side; this sweep runs 1" in error_line(out)
+    assert not runs(tmp_path)  # before any job

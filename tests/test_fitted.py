@@ -170,3 +170,10 @@ def test_the_iqp_kernel_on_pennylane_gives_the_same_numbers(tmp_path):
     for key in ("test/acc", "test/auroc", "kernel/offdiag_mean"):
         assert a.data.metrics[key] == pytest.approx(b.data.metrics[key], abs=1e-6)
     assert {a.data.tags["backend_used"], b.data.tags["backend_used"]} == {"torch", "default_qubit"}
+
+
+def test_eval_of_a_fitted_run_is_one_line(tmp_path):
+    hqexp_here(["train", *BENCH, "model=svc"], tmp_path)
+    (run,) = runs(tmp_path)
+    out = hqexp_here(["eval", f"run_id={run.info.run_id}"], tmp_path, check=False)
+    assert out.returncode != 0 and "is a fitted model" in error_line(out)

@@ -138,14 +138,14 @@ class IQPKernelClassifier(KernelSVC):
 
     def _features(self, Xs):
         if backend_name(self.backend) == "default_qubit":
-            return _pennylane_iqp_states(Xs, self.repeats)
+            return pennylane_iqp_states(Xs, self.repeats)
         return qk.iqp_states(Xs, self.repeats)
 
     def _gram(self, A, B, symmetric):
         return qk.fidelity_gram(A, B)
 
 
-def _pennylane_iqp_states(Xs: np.ndarray, repeats: int) -> torch.Tensor:
+def pennylane_iqp_states(Xs: np.ndarray, repeats: int) -> torch.Tensor:
     """The same states from PennyLane's ``default.qubit`` (``IQPEmbedding``, broadcast over rows)."""
     import pennylane as qml
 

@@ -111,8 +111,9 @@ def plot(rows: list[dict]):
 
     families = sorted({r["family"] for r in rows})
     models = sorted({r["model"] for r in rows})
-    colours = {m: plt.cm.tab10(i % 10) for i, m in enumerate(models)}
-    fig, axes = plt.subplots(1, len(families), figsize=(5.5 * len(families), 4.2), squeeze=False)
+    colours = {m: plt.cm.tab20(i % 20) for i, m in enumerate(models)}  # 12 models: tab10 would repeat
+    markers = dict(zip(models, "osD^v<>phX*P" * 3))
+    fig, axes = plt.subplots(1, len(families), figsize=(5.5 * len(families) + 2.2, 4.4), squeeze=False)
     for ax, family in zip(axes[0], families):
         for model in models:
             sel = sorted(
@@ -125,8 +126,8 @@ def plot(rows: list[dict]):
                 x,
                 [r["acc_mean"] for r in sel],
                 yerr=[np.nan_to_num(r["acc_std"]) for r in sel],
-                marker="o",
-                ms=3,
+                marker=markers[model],
+                ms=4,
                 capsize=2,
                 color=colours[model],
                 label=model,
@@ -140,7 +141,7 @@ def plot(rows: list[dict]):
         ax.set_xlabel("input dimension d")
         ax.set_ylabel("test accuracy")
         ax.set_ylim(0.4, 1.02)
-    axes[0][-1].legend(fontsize=7, loc="lower left")
+    axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.tight_layout()
     return fig
 

@@ -119,6 +119,19 @@ class MlflowSweepCallback(Callback):
             raise SystemExit(1)
 
 
+def seed_count(overrides: list[str], params: dict) -> int:
+    """Seeds a sweep runs: the command line's ``seed=…`` (a sweep or one value), else the preset's
+    ``hydra.sweeper.params.seed``, else the one default seed."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    given = [o for o in overrides if re.match(r"^\+?seed=", o)]
+    text = given[-1] if given else (f"seed={params['seed']}" if "seed" in (params or {}) else None)
+    if text is None:
+        return 1
+    (ov,) = OverridesParser.create().parse_overrides([text])
+    return len(list(ov.sweep_string_iterator())) if ov.is_sweep_override() else 1
+
+
 def _config_key(overrides: str, common: set[str]) -> str:
     """The overrides that vary across jobs, without ``seed=…`` or ``cv.fold=…``: jobs that
     differ only in seed (or fold) share a key."""

@@ -92,6 +92,11 @@ def fetch_checkpoint(cfg: DictConfig, run_id: str) -> Path:
         raise ConfigError(f"run_id {run_id!r}: no such run in {m['tracking_uri']} ({first})") from None
     ckpts = sorted(f for f in files if f.endswith(".ckpt"))
     if not ckpts:
+        if retry(lambda: client.get_run(run_id)).data.tags.get("model.kind") == "fitted":
+            raise ConfigError(
+                f"run {run_id} is a fitted model (a kernel method or scikit-learn estimator): fitted models "
+                "are not saved (nothing hqexp reads may run code); fit it again with hqexp train"
+            )
         raise ConfigError(f"run {run_id} has no checkpoint under checkpoints/ in {m['tracking_uri']}")
     pick = next((f for f in ckpts if Path(f).name.startswith("best")), ckpts[-1])
     dest = output_dir() / "source_checkpoint"
