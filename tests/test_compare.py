@@ -139,3 +139,23 @@ def test_a_comparison_with_fewer_than_two_seeds_is_one_line(tmp_path, args):
     out = hqexp_here(["sweep", "dataset=iris", *TINY, *args], tmp_path, check=False)
     assert out.returncode == 2 and "needs at least 2 seeds per side; this sweep runs 1" in error_line(out)
     assert not runs(tmp_path)  # before any job
+
+
+def test_a_dotted_key_names_the_sides_as_the_study_presets_do():
+    """sweep=sfl_study / privacy_study compare by model.server_head (a key, not a group)."""
+
+    def head(run, value, fed):
+        run.data.params["model.server_head"] = value
+        run.data.tags["hqexp.overrides"] = f"federation={fed} model.server_head={value} seed={run.data.params['seed']}"
+        return run
+
+    children = []
+    for fed, gain in (("fl", 0.02), ("sl", -0.01)):
+        children += [head(_run("split_conv1d", s, 0.6 + 0.01 * s), "classical", fed) for s in range(4)]
+        children += [head(_run("split_conv1d", s, 0.6 + gain + 0.01 * s), "quantum", fed) for s in range(4)]
+    rows = verdict_rows(children, "test/acc", "model.server_head", "classical")
+    assert [(r["cell"], r["side"], r["n_pairs"]) for r in rows] == [
+        ("federation=fl", "quantum", 4),
+        ("federation=sl", "quantum", 4),
+    ]
+    assert [r["diff_mean"] for r in rows] == [pytest.approx(0.02), pytest.approx(-0.01)]
