@@ -40,6 +40,13 @@ class FittedClassifier(ClassifierMixin, BaseEstimator):
         return {}
 
 
+def positive(value, key: str, model: str, integer: bool = False) -> None:
+    """One line unless ``value`` is a positive int (``integer``) or number: ``model.<key>`` checks."""
+    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok or value <= 0:
+        raise ConfigError(f"model={model}: {key} must be a positive {'int' if integer else 'number'}, got {value!r}")
+
+
 def backend_name(backend: Mapping | str | None) -> str:
     """The backend choice of a model config (``${backend}`` mapping or a name)."""
     if backend is None:

@@ -24,16 +24,10 @@ import numpy as np
 import torch
 
 from hqexp.errors import ConfigError
-from hqexp.models.fitted import FittedClassifier, backend_name, minmax, platt_svc, refuse_shots
+from hqexp.models.fitted import FittedClassifier, backend_name, minmax, platt_svc, positive, refuse_shots
 from hqexp.quantum import kernels as qk
 
 HALF_PI = math.pi / 2
-
-
-def _positive(value, key: str, model: str, integer: bool = False) -> None:
-    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not ok or value <= 0:
-        raise ConfigError(f"model={model}: {key} must be a positive {'int' if integer else 'number'}, got {value!r}")
 
 
 class KernelSVC(FittedClassifier):
@@ -60,7 +54,7 @@ class KernelSVC(FittedClassifier):
         return self.scaler_.transform(np.asarray(X, dtype=np.float64)) * self.scaling
 
     def fit(self, X, y):
-        _positive(self.C, "C", self.name)
+        positive(self.C, "C", self.name)
         X = np.asarray(X, dtype=np.float64)
         rng = np.random.default_rng(self.random_state)
         svm_seed = int(rng.integers(100000))
@@ -128,7 +122,7 @@ class IQPKernelClassifier(KernelSVC):
     ) -> None:
         self.C, self.repeats, self.scaling = C, repeats, scaling
         self.n_features, self.n_classes, self.random_state, self.backend = n_features, n_classes, random_state, backend
-        _positive(repeats, "repeats", self.name, integer=True)
+        positive(repeats, "repeats", self.name, integer=True)
         refuse_shots(backend, self.name)
         if backend_name(backend) not in ("torch", "default_qubit"):
             raise ConfigError(
@@ -180,7 +174,7 @@ class SeparableKernelClassifier(KernelSVC):
     ) -> None:
         self.C, self.encoding_layers, self.scaling = C, encoding_layers, scaling
         self.n_features, self.n_classes, self.random_state, self.backend = n_features, n_classes, random_state, backend
-        _positive(encoding_layers, "encoding_layers", self.name, integer=True)
+        positive(encoding_layers, "encoding_layers", self.name, integer=True)
         _torch_only(backend, self.name)
 
     def _features(self, Xs):
@@ -214,9 +208,9 @@ class ProjectedQuantumKernel(KernelSVC):
     ) -> None:
         self.C, self.gamma_factor, self.t, self.trotter_steps, self.scaling = C, gamma_factor, t, trotter_steps, scaling
         self.n_features, self.n_classes, self.random_state, self.backend = n_features, n_classes, random_state, backend
-        _positive(gamma_factor, "gamma_factor", self.name)
-        _positive(t, "t", self.name)
-        _positive(trotter_steps, "trotter_steps", self.name, integer=True)
+        positive(gamma_factor, "gamma_factor", self.name)
+        positive(t, "t", self.name)
+        positive(trotter_steps, "trotter_steps", self.name, integer=True)
         _torch_only(backend, self.name)
 
     def _setup(self, n_features, rng):
@@ -269,8 +263,8 @@ class QuantumKitchenSinks(FittedClassifier):
     ) -> None:
         self.n_episodes, self.n_qfeatures, self.var, self.scaling = n_episodes, n_qfeatures, var, scaling
         self.n_features, self.n_classes, self.random_state, self.backend = n_features, n_classes, random_state, backend
-        _positive(n_episodes, "n_episodes", self.name, integer=True)
-        _positive(var, "var", self.name)
+        positive(n_episodes, "n_episodes", self.name, integer=True)
+        positive(var, "var", self.name)
         if not (n_qfeatures in ("full", "half") or (isinstance(n_qfeatures, int) and n_qfeatures > 0)):
             raise ConfigError(
                 f"model={self.name}: n_qfeatures must be full, half or a positive int, got {n_qfeatures!r}"

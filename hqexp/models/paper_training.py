@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from hqexp.errors import ConfigError
-from hqexp.models.fitted import FittedClassifier
+from hqexp.models.fitted import FittedClassifier, positive
 
 #: the loss curve logged as train/loss is thinned to at most this many points
 HISTORY_POINTS = 500
@@ -42,12 +42,7 @@ class PaperVariational(FittedClassifier):
 
     def _check_training(self) -> None:
         for key in ("learning_rate", "batch_size", "max_steps", "convergence_interval"):
-            v = getattr(self, key)
-            integer = key != "learning_rate"
-            if isinstance(v, bool) or not isinstance(v, int if integer else (int, float)) or v <= 0:
-                raise ConfigError(
-                    f"model={self.name}: {key} must be a positive {'int' if integer else 'number'}, got {v!r}"
-                )
+            positive(getattr(self, key), key, self.name, integer=key != "learning_rate")
 
     # ------------------------------------------------------------ per model
     def _prepare(self, X: np.ndarray, fit: bool) -> torch.Tensor:

@@ -24,7 +24,7 @@ import torch
 from torch.nn import functional as F
 
 from hqexp.errors import ConfigError
-from hqexp.models.fitted import minmax
+from hqexp.models.fitted import minmax, positive
 from hqexp.models.paper_training import PaperVariational
 from hqexp.quantum import gates
 from hqexp.quantum.kernels import iqp_states
@@ -57,11 +57,6 @@ class _Common(PaperVariational):
         self.n_features, self.n_classes, self.random_state = n_features, n_classes, random_state
 
 
-def _positive_int(value, key: str, model: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"model={model}: {key} must be a positive int, got {value!r}")
-
-
 class DressedQuantumCircuitClassifier(_Common):
     """Mari et al. 2020, as the paper runs it (``n_qubits = d``)."""
 
@@ -85,7 +80,7 @@ class DressedQuantumCircuitClassifier(_Common):
         self._init_common(
             learning_rate, batch_size, max_steps, convergence_interval, scaling, n_features, n_classes, random_state
         )
-        _positive_int(n_layers, "n_layers", self.name)
+        positive(n_layers, "n_layers", self.name, integer=True)
 
     def _prepare(self, X, fit):
         from sklearn.preprocessing import StandardScaler
@@ -153,8 +148,8 @@ class CircuitCentricClassifier(_Common):
         self._init_common(
             learning_rate, batch_size, max_steps, convergence_interval, scaling, n_features, n_classes, random_state
         )
-        _positive_int(n_input_copies, "n_input_copies", self.name)
-        _positive_int(n_layers, "n_layers", self.name)
+        positive(n_input_copies, "n_input_copies", self.name, integer=True)
+        positive(n_layers, "n_layers", self.name, integer=True)
 
     def _prepare(self, X, fit):
         k = max(1, math.ceil(math.log2(X.shape[1])))
@@ -206,8 +201,8 @@ class IQPVariationalClassifier(_Common):
         self._init_common(
             learning_rate, batch_size, max_steps, convergence_interval, scaling, n_features, n_classes, random_state
         )
-        _positive_int(repeats, "repeats", self.name)
-        _positive_int(n_layers, "n_layers", self.name)
+        positive(repeats, "repeats", self.name, integer=True)
+        positive(n_layers, "n_layers", self.name, integer=True)
         if n_features is not None and n_features < 2:
             raise ConfigError("model=iqp_variational measures Z_0 Z_1: it needs at least 2 features")
 
@@ -254,7 +249,7 @@ class SeparableVariationalClassifier(_Common):
         self._init_common(
             learning_rate, batch_size, max_steps, convergence_interval, scaling, n_features, n_classes, random_state
         )
-        _positive_int(encoding_layers, "encoding_layers", self.name)
+        positive(encoding_layers, "encoding_layers", self.name, integer=True)
 
     def _prepare(self, X, fit):
         if fit:
@@ -364,7 +359,7 @@ class DataReuploadingClassifier(_Common):
         self._init_common(
             learning_rate, batch_size, max_steps, convergence_interval, scaling, n_features, n_classes, random_state
         )
-        _positive_int(n_layers, "n_layers", self.name)
+        positive(n_layers, "n_layers", self.name, integer=True)
         if observable_type not in ("single", "half", "full"):
             raise ConfigError(
                 f"model={self.name}: observable_type must be single, half or full, got {observable_type!r}"

@@ -9,7 +9,6 @@ with PennyLane's conventions (wire 0 is the most significant bit; ``Rot(φ, θ, 
 
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 
 import torch
@@ -68,14 +67,6 @@ def strongly_entangling(psi: torch.Tensor, n: int, weights: torch.Tensor, imprim
             r = layer % (n - 1) + 1
             for i in range(n):
                 psi = two(psi, n, i, (i + r) % n)
-    return psi
-
-
-def hadamard_layer(psi: torch.Tensor, n: int) -> torch.Tensor:
-    """H on every wire."""
-    h = torch.tensor([[1, 1], [1, -1]], dtype=psi.dtype, device=psi.device) / math.sqrt(2)
-    for q in range(n):
-        psi = apply_1q(psi, n, q, h)
     return psi
 
 

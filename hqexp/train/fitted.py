@@ -125,7 +125,7 @@ def train_fitted(cfg: DictConfig, tags: dict | None = None, reference: dict | No
 
 
 def _tags(cfg: DictConfig, model, dm, extra: dict | None) -> dict[str, str]:
-    tags = {"federation": "none", "model.kind": "fitted", "backend_used": _backend_used(cfg, model), **(extra or {})}
+    tags = {"federation": "none", "model.kind": "fitted", "backend_used": _backend_used(model), **(extra or {})}
     if getattr(model, "paper_name", None):
         tags["model.paper_name"] = model.paper_name
     if hasattr(dm, "family") and hasattr(dm, "value"):  # the benchmark paper's datasets: for its file names
@@ -186,11 +186,11 @@ def _cross_validate(model, X, y, folds: int, rec) -> dict[str, float]:
     return {"cv/acc": float(np.mean(accs)), "cv/acc_std": float(np.std(accs)), "cv/folds": float(folds)}
 
 
-def _backend_used(cfg: DictConfig, model) -> str:
+def _backend_used(model) -> str:
+    from hqexp.models.fitted import backend_name
+
     backend = getattr(model, "backend", None)
-    if backend is None:
-        return "none (classical)"
-    return str(backend.get("name", "torch") if isinstance(backend, dict) else backend)
+    return "none (classical)" if backend is None else backend_name(backend)
 
 
 def _record(rec, model, dm, proba: np.ndarray, y_te: np.ndarray, metrics: dict, elapsed: float) -> None:
